@@ -1,0 +1,24 @@
+"""tfvae: variational autoencoders for Keras 3, TensorFlow and TensorFlow Probability."""
+from setuptools import find_packages, setup
+
+setup(
+    name="tfvae",
+    version="0.1.0",
+    description="A Keras 3 / TensorFlow Probability model zoo of variational autoencoders",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfvae", "tfvae.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        # The [tf] extra pulls tf-keras, without which `import tensorflow_probability` fails.
+        "tensorflow-probability[tf]>=0.24",
+        "tensorflow-datasets>=4.9",
+        "importlib_resources",  # tensorflow-datasets imports it when it builds a dataset
+        "matplotlib>=3.7",
+        "numpy",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    entry_points={"console_scripts": ["tfvae=tfvae.cli:main"]},
+)

@@ -1,0 +1,235 @@
+"""Datasets as `tf.data` pipelines of flat float32 images in [0, 1] (or {0, 1} when binarized).
+
+`load` finds the files itself: an explicit folder, `$TFVAE_DATA_DIR/<name>/`, Debian's dataset
+packages, then tensorflow-datasets; a missing or damaged file is an error that names it.
+"""
+import gzip
+import os
+import socket
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+DATASETS = ("mnist", "fashion_mnist")
+SPLITS = ("train", "validation", "test")
+BINARIZATIONS = (None, "dynamic", "fixed")
+
+# Standard IDX file stems per split (the names used by LeCun's MNIST and Zalando's Fashion-MNIST).
+_IDX_STEMS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
+_DEBIAN_DIRS = {"mnist": "/usr/share/datasets/mnist",
+                "fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+_HOW_TO_GET = {
+    "mnist": "put the four MNIST IDX files (e.g. train-images-idx3-ubyte.gz) in "
+             "$TFVAE_DATA_DIR/mnist/, or run on a machine with internet access so "
+             "tensorflow-datasets can download it",
+    "fashion_mnist": "`apt-get install dataset-fashion-mnist`, or put the Fashion-MNIST IDX "
+                     "files in $TFVAE_DATA_DIR/fashion_mnist/, or run on a machine with internet "
+                     "access so tensorflow-datasets can download it",
+}
+
+
+class DataError(ValueError):
+    """A dataset file is missing, truncated, corrupt or of the wrong shape."""
+
+
+def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, shuffle=None,
+         seed=0, validation_size=0, with_labels=False, drop_remainder=False):
+    """Loads an image dataset as a batched `tf.data.Dataset` of flat float32 vectors.
+
+    Args:
+        name: "mnist" or "fashion_mnist".
+        split: "train", "validation" or "test". With `validation_size=v > 0` the last v
+            training images form "validation" and "train" is the rest.
+        data_dir: a folder holding the IDX files; searched before anything else.
+        binarize: None (grey levels in [0, 1]); "dynamic" (x ~ Bernoulli(intensity), drawn
+            anew every epoch, the protocol of Burda et al. 2016 and Sonderby et al. 2016);
+            "fixed" (drawn once from `seed`, identical across runs: use it for test sets).
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch; defaults to True for "train" only.
+        seed: seed of the shuffle and of the binarization.
+        validation_size: number of training images held out as "validation".
+        with_labels: yield `(x, label)` pairs instead of `x`.
+        drop_remainder: drop the last, smaller batch.
+
+    Returns:
+        A `tf.data.Dataset` of float32 batches of shape [batch, 784] (and int32 labels).
+
+    Example:
+    >>> train = tfvae.data.load("mnist", "train", binarize="dynamic", batch_size=100)
+    """
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset. Expected one of {DATASETS}. Received: name={name!r}")
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split. Expected one of {SPLITS}. Received: split={split!r}")
+    if binarize not in BINARIZATIONS:
+        raise ValueError(f"Expected binarize in {BINARIZATIONS}. Received: binarize={binarize!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if split == "validation" and validation_size <= 0:
+        raise ValueError("split='validation' needs validation_size > 0 (e.g. 10000). "
+                         f"Received: validation_size={validation_size}")
+
+    images, labels = load_arrays(name, "test" if split == "test" else "train", data_dir=data_dir)
+    if split != "test" and validation_size > 0:
+        if validation_size >= len(images):
+            raise ValueError(f"validation_size must be below the {len(images)} training images. "
+                             f"Received: validation_size={validation_size}")
+        keep = slice(-validation_size, None) if split == "validation" else slice(None, -validation_size)
+        images, labels = images[keep], labels[keep]
+    if shuffle is None:
+        shuffle = split == "train"
+    return _pipeline(images, labels, binarize=binarize, batch_size=batch_size, shuffle=shuffle,
+                     seed=seed, with_labels=with_labels, drop_remainder=drop_remainder)
+
+
+def load_arrays(name, split, *, data_dir=None):
+    """Returns `(images, labels)`: uint8 [N, 784] and int32 [N] for split "train" or "test"."""
+    looked = []
+    for folder in _candidate_dirs(name, data_dir):
+        found = _find_idx_files(folder, split)
+        if found is None:
+            looked.append(f"{folder} (no {' / '.join(_IDX_STEMS[split])}[.gz])")
+            continue
+        images, labels = (read_idx(path) for path in found)
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"{found[0]}: expected images of shape [N, 28, 28]. "
+                            f"Received shape {images.shape}")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DataError(f"{found[1]}: expected {len(images)} labels to match {found[0]}. "
+                            f"Received shape {labels.shape}")
+        return images.reshape(len(images), -1), labels.astype(np.int32)
+
+    arrays, tfds_note = _load_tfds(name, split)
+    if arrays is not None:
+        return arrays
+    looked.append(tfds_note)
+    raise FileNotFoundError(
+        f"Could not find the {name!r} dataset ({split} split). Looked in:\n  - "
+        + "\n  - ".join(looked) + f"\nTo get it: {_HOW_TO_GET[name]}.")
+
+
+def read_idx(path):
+    """Reads one IDX file (optionally gzip-compressed) into a numpy array, checking it fully.
+
+    The IDX format (LeCun et al.): a big-endian header of magic number 0x00000800 + ndim
+    (0x08 = unsigned byte data), then ndim big-endian int32 sizes, then the bytes.
+    """
+    try:
+        if str(path).endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read the file, the gzip stream is corrupt or truncated "
+                        f"({e}). Delete it and fetch it again.") from e
+    if len(raw) < 4:
+        raise DataError(f"{path}: file is {len(raw)} bytes, too short for an IDX header.")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in (_IMAGE_MAGIC, _LABEL_MAGIC):
+        raise DataError(f"{path}: bad magic number {magic:#010x}; expected {_IMAGE_MAGIC:#010x} "
+                        f"(images) or {_LABEL_MAGIC:#010x} (labels). Is this an IDX file?")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header ({len(raw)} bytes).")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise DataError(f"{path}: header announces shape {shape} ({expected} bytes) but the file "
+                        f"holds {len(raw)} bytes: it is truncated or padded.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def binarize_fixed(images, seed=0):
+    """x ~ Bernoulli(pixel / 255), drawn once from `seed`: uint8 {0, 1} of the same shape."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) * 255.0 < images).astype(np.uint8)
+
+
+def _candidate_dirs(name, data_dir):
+    dirs = []
+    if data_dir is not None:
+        dirs.append(os.fspath(data_dir))
+    if os.environ.get("TFVAE_DATA_DIR"):
+        dirs.append(os.path.join(os.environ["TFVAE_DATA_DIR"], name))
+    else:
+        dirs.append("$TFVAE_DATA_DIR/<name> (TFVAE_DATA_DIR is not set)")
+    dirs.append(_DEBIAN_DIRS[name])
+    return dirs
+
+
+def _find_idx_files(folder, split):
+    paths = []
+    for stem in _IDX_STEMS[split]:
+        candidates = [os.path.join(folder, stem + suffix) for suffix in (".gz", "")]
+        existing = [p for p in candidates if os.path.isfile(p)]
+        if not existing:
+            return None
+        paths.append(existing[0])
+    return paths
+
+
+def _online(host="storage.googleapis.com", timeout=3.0):
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_tfds(name, split):
+    """Returns ((images, labels) or None, a note for the not-found message)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        return None, "tensorflow-datasets (not installed)"
+    try:
+        ds = tfds.load(name, split=split, as_supervised=True, download=False)
+    except AssertionError:  # tfds' way of saying the dataset is not prepared locally
+        if not _online():
+            return None, ("tensorflow-datasets (not prepared in its data dir, and the machine "
+                          "is offline so it cannot download)")
+        ds = tfds.load(name, split=split, as_supervised=True, download=True)
+    images, labels = [], []
+    for batch_x, batch_y in tfds.as_numpy(ds.batch(10000)):
+        images.append(batch_x.reshape(len(batch_x), -1))
+        labels.append(batch_y)
+    return (np.concatenate(images), np.concatenate(labels).astype(np.int32)), "tensorflow-datasets"
+
+
+def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_labels, drop_remainder):
+    """Batches by gathering shuffled indices, so every map runs once per batch (vectorized)."""
+    if binarize == "fixed":
+        images = binarize_fixed(images, seed) * np.uint8(255)
+    images = tf.constant(images)
+    labels = tf.constant(labels)
+    ds = tf.data.Dataset.range(images.shape[0])
+    if shuffle:
+        ds = ds.shuffle(images.shape[0], seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    def gather(idx):
+        return tf.cast(tf.gather(images, idx), tf.float32) / 255.0, tf.gather(labels, idx)
+
+    if binarize == "dynamic":
+        # A fresh stateless seed pair per batch: different every epoch, fixed by `seed`.
+        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def gather_and_binarize(idx, noise_seed):
+            x, y = gather(idx)
+            u = tf.random.stateless_uniform(tf.shape(x), seed=noise_seed)
+            return tf.cast(u < x, tf.float32), y
+
+        ds = tf.data.Dataset.zip(ds, noise_seeds).map(
+            gather_and_binarize, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    if not with_labels:
+        ds = ds.map(lambda x, y: x)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,213 @@
+"""Keras 3 layers that map features to the parameters of TFP distributions, and the KL helper.
+
+Layers return dicts of tensors (never `tfp.layers`, which only runs on Keras 2); each layer's
+`distribution(params)` builds the matching `tfd` distribution over its last axis. Parameters are
+cast to float32 so the distribution maths stays in float32 under mixed precision.
+"""
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import estimators
+
+tfd = tfp.distributions
+
+SCALE_ACTIVATIONS = ("softplus", "exp")
+
+
+class DistributionLayer(keras.layers.Layer):
+    """Base: a Dense projection of the features to `params_size` numbers, split into parameters.
+
+    With `project=False` the features must already have `params_size` columns (e.g. the output
+    of a convolutional decoder), and are split without a projection.
+    """
+
+    def __init__(self, event_size, project=True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(event_size, int) or event_size < 1:
+            raise ValueError(f"event_size must be a positive integer. Received: event_size={event_size!r}")
+        self.event_size = event_size
+        self.project = project
+        self.projection = keras.layers.Dense(self.params_size, name="projection") if project else None
+
+    @property
+    def params_size(self):
+        """Number of network outputs the layer consumes per example."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        if self.project:
+            self.projection.build(input_shape)
+        elif input_shape[-1] is not None and input_shape[-1] != self.params_size:
+            raise ValueError(f"{self.name}: with project=False the features need {self.params_size} "
+                             f"columns. Received: input_shape={input_shape}")
+
+    def call(self, features):
+        raw = self.projection(features) if self.project else features
+        return self.params_from_raw(tf.cast(raw, tf.float32))
+
+    def params_from_raw(self, raw):
+        raise NotImplementedError
+
+    def mean(self, params):
+        """E[x] under the distribution given by `params`."""
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(event_size=self.event_size, project=self.project)
+        return config
+
+
+def _positive(raw, activation, min_scale):
+    """softplus(raw) + min or exp(raw) + min: a scale bounded away from zero."""
+    return (tf.nn.softplus(raw) if activation == "softplus" else tf.exp(raw)) + min_scale
+
+
+def _check_scale_options(scale_activation, min_scale):
+    if scale_activation not in SCALE_ACTIVATIONS:
+        raise ValueError(f"scale_activation must be one of {SCALE_ACTIVATIONS}. "
+                         f"Received: scale_activation={scale_activation!r}")
+    if not min_scale >= 0:
+        raise ValueError(f"min_scale must be >= 0. Received: min_scale={min_scale!r}")
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class DiagonalGaussian(DistributionLayer):
+    """N(loc, diag(scale^2)) with scale = softplus(raw) + min_scale (or exp(raw) + min_scale).
+
+    Outputs {"loc", "scale"}; `sample` is pathwise: z = loc + scale * eps, eps ~ N(0, I)
+    (Kingma & Welling 2014, section 2.4), so gradients flow to loc and scale.
+    """
+
+    def __init__(self, event_size, scale_activation="softplus", min_scale=1e-4, project=True,
+                 **kwargs):
+        _check_scale_options(scale_activation, min_scale)
+        super().__init__(event_size, project=project, **kwargs)
+        self.scale_activation = scale_activation
+        self.min_scale = min_scale
+
+    @property
+    def params_size(self):
+        return 2 * self.event_size
+
+    def params_from_raw(self, raw):
+        loc, raw_scale = tf.split(raw, 2, axis=-1)
+        return {"loc": loc, "scale": _positive(raw_scale, self.scale_activation, self.min_scale)}
+
+    def distribution(self, params):
+        return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+
+    def sample(self, params, seed, num_samples=None):
+        """Pathwise sample(s): [num_samples, *batch, event] (or [*batch, event] when None)."""
+        return estimators.pathwise_gaussian(params["loc"], params["scale"], seed, num_samples)
+
+    def mean(self, params):
+        return params["loc"]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale_activation=self.scale_activation, min_scale=self.min_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Bernoulli(DistributionLayer):
+    """Independent Bernoulli(sigmoid(logits)) over `event_size` binary units.
+
+    Outputs {"logits", "probs"}; log p(x) = sum_i x_i l_i - softplus(l_i).
+    """
+
+    @property
+    def params_size(self):
+        return self.event_size
+
+    def params_from_raw(self, raw):
+        return {"logits": raw, "probs": tf.sigmoid(raw)}
+
+    def sample(self, params, seed):
+        """x_i = 1[u_i < p_i], u_i ~ U(0, 1): a float32 {0, 1} draw (stateless, from `seed`)."""
+        u = tf.random.stateless_uniform(tf.shape(params["probs"]), seed=estimators.seed_pair(seed))
+        return tf.cast(u < params["probs"], tf.float32)
+
+    def distribution(self, params):
+        return tfd.Independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32), 1)
+
+    def mean(self, params):
+        return params["probs"]
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class GaussianLikelihood(DistributionLayer):
+    """N(loc, diag(scale^2)) for real-valued data, loc from the features.
+
+    `scale=None` learns one scale per dimension (softplus(raw) + min_scale, shared by all
+    examples); a float fixes it. Outputs {"loc", "scale"}.
+    """
+
+    def __init__(self, event_size, scale=None, min_scale=1e-3, project=True, **kwargs):
+        if scale is not None and not scale > 0:
+            raise ValueError(f"scale must be None (learned) or a positive float. Received: scale={scale!r}")
+        _check_scale_options("softplus", min_scale)
+        super().__init__(event_size, project=project, **kwargs)
+        self.scale = scale
+        self.min_scale = min_scale
+
+    @property
+    def params_size(self):
+        return self.event_size
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.scale is None:
+            # softplus(0.5413) = 1: start at unit scale.
+            self.raw_scale = self.add_weight(shape=(self.event_size,), name="raw_scale",
+                                             initializer=keras.initializers.Constant(0.5413))
+
+    def params_from_raw(self, raw):
+        if self.scale is None:
+            scale = _positive(tf.cast(self.raw_scale, tf.float32), "softplus", self.min_scale)
+        else:
+            scale = tf.constant(self.scale, tf.float32)
+        return {"loc": raw, "scale": tf.broadcast_to(scale, tf.shape(raw))}
+
+    def distribution(self, params):
+        return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+
+    def sample(self, params, seed):
+        return estimators.pathwise_gaussian(params["loc"], params["scale"], seed)
+
+    def mean(self, params):
+        return params["loc"]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale=self.scale, min_scale=self.min_scale)
+        return config
+
+
+def kl_divergence(q, p, z=None, analytic=True):
+    """KL[q || p] = E_q[log q(z) - log p(z)], per batch element.
+
+    With `analytic=True` and a closed form registered in TFP for the pair (e.g. Gaussian vs
+    Gaussian: log(s_p/s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) - 1/2), that closed form;
+    otherwise the Monte Carlo estimate log q(z) - log p(z) at samples `z` drawn from q
+    (reparameterized, so it is differentiable too; one value per sample).
+
+    Args:
+        q, p: `tfd.Distribution`s with the same event shape.
+        z: samples of q, [*sample, *batch, *event]; needed unless the closed form is used.
+        analytic: use the closed form when one exists.
+
+    Returns:
+        The KL, of shape [*batch] (closed form) or [*sample, *batch] (Monte Carlo).
+    """
+    if analytic:
+        try:
+            return tfd.kl_divergence(q, p)
+        except NotImplementedError:
+            pass
+    if z is None:
+        raise ValueError(f"No closed-form KL between {type(q).__name__} and {type(p).__name__} "
+                         "(or analytic=False): pass samples z of q for the Monte Carlo estimate.")
+    return q.log_prob(z) - p.log_prob(z)

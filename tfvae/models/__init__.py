@@ -1,0 +1,5 @@
+"""Model classes of tfvae."""
+from tfvae.models.base import BaseVAE
+from tfvae.models.vae import VAE
+
+__all__ = ["BaseVAE", "VAE"]

@@ -1,0 +1,222 @@
+"""BaseVAE: the loss, metrics, likelihood estimates and sampling that every tfvae model shares.
+
+A model subclass says how to encode, decode and draw its latents (`_forward`); this class turns
+that into the training objective (ELBO or IWAE bound, beta, KL warm-up), Keras metrics and the
+public API of DESIGN.md. Keras owns the loop: only `compute_loss` and `metrics` are overridden.
+"""
+import math
+
+import keras
+import tensorflow as tf
+
+from tfvae import distributions, estimators, objectives
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def make_likelihood(likelihood, input_dim, likelihood_scale=None, project=True):
+    """The distribution layer for p(x|z): Bernoulli (binary data) or Gaussian (real data)."""
+    if likelihood == "bernoulli":
+        if likelihood_scale is not None:
+            raise ValueError("likelihood_scale applies to likelihood='gaussian' only. "
+                             f"Received: likelihood_scale={likelihood_scale!r}")
+        return distributions.Bernoulli(input_dim, project=project, name="likelihood")
+    if likelihood == "gaussian":
+        return distributions.GaussianLikelihood(input_dim, scale=likelihood_scale, project=project,
+                                                name="likelihood")
+    raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
+
+
+class BaseVAE(keras.Model):
+    """Shared machinery of the VAE family; subclasses implement `_forward` and the codecs.
+
+    Objective for k = `num_samples` posterior samples z_i ~ q(z|x), with w = beta * warm-up:
+      k = 1: log p(x|z) - w * KL[q(z|x) || p(z)]                     (the ELBO when w = 1)
+      k > 1: log (1/k) sum_i p(x|z_i) (p(z_i) / q(z_i|x))^w          (IWAE, Burda et al. 2016)
+    Metrics: `loss`, `elbo`, `kl` (the rate) and `distortion` (-log p(x|z)), in nats per example.
+    """
+
+    def __init__(self, input_dim, likelihood="bernoulli", likelihood_scale=None, analytic_kl=True,
+                 num_samples=1, beta=1.0, free_bits=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(input_dim, int) or input_dim < 1:
+            raise ValueError(f"input_dim must be a positive integer. Received: input_dim={input_dim!r}")
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}")
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0. Received: beta={beta!r}")
+        if not free_bits >= 0:
+            raise ValueError(f"free_bits must be >= 0. Received: free_bits={free_bits!r}")
+        if free_bits > 0 and num_samples > 1:
+            raise ValueError("free_bits applies to the ELBO (num_samples=1), not the IWAE bound. "
+                             f"Received: free_bits={free_bits}, num_samples={num_samples}")
+        self.input_dim = input_dim
+        self.likelihood = likelihood
+        self.likelihood_scale = likelihood_scale
+        self.analytic_kl = bool(analytic_kl)
+        self.num_samples = num_samples
+        self.beta = float(beta)
+        self.free_bits = float(free_bits)
+        self.seed = seed
+        self.likelihood_layer = make_likelihood(likelihood, input_dim, likelihood_scale,
+                                                project=self._projects_likelihood())
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        # Multiplies beta; the KLWarmup callback moves it from 0 to 1.
+        self.kl_warmup = keras.Variable(1.0, trainable=False, dtype="float32", name="kl_warmup")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names()}
+
+    # -- what a subclass provides -------------------------------------------------------------
+    def _projects_likelihood(self):
+        """False when the decoder network already outputs the likelihood's parameters."""
+        return True
+
+    def metric_names(self):
+        """Per-example terms tracked as metrics besides Keras' own `loss`."""
+        return ("elbo", "kl", "distortion")
+
+    def _forward(self, x, num_samples, seed, training=False):
+        """Draws k latent samples per example and returns per-sample terms:
+
+        `log_likelihood` [k, B] = log p(x|z); `log_weight` [k, B] = log p(x, z) - log q(z|x);
+        `rate` [k or 1, B] = the KL estimate (closed form where asked and available);
+        `penalized_rate` the rate after free bits; and optional extra entries (e.g. `kl_0`).
+        """
+        raise NotImplementedError
+
+    def prior_sample(self, num_samples, seed):
+        """z ~ p(z) in the layout `decode` takes: [num_samples, latent]."""
+        raise NotImplementedError
+
+    def reconstruct(self, x):
+        """The likelihood's mean at the posterior mean of z: a deterministic reconstruction."""
+        raise NotImplementedError
+
+    # -- the objective --------------------------------------------------------------------------
+    def call(self, x, training=False):
+        """Per-example terms of the training objective (a dict of [batch] tensors)."""
+        return self.loss_terms(x, training=training)
+
+    def loss_terms(self, x, num_samples=None, seed=None, training=False):
+        """Per-example `objective`, `elbo`, `kl`, `distortion` (and extras) for a batch x."""
+        x = self._check_input(x)
+        k = num_samples or self.num_samples
+        terms = self._forward(x, k, self.seed_generator if seed is None else seed, training)
+        log_likelihood = terms.pop("log_likelihood")
+        log_weight = terms.pop("log_weight")
+        # A closed-form rate is [B]; broadcast it to the [k, B] of the sampled terms.
+        rate = terms.pop("rate") + tf.zeros_like(log_likelihood)
+        penalized_rate = terms.pop("penalized_rate") + tf.zeros_like(log_likelihood)
+        rate_weight = self.beta * self.kl_warmup
+        if k == 1:
+            objective = log_likelihood[0] - rate_weight * penalized_rate[0]
+        else:
+            log_prior_ratio = log_weight - log_likelihood  # log p(z) - log q(z|x)
+            objective = objectives.iwae_bound(log_likelihood + rate_weight * log_prior_ratio)
+        per_example = {name: tf.reduce_mean(v + tf.zeros_like(log_likelihood), axis=0)
+                       for name, v in terms.items()}  # extras such as per-layer KLs
+        per_example.update(
+            objective=objective,
+            elbo=tf.reduce_mean(log_likelihood - rate, axis=0),
+            kl=tf.reduce_mean(rate, axis=0),
+            distortion=-tf.reduce_mean(log_likelihood, axis=0),
+        )
+        return per_example
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Minus the weighted mean objective, plus regularization losses."""
+        terms = y_pred if y_pred is not None else self(x, training=training)
+        loss = -_weighted_mean(terms["objective"], sample_weight)
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name], sample_weight=sample_weight)
+        if self.losses:
+            loss = loss + tf.add_n(self.losses)
+        # Under tf.distribute each replica's gradient is summed: average over replicas here,
+        # as Keras' own losses do (the train step unscales the `loss` metric again).
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+    # -- the public API ------------------------------------------------------------------------
+    def elbo(self, x, seed=None):
+        """Per-example ELBO: one posterior sample, closed-form KL where available."""
+        return self.loss_terms(x, num_samples=1, seed=seed)["elbo"]
+
+    def log_prob(self, x, num_samples=5000, chunk_size=None, seed=None):
+        """Per-example IWAE estimate of log p(x): log (1/k) sum_i p(x, z_i) / q(z_i|x).
+
+        Burda et al. 2016; a lower bound in expectation that tightens as k grows. The k samples
+        are drawn in chunks of `chunk_size` (default: about 2^16 decoder rows per chunk), so
+        memory stays bounded for k = 5000.
+
+        Args:
+            x: float32 [batch, input_dim].
+            num_samples: k.
+            chunk_size: samples per chunk.
+            seed: int for a reproducible estimate; None draws from the model's generator.
+
+        Returns:
+            float32 [batch].
+        """
+        x = self._check_input(x)
+        batch = int(x.shape[0])
+        if chunk_size is None:
+            chunk_size = max(1, min(num_samples, 2 ** 16 // max(batch, 1)))
+        total = None
+        for i, start in enumerate(range(0, num_samples, chunk_size)):
+            size = min(chunk_size, num_samples - start)
+            chunk_seed = (estimators.seed_pair(self.seed_generator) if seed is None
+                          else tf.constant([seed, i], tf.int32))
+            part = self._log_weight_logsumexp(x, size, chunk_seed)
+            total = part if total is None else tf.experimental.numpy.logaddexp(total, part)
+        return total - math.log(num_samples)
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def _log_weight_logsumexp(self, x, num_samples, seed):
+        return tf.reduce_logsumexp(self._forward(x, num_samples, seed)["log_weight"], axis=0)
+
+    def sample(self, num_samples, seed=None, mean=True):
+        """`num_samples` draws of x from the model: z ~ p(z), then p(x|z)'s mean (or a draw).
+
+        Args:
+            num_samples: how many.
+            seed: int for reproducible samples; None draws from the model's generator.
+            mean: return E[x|z] (smooth images) instead of a sample of p(x|z).
+        """
+        seed = self.seed_generator if seed is None else seed
+        z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(
+            estimators.seed_pair(seed), 2))
+        params = self.decode(self.prior_sample(num_samples, z_seed))
+        if mean:
+            return self.likelihood_layer.mean(params)
+        return self.likelihood_layer.sample(params, x_seed)
+
+    def _check_input(self, x):
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            raise ValueError(f"{type(self).__name__} expects float inputs in [0, 1] of shape "
+                             f"[batch, {self.input_dim}]. Received dtype {x.dtype.name}; "
+                             "convert images with x.astype('float32') / 255.")
+        if x.shape.rank != 2 or (x.shape[-1] is not None and x.shape[-1] != self.input_dim):
+            raise ValueError(f"{type(self).__name__} expects inputs of shape [batch, "
+                             f"{self.input_dim}]. Received shape {x.shape}.")
+        return tf.cast(x, tf.float32)
+
+    def _decode_samples(self, z, training=False):
+        """Decodes z of shape [k, B, L] by flattening to [k*B, L]; params come back [k, B, D]."""
+        k, b = tf.shape(z)[0], tf.shape(z)[1]
+        params = self.decode(tf.reshape(z, [k * b, -1]), training=training)
+        return {name: tf.reshape(v, tf.concat([[k, b], tf.shape(v)[1:]], 0))
+                for name, v in params.items()}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, likelihood=self.likelihood,
+                      likelihood_scale=self.likelihood_scale, analytic_kl=self.analytic_kl,
+                      num_samples=self.num_samples, beta=self.beta, free_bits=self.free_bits,
+                      seed=self.seed)
+        return config
+
+
+def _weighted_mean(values, sample_weight):
+    if sample_weight is None:
+        return tf.reduce_mean(values)
+    sample_weight = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
+    return tf.reduce_sum(values * sample_weight) / tf.maximum(tf.reduce_sum(sample_weight), 1e-12)

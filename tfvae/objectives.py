@@ -1,0 +1,35 @@
+"""Variational objectives: the ELBO, the importance-weighted bound, and free bits.
+
+Names follow the rate-distortion view (Alemi et al. 2018): distortion = -log p(x|z),
+rate = KL[q(z|x) || p(z)], elbo = -(rate + distortion).
+"""
+import tensorflow as tf
+
+
+def log_mean_exp(values, axis=0):
+    """log (1/k) sum_i exp(v_i) along `axis`, computed stably."""
+    k = tf.cast(tf.shape(values)[axis], values.dtype)
+    return tf.reduce_logsumexp(values, axis=axis) - tf.math.log(k)
+
+def iwae_bound(log_weights):
+    """L_k = log (1/k) sum_i w_i with log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x).
+
+    Burda, Grosse & Salakhutdinov 2016, eq. (8): L_1 is the ELBO, L_k <= L_{k+1} <= log p(x)
+    in expectation. `log_weights` is [k, *batch]; returns [*batch].
+    """
+    return log_mean_exp(log_weights, axis=0)
+
+def free_bits_rate(rate_per_unit, free_bits):
+    """The rate with a floor per latent unit: sum_j max(lambda, E_batch[KL_j]).
+
+    Kingma et al. 2016 (IAF), eq. (15). Written per example so it can be averaged with sample
+    weights: a unit whose batch-average KL is below lambda contributes the constant lambda
+    (no gradient); the others contribute their KL. `rate_per_unit` is [..., batch, units].
+    """
+    if free_bits <= 0:
+        return tf.reduce_sum(rate_per_unit, axis=-1)
+    batch_axes = list(range(len(rate_per_unit.shape) - 1))
+    average = tf.reduce_mean(rate_per_unit, axis=batch_axes, keepdims=True)
+    floored = tf.where(average > free_bits, rate_per_unit, tf.cast(free_bits, rate_per_unit.dtype))
+    return tf.reduce_sum(floored, axis=-1)
+
