@@ -197,6 +197,9 @@ class BaseVAE(keras.Model):
         if x.shape.rank != 2 or (x.shape[-1] is not None and x.shape[-1] != self.input_dim):
             raise ValueError(f"{type(self).__name__} expects inputs of shape [batch, "
                              f"{self.input_dim}]. Received shape {x.shape}.")
+        if not self.built:
+            # Build from the declared width, not the first batch, so any batch size works later.
+            self.build((None, self.input_dim))
         return tf.cast(x, tf.float32)
 
     def _decode_samples(self, z, training=False):

@@ -1,0 +1,144 @@
+"""Training configs: plain nested dicts of values, read from a Python file's `get_config()`.
+
+A variant imports the default config beside it and changes only what differs; every key is
+checked against `DEFAULTS` (and model keys against the model's constructor), so a typo is an
+error that names the key instead of a silently ignored setting.
+"""
+import ast
+import copy
+import inspect
+import os
+import runpy
+import sys
+
+DEFAULTS = {
+    "name": "vae_mnist",
+    "data": {
+        "name": "mnist",
+        "binarize": "dynamic",       # training set; the test set uses "fixed" (or None)
+        "test_binarize": "fixed",
+        "batch_size": 100,
+        "test_batch_size": 500,
+        "validation_size": 0,        # > 0 holds out the last N training images
+        "seed": 0,
+    },
+    "model": {"class_name": "VAE"},  # the rest are the model constructor's arguments
+    "optimizer": {
+        "learning_rate": 1e-3,
+        "epsilon": 1e-7,
+        "clipnorm": None,
+        "decay_per_epoch": 1.0,      # learning rate multiplied by this after every epoch
+    },
+    "training": {
+        "epochs": 10,
+        "kl_warmup_epochs": 0,
+        "jit_compile": True,
+        "seed": 0,
+    },
+    "evaluation": {
+        "iwae_samples": 0,           # k of the IWAE test NLL after training (0: skip)
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A config key or value that tfvae does not accept."""
+
+
+def load(path, overrides=()):
+    """Reads `get_config()` from a Python file, applies `key.sub=value` overrides, validates.
+
+    Returns:
+        The full config: `DEFAULTS` updated with the file's values and the overrides.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"Config file not found: {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)  # so a variant can `from vae_mnist import get_config`
+    try:
+        namespace = runpy.run_path(path)
+    finally:
+        sys.path.remove(folder)
+    if "get_config" not in namespace:
+        raise ConfigError(f"{path} must define get_config() returning a dict.")
+    config = merge(DEFAULTS, namespace["get_config"](), where=path)
+    for item in overrides:
+        apply_override(config, item)
+    validate(config)
+    return config
+
+
+def merge(base, update, where="config", prefix=""):
+    """A copy of `base` with `update`'s values; keys missing from `base` are an error."""
+    result = copy.deepcopy(base)
+    for key, value in update.items():
+        name = prefix + key
+        if key not in base and prefix != "model.":
+            raise ConfigError(f"{where}: unknown config key {name!r}. "
+                              f"Known keys here: {sorted(base)}")
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            result[key] = merge(base[key], value, where, prefix=name + ".")
+        else:
+            result[key] = value
+    return result
+
+
+def apply_override(config, item):
+    """Applies one `a.b=value` override in place; the value is a Python literal or a string."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. training.epochs=3). Received: {item!r}")
+    key, text = item.split("=", 1)
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    *parents, leaf = key.strip().split(".")
+    node = config
+    for i, part in enumerate(parents):
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"unknown config key {'.'.join(parents[:i + 1])!r} in --set {item!r}")
+        node = node[part]
+    if leaf not in node and parents != ["model"]:
+        raise ConfigError(f"unknown config key {key!r} in --set {item!r}. Known keys here: {sorted(node)}")
+    node[leaf] = value
+
+
+def validate(config):
+    """Checks the model keys against the model class's constructor."""
+    from tfvae import models
+
+    class_name = config["model"].get("class_name")
+    model_class = getattr(models, str(class_name), None)
+    if not (inspect.isclass(model_class) and issubclass(model_class, models.BaseVAE)):
+        raise ConfigError(f"model.class_name must name a tfvae model (e.g. 'VAE'). "
+                          f"Received: {class_name!r}")
+    accepted = _constructor_args(model_class)
+    for key in config["model"]:
+        if key != "class_name" and key not in accepted:
+            raise ConfigError(f"unknown config key 'model.{key}' for {class_name}. "
+                              f"Accepted: {sorted(accepted)}")
+    if not isinstance(config["training"]["epochs"], int) or config["training"]["epochs"] < 1:
+        raise ConfigError(f"training.epochs must be a positive integer. "
+                          f"Received: {config['training']['epochs']!r}")
+
+
+def build_model(config):
+    """The model the config describes (constructor errors name the offending argument)."""
+    from tfvae import models
+
+    kwargs = {k: v for k, v in config["model"].items() if k != "class_name"}
+    try:
+        return getattr(models, config["model"]["class_name"])(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model config: {e}") from e
+
+
+def _constructor_args(cls):
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names.update(p for p in inspect.signature(klass.__init__).parameters
+                         if p not in ("self", "kwargs", "args"))
+        if klass.__name__ == "BaseVAE":
+            break
+    return names

@@ -1,0 +1,98 @@
+"""Train a model from a config: data, model, optimizer, `model.fit`, test evaluation, outputs.
+
+The output folder holds `model.keras`, `config.json` and `metrics.json` (one entry per epoch,
+then the test results), all written atomically. A run that is killed resumes from its last
+finished epoch when started again with the same output folder (`BackupAndRestore`).
+"""
+import os
+import time
+
+import keras
+
+from tfvae import callbacks as tfvae_callbacks
+from tfvae import config as tfvae_config
+from tfvae import data, evaluation, files
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Keeps `metrics.json` current after every epoch, across resumed runs."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = files.read_json(self.path, default={"epochs": []})
+        entries = [e for e in record["epochs"] if e["epoch"] != epoch + 1]
+        entry = {k: float(v) for k, v in (logs or {}).items()}
+        entry.update(epoch=epoch + 1, seconds=time.time() - self._start)
+        record["epochs"] = sorted(entries + [entry], key=lambda e: e["epoch"])
+        files.write_json(self.path, record)
+
+
+def datasets(config):
+    """(train, test) datasets of the config's `data` section."""
+    d = config["data"]
+    train = data.load(d["name"], "train", binarize=d["binarize"], batch_size=d["batch_size"],
+                      seed=d["seed"], validation_size=d["validation_size"])
+    test = data.load(d["name"], "validation" if d["validation_size"] else "test",
+                     binarize=d["test_binarize"], batch_size=d["test_batch_size"], seed=d["seed"],
+                     validation_size=d["validation_size"])
+    return train, test
+
+
+def optimizer(config, steps_per_epoch):
+    o = config["optimizer"]
+    learning_rate = o["learning_rate"]
+    if o["decay_per_epoch"] != 1.0:
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, decay_steps=steps_per_epoch, decay_rate=o["decay_per_epoch"])
+    return keras.optimizers.Adam(learning_rate, epsilon=o["epsilon"], clipnorm=o["clipnorm"])
+
+
+def train(config, out_dir, verbose=1):
+    """Trains the model `config` describes; returns (model, results dict).
+
+    Args:
+        config: a full config (see `tfvae.config.load`).
+        out_dir: output folder, created if needed; rerunning with the same folder resumes.
+        verbose: Keras' fit verbosity (1: progress bar, 2: a line per epoch, 0: silent).
+    """
+    tfvae_config.validate(config)
+    os.makedirs(out_dir, exist_ok=True)
+    files.write_json(os.path.join(out_dir, "config.json"), config)
+    keras.utils.set_random_seed(config["training"]["seed"])
+    train_ds, test_ds = datasets(config)
+    model = tfvae_config.build_model(config)
+    model.build((None, model.input_dim))  # BackupAndRestore needs the weights to exist
+    model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
+                  jit_compile=config["training"]["jit_compile"])
+    metrics_path = os.path.join(out_dir, "metrics.json")
+    fit_callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        EpochLog(metrics_path),
+    ]
+    if config["training"]["kl_warmup_epochs"]:
+        fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
+    model.fit(train_ds, epochs=config["training"]["epochs"], validation_data=test_ds,
+              callbacks=fit_callbacks, verbose=verbose)
+
+    record = files.read_json(metrics_path, default={"epochs": []})
+    test = model.evaluate(test_ds, return_dict=True, verbose=0)
+    results = {f"test_{name}": float(value) for name, value in test.items()}
+    results["epochs"] = len(record["epochs"])
+    results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
+    results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
+    k = config["evaluation"]["iwae_samples"]
+    if k:
+        nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=verbose)
+        results.update(test_nll=nll["nll"], test_nll_stderr=nll["stderr"], num_samples=k,
+                       nll_seconds=nll["seconds"])
+    files.save_model(model, os.path.join(out_dir, "model.keras"))
+    record["results"] = results
+    files.write_json(metrics_path, record)
+    return model, results
