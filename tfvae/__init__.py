@@ -1,6 +1,10 @@
 """tfvae: variational autoencoders for Keras 3, TensorFlow and TensorFlow Probability."""
-from tfvae import callbacks, data, distributions, estimators, objectives
+# Importing the models registers them with Keras, so `keras.saving.load_model` finds them
+# after a plain `import tfvae`.
+from tfvae import (callbacks, config, data, distributions, estimators, evaluation, files,
+                   objectives, train)
 from tfvae.models import VAE, BaseVAE
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "BaseVAE", "callbacks", "data", "distributions", "estimators", "objectives"]
+__all__ = ["VAE", "BaseVAE", "callbacks", "config", "data", "distributions", "estimators",
+           "evaluation", "files", "objectives", "train"]

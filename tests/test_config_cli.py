@@ -1,0 +1,94 @@
+"""Config files, overrides and their errors; the `tfvae train` command end to end on MNIST."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfvae import cli
+from tfvae import config as tfvae_config
+
+ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
+
+
+def test_zoo_config_is_the_iwae_architecture():
+    config = tfvae_config.load(ZOO_CONFIG)
+    model = config["model"]
+    assert (model["input_dim"], model["hidden"], model["latent_dim"]) == (784, (200, 200), 50)
+    assert config["data"]["binarize"] == "dynamic" and config["data"]["batch_size"] == 100
+    assert config["training"]["epochs"] == 10
+
+
+def test_overrides_parse_literals():
+    config = tfvae_config.load(ZOO_CONFIG, ["training.epochs=3", "model.hidden=(64, 32)",
+                                            "model.activation=relu", "optimizer.clipnorm=None"])
+    assert config["training"]["epochs"] == 3
+    assert config["model"]["hidden"] == (64, 32)
+    assert config["model"]["activation"] == "relu"
+    assert config["optimizer"]["clipnorm"] is None
+
+
+@pytest.mark.parametrize("override, key", [
+    ("training.epoch=3", "training.epoch"),
+    ("trainin.epochs=3", "trainin"),
+    ("model.latent_size=3", "model.latent_size"),
+    ("model.class_name=Nope", "class_name"),
+    ("training.epochs=0", "training.epochs"),
+    ("epochs", "key=value"),
+])
+def test_bad_overrides_name_the_key(override, key):
+    with pytest.raises(tfvae_config.ConfigError, match=key.replace(".", r"\.")):
+        tfvae_config.load(ZOO_CONFIG, [override])
+
+
+def test_variant_imports_the_default_and_unknown_keys_fail(tmp_path):
+    (tmp_path / "base.py").write_text(
+        "def get_config():\n    return {'model': {'class_name': 'VAE', 'input_dim': 784, 'latent_dim': 2}}\n")
+    (tmp_path / "variant.py").write_text(
+        "from base import get_config as base\n\ndef get_config():\n"
+        "    c = base()\n    c['model']['latent_dim'] = 5\n    return c\n")
+    assert tfvae_config.load(str(tmp_path / "variant.py"))["model"]["latent_dim"] == 5
+    (tmp_path / "typo.py").write_text("def get_config():\n    return {'optimiser': {}}\n")
+    with pytest.raises(tfvae_config.ConfigError, match="optimiser"):
+        tfvae_config.load(str(tmp_path / "typo.py"))
+
+
+def test_bad_model_value_is_a_config_error():
+    config = tfvae_config.load(ZOO_CONFIG, ["model.likelihood=poisson"])
+    with pytest.raises(tfvae_config.ConfigError, match="likelihood"):
+        tfvae_config.build_model(config)
+
+
+def test_tfvae_train_end_to_end(mnist_arrays, tmp_path, capsys):
+    out = tmp_path / "run"
+    status = cli.main(["train", ZOO_CONFIG, "--out", str(out), "--verbose", "0",
+                       "--set", "training.epochs=2", "--set", "data.batch_size=500",
+                       "--set", "model.hidden=(64,)", "--set", "training.kl_warmup_epochs=1",
+                       "--set", "evaluation.iwae_samples=10"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "test ELBO" in printed and "test NLL (IWAE, k=10)" in printed and str(out) in printed
+    record = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    results = record["results"]
+    assert -300 < results["test_elbo"] < -100 and results["epochs"] == 2
+    assert results["test_nll"] <= -results["test_elbo"] + 1.0  # IWAE-10 is at least the ELBO
+    assert json.loads((out / "config.json").read_text())["model"]["hidden"] == [64]
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert float(model.kl_warmup.numpy()) == 1.0
+    assert np.isfinite(model.elbo(np.zeros((2, 784), np.float32))).all()
+    assert not (out / "backup").exists()  # BackupAndRestore cleans up after a finished run
+
+
+def test_tfvae_train_reports_bad_keys(capsys):
+    assert cli.main(["train", ZOO_CONFIG, "--set", "training.epoch=1"]) == 2
+    assert "training.epoch" in capsys.readouterr().err
+
+
+def test_console_script_help_has_an_example():
+    result = subprocess.run([sys.executable, "-m", "tfvae.cli", "train", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "example: tfvae train zoo/configs/vae_mnist.py" in result.stdout
