@@ -84,6 +84,10 @@ def test_bernoulli_layer_log_prob_matches_formula():
     p = params["probs"].numpy()
     expected = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), -1)
     np.testing.assert_allclose(layer.distribution(params).log_prob(x), expected, rtol=1e-4)
+    np.testing.assert_allclose(layer.log_prob(params, x), expected, rtol=1e-4)  # the fused form
+    extreme = {"logits": tf.constant([[-1e4, 1e4, 0.0]])}
+    np.testing.assert_allclose(layer.log_prob(extreme, tf.constant([[0.0, 1.0, 1.0]])), [np.log(0.5)],
+                               rtol=1e-6)
     assert_layer_round_trip(layer, features)
 
 
@@ -108,6 +112,7 @@ def test_gaussian_likelihood_layer(scale):
     m, s = params["loc"].numpy(), params["scale"].numpy()
     expected = np.sum(-0.5 * ((x - m) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi), -1)
     np.testing.assert_allclose(layer.distribution(params).log_prob(x), expected, rtol=1e-5)
+    np.testing.assert_allclose(layer.log_prob(params, x), expected, rtol=1e-5)
     assert_layer_round_trip(layer, features)
 
 

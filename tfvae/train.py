@@ -87,12 +87,12 @@ def train(config, out_dir, verbose=1):
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
+    files.save_model(model, os.path.join(out_dir, "model.keras"))  # before the long evaluation
     k = config["evaluation"]["iwae_samples"]
     if k:
         nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=verbose)
         results.update(test_nll=nll["nll"], test_nll_stderr=nll["stderr"], num_samples=k,
                        nll_seconds=nll["seconds"])
-    files.save_model(model, os.path.join(out_dir, "model.keras"))
     record["results"] = results
     files.write_json(metrics_path, record)
     return model, results

@@ -143,7 +143,7 @@ class VAE(BaseVAE):
         q, p = self.posterior_layer.distribution(q_params), self.prior()
         z = self.posterior_layer.sample(q_params, seed, num_samples)  # [k, B, L]
         x_params = self._decode_samples(z, training=training)
-        log_likelihood = self.likelihood_layer.distribution(x_params).log_prob(x)
+        log_likelihood = self.likelihood_layer.log_prob(x_params, x)
         # Per-unit KL (q and p factorize), so free bits can floor each unit.
         rate_per_unit = distributions.kl_divergence(q.distribution, p.distribution, z,
                                                     analytic=self.analytic_kl)
