@@ -80,7 +80,15 @@ def test_tfvae_train_end_to_end(mnist_arrays, tmp_path, capsys):
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert float(model.kl_warmup.numpy()) == 1.0
     assert np.isfinite(model.elbo(np.zeros((2, 784), np.float32))).all()
-    assert not (out / "backup").exists()  # BackupAndRestore cleans up after a finished run
+    # Rerunning with more epochs continues from the kept backup instead of starting over.
+    status = cli.main(["train", ZOO_CONFIG, "--out", str(out), "--verbose", "0",
+                       "--set", "training.epochs=3", "--set", "data.batch_size=500",
+                       "--set", "model.hidden=(64,)", "--set", "training.kl_warmup_epochs=1"])
+    assert status == 0
+    rerun = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in rerun["epochs"]] == [1, 2, 3]
+    assert rerun["epochs"][:2] == record["epochs"]  # epochs 1-2 were not trained again
+    assert rerun["results"]["epochs"] == 3
 
 
 def test_tfvae_train_reports_bad_keys(capsys):

@@ -4,6 +4,8 @@ Layers return dicts of tensors (never `tfp.layers`, which only runs on Keras 2);
 `distribution(params)` builds the matching `tfd` distribution over its last axis. Parameters are
 cast to float32 so the distribution maths stays in float32 under mixed precision.
 """
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -108,6 +110,28 @@ class DiagonalGaussian(DistributionLayer):
 
     def mean(self, params):
         return params["loc"]
+
+    def log_prob_matrix(self, params, z):
+        """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m).
+
+        Expands sum_l (z_il - m_ml)^2 / s_ml^2 into matrix products (in float64, as the
+        expanded terms cancel): the cost of evaluating a mixture of M components at Z points.
+        """
+        z = tf.cast(z, tf.float64)
+        loc, scale = tf.cast(params["loc"], tf.float64), tf.cast(params["scale"], tf.float64)
+        precision = 1.0 / tf.square(scale)
+        quadratic = (tf.matmul(tf.square(z), precision, transpose_b=True)
+                     - 2.0 * tf.matmul(z, loc * precision, transpose_b=True)
+                     + tf.reduce_sum(tf.square(loc) * precision, axis=-1))
+        log_norm = tf.reduce_sum(tf.math.log(scale), axis=-1) + 0.5 * self.event_size * math.log(2 * math.pi)
+        return tf.cast(-0.5 * quadratic - log_norm, tf.float32)
+
+    def free_parameters(self, params):
+        """Unconstrained coordinates of the parameters: {"loc", "log_scale"}."""
+        return {"loc": params["loc"], "log_scale": tf.math.log(params["scale"])}
+
+    def from_free_parameters(self, free):
+        return {"loc": free["loc"], "scale": tf.exp(free["log_scale"])}
 
     def get_config(self):
         config = super().get_config()

@@ -1,9 +1,17 @@
-"""Evaluation of trained models: the importance-weighted log-likelihood and related diagnostics."""
+"""Evaluation of trained models: IWAE log-likelihood, active units, ELBO surgery, the
+amortization gap.
+
+Every function takes a model and data (a `tf.data.Dataset` of batches, or an array) and returns
+a dict of plain floats and arrays, ready for JSON.
+"""
 import math
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+from tfvae import distributions
 
 
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1):
@@ -14,7 +22,7 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
 
     Args:
         model: a tfvae model.
-        dataset: batches of x (or (x, label) pairs).
+        dataset: batches of x (or (x, label) pairs), or an array.
         num_samples: k.
         chunk_size: samples per chunk (see `BaseVAE.log_prob`).
         seed: makes the estimate reproducible.
@@ -23,22 +31,23 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     Returns:
         dict: `nll` (mean over examples), `stderr` (its standard error over examples), `elbo`
         (mean one-sample ELBO), `num_samples`, `num_examples`, `seconds`.
+
+    Example:
+    >>> tfvae.evaluation.iwae_nll(model, tfvae.data.load("mnist", "test", binarize="fixed"))
     """
     start = time.time()
     log_px, elbos = [], []
-    total = _num_batches(dataset)
-    progress = keras.utils.Progbar(total, unit_name="batch") if verbose else None
-    for i, batch in enumerate(dataset):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    progress = keras.utils.Progbar(_num_batches(dataset), unit_name="batch") if verbose else None
+    for i, x in enumerate(_batches(dataset)):
         batch_seed = (seed * 7919 + i) % (2 ** 31 - 1)
         log_px.append(np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed)))
         elbos.append(np.asarray(model.elbo(x, seed=batch_seed)))
         if progress is not None:
-            progress.update(i + 1, [("nll", -float(np.mean(np.concatenate(log_px))))])
+            progress.update(i + 1, [("nll", -float(np.mean(log_px[-1])))])
     log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
     return {
         "nll": float(-log_px.mean()),
-        "stderr": float(log_px.std(ddof=1) / math.sqrt(len(log_px))),
+        "stderr": _stderr(log_px),
         "elbo": float(elbos.mean()),
         "num_samples": int(num_samples),
         "num_examples": int(len(log_px)),
@@ -46,9 +55,156 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     }
 
 
+def active_units(model, dataset, threshold=0.01):
+    """Units u with A_u = Cov_x(E_q(z|x)[z_u]) > threshold (Burda et al. 2016, section 5.2).
+
+    Args:
+        model: a tfvae model (hierarchical models report every stochastic layer).
+        dataset: batches of x, or an array.
+        threshold: the activity threshold (0.01 in the paper).
+
+    Returns:
+        dict: `active_units` (total), `per_layer` (counts), `activity` (A_u per layer, lists),
+        `threshold`.
+    """
+    means = None
+    for x in _batches(dataset):
+        layer_means = [np.asarray(m, np.float64) for m in model.latent_means(x)]
+        means = [[m] for m in layer_means] if means is None else [a + [m] for a, m in zip(means, layer_means)]
+    activity = [np.var(np.concatenate(m), axis=0) for m in means]
+    per_layer = [int(np.sum(a > threshold)) for a in activity]
+    return {"active_units": int(sum(per_layer)), "per_layer": per_layer,
+            "activity": [a.tolist() for a in activity], "threshold": threshold}
+
+
+def elbo_surgery(model, dataset, num_samples=10000, seed=0, chunk_size=1000):
+    """The average KL split into index-code mutual information and marginal KL.
+
+    Hoffman & Johnson 2016, "ELBO surgery": with the aggregate posterior
+    q(z) = (1/N) sum_n q(z|x_n) over all N examples,
+        E_n KL[q(z|x_n) || p(z)] = I_q(n; z) + KL[q(z) || p(z)],
+    I(n; z) = E_q(n,z)[log q(z|x_n) - log q(z)] <= log N. Estimated with `num_samples` draws
+    (n, z) ~ q(n) q(z|x_n); log q(z) is evaluated exactly as a mixture of all N components
+    (in chunks). The average KL is reported in closed form beside its Monte Carlo estimate.
+
+    Args:
+        model: a flat tfvae model (one latent layer with a diagonal Gaussian posterior).
+        dataset: the whole dataset defining q(z) (e.g. all 60,000 MNIST training images).
+        num_samples: draws of (n, z).
+        seed: the draws' seed.
+        chunk_size: draws evaluated at once against all N components.
+
+    Returns:
+        dict: `avg_kl` (closed form), `avg_kl_mc`, `index_code_mi`, `marginal_kl` (each Monte
+        Carlo term with a `_stderr`), `log_n`, `num_examples`, `num_samples`.
+    """
+    params = [model.encode(x) for x in _batches(dataset)]
+    params = {name: tf.concat([p[name] for p in params], 0) for name in params[0]}
+    posterior_layer, prior = model.posterior_layer, model.prior()
+    n = int(params["loc"].shape[0])
+    avg_kl = float(tf.reduce_mean(distributions.kl_divergence(posterior_layer.distribution(params), prior)))
+
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, n, size=num_samples)
+    mi_terms, marginal_terms = [], []
+    for start in range(0, num_samples, chunk_size):
+        rows = index[start:start + chunk_size]
+        own = {name: tf.gather(v, rows) for name, v in params.items()}
+        z = posterior_layer.sample(own, seed=[seed, start])
+        log_q_own = posterior_layer.distribution(own).log_prob(z)
+        log_q_marginal = _log_mixture_density(posterior_layer, params, z) - math.log(n)
+        mi_terms.append(np.asarray(log_q_own - log_q_marginal))
+        marginal_terms.append(np.asarray(log_q_marginal - prior.log_prob(z)))
+    mi, marginal = np.concatenate(mi_terms), np.concatenate(marginal_terms)
+    return {
+        "avg_kl": avg_kl,
+        "avg_kl_mc": float(np.mean(mi + marginal)), "avg_kl_mc_stderr": _stderr(mi + marginal),
+        "index_code_mi": float(np.mean(mi)), "index_code_mi_stderr": _stderr(mi),
+        "marginal_kl": float(np.mean(marginal)), "marginal_kl_stderr": _stderr(marginal),
+        "log_n": math.log(n), "num_examples": n, "num_samples": int(num_samples),
+    }
+
+
+def amortization_gap(model, x, steps=500, learning_rate=1e-2, num_samples=5000, elbo_samples=100,
+                     seed=0, log_px=None):
+    """The approximation and amortization gaps of Cremer, Li & Duvenaud 2018.
+
+    For each example a free posterior q*(z|x) (same family as the encoder's, started at the
+    encoder's output) is fit by maximizing the ELBO (8 samples per step) with Adam and a
+    cosine-decayed step size. Then
+        approximation gap = log p(x) - ELBO(q*)          (the family's limit)
+        amortization gap  = ELBO(q*) - ELBO(q_encoder)   (the encoder's shortfall)
+    with log p(x) given by `log_px`, else the model's exact likelihood when it has one, else
+    the IWAE estimate with `num_samples` (its bias makes the approximation gap slightly low).
+
+    Returns:
+        dict of per-example arrays `log_px`, `elbo_encoder`, `elbo_optimized`,
+        `approximation_gap`, `amortization_gap` and their means `mean_*`.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    start = {name: tf.identity(v) for name, v in model.encode(x).items()}
+    free = model.posterior_layer.free_parameters(start)
+    variables = {name: tf.Variable(v) for name, v in free.items()}
+    # Decaying the step size lets the stochastic optimization settle instead of jittering.
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
+
+    def elbo_of(variables_or_params, step_seed, samples, from_free=True):
+        params = (model.posterior_layer.from_free_parameters(variables_or_params)
+                  if from_free else variables_or_params)
+        terms = model.loss_terms(x, num_samples=samples, seed=step_seed, posterior_params=params)
+        return terms["elbo"]
+
+    @tf.function
+    def step(step_seed):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_sum(elbo_of(variables, step_seed, 8))
+        grads = tape.gradient(loss, list(variables.values()))
+        optimizer.apply_gradients(zip(grads, list(variables.values())))
+
+    for i in range(steps):
+        step(tf.constant([seed, i], tf.int32))
+    eval_seed = tf.constant([seed + 1, 0], tf.int32)
+    elbo_encoder = np.asarray(elbo_of(start, eval_seed, elbo_samples, from_free=False))
+    elbo_optimized = np.asarray(elbo_of(variables, eval_seed, elbo_samples))
+    if log_px is not None:
+        log_px = np.asarray(log_px, np.float32)
+    elif hasattr(model, "exact_log_prob"):
+        log_px = np.asarray(model.exact_log_prob(x))
+    else:
+        log_px = np.asarray(model.log_prob(x, num_samples, seed=seed))
+    result = {"log_px": log_px, "elbo_encoder": elbo_encoder, "elbo_optimized": elbo_optimized,
+              "approximation_gap": log_px - elbo_optimized,
+              "amortization_gap": elbo_optimized - elbo_encoder}
+    result.update({f"mean_{k}": float(np.mean(v)) for k, v in list(result.items())})
+    return result
+
+
+def _log_mixture_density(posterior_layer, params, z, components_per_chunk=20000):
+    """log sum_m q(z_i | x_m) for each row z_i, over all components m (chunked logsumexp)."""
+    total = None
+    n = int(next(iter(params.values())).shape[0])
+    for start in range(0, n, components_per_chunk):
+        chunk = {name: v[start:start + components_per_chunk] for name, v in params.items()}
+        part = tf.reduce_logsumexp(posterior_layer.log_prob_matrix(chunk, z), axis=1)
+        total = part if total is None else tf.experimental.numpy.logaddexp(total, part)
+    return total
+
+
+def _batches(dataset):
+    """Yields float32 batches of x from a dataset of x or (x, label), or from one array."""
+    if isinstance(dataset, (np.ndarray, tf.Tensor)):
+        yield tf.convert_to_tensor(dataset, tf.float32)
+        return
+    for batch in dataset:
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
 def _num_batches(dataset):
-    try:
-        n = int(dataset.cardinality())
-    except (AttributeError, TypeError):
-        return None
+    if isinstance(dataset, (np.ndarray, tf.Tensor)):
+        return 1
+    n = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
     return n if n >= 0 else None
+
+
+def _stderr(values):
+    return float(np.std(values, ddof=1) / math.sqrt(len(values)))

@@ -1,8 +1,9 @@
 """Train a model from a config: data, model, optimizer, `model.fit`, test evaluation, outputs.
 
 The output folder holds `model.keras`, `config.json` and `metrics.json` (one entry per epoch,
-then the test results), all written atomically. A run that is killed resumes from its last
-finished epoch when started again with the same output folder (`BackupAndRestore`).
+then the test results), all written atomically, and `backup/` (`BackupAndRestore`): a run that
+is killed resumes from its last finished epoch when started again with the same output folder,
+and a finished run started again with more epochs continues from where it ended.
 """
 import os
 import time
@@ -73,7 +74,8 @@ def train(config, out_dir, verbose=1):
                   jit_compile=config["training"]["jit_compile"])
     metrics_path = os.path.join(out_dir, "metrics.json")
     fit_callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        # Kept after the run, so rerunning with more epochs continues where it ended.
+        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"), delete_checkpoint=False),
         EpochLog(metrics_path),
     ]
     if config["training"]["kl_warmup_epochs"]:

@@ -74,12 +74,17 @@ class BaseVAE(keras.Model):
         """Per-example terms tracked as metrics besides Keras' own `loss`."""
         return ("elbo", "kl", "distortion")
 
-    def _forward(self, x, num_samples, seed, training=False):
+    def latent_means(self, x):
+        """E_q[z] for each stochastic layer: a list of [batch, units] tensors."""
+        raise NotImplementedError
+
+    def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
         """Draws k latent samples per example and returns per-sample terms:
 
         `log_likelihood` [k, B] = log p(x|z); `log_weight` [k, B] = log p(x, z) - log q(z|x);
         `rate` [k or 1, B] = the KL estimate (closed form where asked and available);
         `penalized_rate` the rate after free bits; and optional extra entries (e.g. `kl_0`).
+        `posterior_params`, when given, replace the encoder's output (amortization gap).
         """
         raise NotImplementedError
 
@@ -96,11 +101,12 @@ class BaseVAE(keras.Model):
         """Per-example terms of the training objective (a dict of [batch] tensors)."""
         return self.loss_terms(x, training=training)
 
-    def loss_terms(self, x, num_samples=None, seed=None, training=False):
+    def loss_terms(self, x, num_samples=None, seed=None, training=False, posterior_params=None):
         """Per-example `objective`, `elbo`, `kl`, `distortion` (and extras) for a batch x."""
         x = self._check_input(x)
         k = num_samples or self.num_samples
-        terms = self._forward(x, k, self.seed_generator if seed is None else seed, training)
+        terms = self._forward(x, k, self.seed_generator if seed is None else seed, training,
+                              posterior_params=posterior_params)
         log_likelihood = terms.pop("log_likelihood")
         log_weight = terms.pop("log_weight")
         # A closed-form rate is [B]; broadcast it to the [k, B] of the sampled terms.

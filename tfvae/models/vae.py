@@ -13,8 +13,10 @@ _IMAGE_SIDE = 28  # the conv architecture is for 28x28 single-channel images
 
 
 def mlp(units, activation, name):
-    """Dense layers of the given widths, all with `activation`."""
-    return keras.Sequential([keras.layers.Dense(u, activation=activation) for u in units], name=name)
+    """Dense layers of the given widths, all with `activation` (the identity when `units` is
+    empty: a linear encoder/decoder, e.g. probabilistic PCA)."""
+    layers = [keras.layers.Dense(u, activation=activation) for u in units]
+    return keras.Sequential(layers or [keras.layers.Identity()], name=name)
 
 
 def conv_encoder(hidden, activation, name):
@@ -138,8 +140,11 @@ class VAE(BaseVAE):
         return estimators.pathwise_gaussian(tf.zeros([num_samples, self.latent_dim]),
                                             tf.ones([num_samples, self.latent_dim]), seed)
 
-    def _forward(self, x, num_samples, seed, training=False):
-        q_params = self.encode(x, training=training)
+    def latent_means(self, x):
+        return [self.encode(x)["loc"]]
+
+    def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
+        q_params = posterior_params or self.encode(x, training=training)
         q, p = self.posterior_layer.distribution(q_params), self.prior()
         z = self.posterior_layer.sample(q_params, seed, num_samples)  # [k, B, L]
         x_params = self._decode_samples(z, training=training)
