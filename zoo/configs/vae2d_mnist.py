@@ -12,5 +12,5 @@ def get_config():
     config["model"].update(latent_dim=2)
     config["training"]["epochs"] = 30
     config["optimizer"]["decay_per_epoch"] = 0.97
-    config["evaluation"]["iwae_samples"] = 0  #  reports it with the surgery
+    config["evaluation"]["iwae_samples"] = 0  # reported by `tfvae evaluate`, beside the surgery
     return config
