@@ -5,6 +5,8 @@ import sys
 
 EXAMPLES = {
     "train": "example: tfvae train zoo/configs/vae_mnist.py --set training.epochs=3 --out runs/try",
+    "evaluate": "example: tfvae evaluate runs/vae_mnist --num-samples 5000",
+    "sample": "example: tfvae sample runs/vae_mnist --out grid.png --num 64 --seed 0",
 }
 
 
@@ -24,8 +26,30 @@ def main(argv=None):
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                        help="0 silent, 1 progress bar, 2 one line per epoch")
 
+    evaluate = commands.add_parser(
+        "evaluate", help="IWAE likelihood, active units, ELBO surgery and figures of a model",
+        description="Evaluate a trained model on its dataset's test split: IWAE NLL, ELBO, active "
+                    "units, ELBO surgery on the training split; prints a table, writes JSON and "
+                    "PNG figures.", epilog=EXAMPLES["evaluate"])
+    evaluate.add_argument("model", help="a .keras file or a `tfvae train` output folder")
+    evaluate.add_argument("--dataset", help="dataset name (default: from the run's config.json, else mnist)")
+    evaluate.add_argument("--num-samples", type=int, default=5000, help="k of the IWAE estimate")
+    evaluate.add_argument("--surgery-samples", type=int, default=10000,
+                          help="Monte Carlo draws of the ELBO surgery (0 skips it)")
+    evaluate.add_argument("--out", help="output folder for evaluation.json and figures "
+                                        "(default: the model's folder)")
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    sample = commands.add_parser("sample", help="draw samples of a model into a PNG grid",
+                                 description="Draw x ~ p(x) from a model (E[x|z], z ~ p(z)) and "
+                                             "save them as a PNG grid.", epilog=EXAMPLES["sample"])
+    sample.add_argument("model", help="a .keras file or a `tfvae train` output folder")
+    sample.add_argument("--out", required=True, help="PNG file to write")
+    sample.add_argument("--num", type=int, default=64, help="number of samples")
+    sample.add_argument("--seed", type=int, default=0)
+
     args = parser.parse_args(argv)
-    return {"train": _train}[args.command](args)
+    return {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command](args)
 
 
 def _train(args):
@@ -50,6 +74,85 @@ def _train(args):
               f"+- {results['test_nll_stderr']:.2f} nats")
     print(f"outputs: {out_dir}/model.keras, config.json, metrics.json")
     return 0
+
+
+def _load(command, path):
+    from tfvae import files
+
+    try:
+        return files.load_model(path)
+    except FileNotFoundError as e:
+        print(f"tfvae {command}: {e}", file=sys.stderr)
+        return None
+
+
+def _sample(args):
+    from tfvae import plots
+
+    model = _load("sample", args.model)
+    if model is None:
+        return 2
+    if args.num < 1:
+        print(f"tfvae sample: --num must be positive. Received: {args.num}", file=sys.stderr)
+        return 2
+    plots.sample_grid(model, args.out, num_samples=args.num, seed=args.seed)
+    print(f"wrote {args.num} samples to {args.out}")
+    return 0
+
+
+def _evaluate(args):
+    from tfvae import data, evaluation, files, plots
+
+    model = _load("evaluate", args.model)
+    if model is None:
+        return 2
+    folder = os.path.dirname(files.model_path(args.model))
+    config = files.read_json(os.path.join(folder, "config.json"), default={})
+    dataset = args.dataset or config.get("data", {}).get("name", "mnist")
+    binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
+    out = args.out or folder
+    os.makedirs(out, exist_ok=True)
+    test = data.load(dataset, "test", binarize=binarize, batch_size=500)
+
+    print(f"IWAE estimate, k={args.num_samples}, on the {dataset} test set:")
+    results = {"dataset": dataset, "binarization": binarize,
+               "iwae": evaluation.iwae_nll(model, test, args.num_samples, seed=args.seed)}
+    results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
+                               if k != "activity"}
+    if args.surgery_samples and hasattr(model, "posterior_layer"):
+        train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False)
+        results["elbo_surgery"] = evaluation.elbo_surgery(model, train, args.surgery_samples,
+                                                          seed=args.seed)
+    x = next(iter(test))
+    figures = {"samples": plots.sample_grid(model, os.path.join(out, "samples.png")),
+               "reconstructions": plots.reconstructions(model, x, os.path.join(out, "reconstructions.png")),
+               "traversals": plots.latent_traversals(model, x, os.path.join(out, "traversals.png"))}
+    if getattr(model, "latent_dim", None) == 2:
+        figures["manifold"] = plots.latent_manifold(model, os.path.join(out, "manifold.png"))
+    metrics = files.read_json(os.path.join(folder, "metrics.json"))
+    if metrics and metrics.get("epochs"):
+        figures["training_curves"] = plots.training_curves(metrics, os.path.join(out, "curves.png"))
+    results["figures"] = figures
+    files.write_json(os.path.join(out, "evaluation.json"), results)
+    _print_table(results)
+    print(f"wrote {os.path.join(out, 'evaluation.json')} and {len(figures)} figures in {out}")
+    return 0
+
+
+def _print_table(results):
+    iwae, units = results["iwae"], results["active_units"]
+    rows = [("test NLL (IWAE, k=%d)" % iwae["num_samples"], f"{iwae['nll']:.2f} +- {iwae['stderr']:.2f}"),
+            ("test ELBO", f"{iwae['elbo']:.2f}"),
+            ("active units", f"{units['active_units']} {units['per_layer']}")]
+    surgery = results.get("elbo_surgery")
+    if surgery:
+        rows += [("avg KL (train)", f"{surgery['avg_kl']:.2f}"),
+                 ("index-code MI", f"{surgery['index_code_mi']:.2f} +- {surgery['index_code_mi_stderr']:.2f}"
+                                   f" (log N = {surgery['log_n']:.2f})"),
+                 ("marginal KL", f"{surgery['marginal_kl']:.2f} +- {surgery['marginal_kl_stderr']:.2f}")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,22 @@ def _to_builtin(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def model_path(path):
+    """The `.keras` file of a model given as the file itself or a run folder holding model.keras."""
+    path = os.fspath(path)
+    candidate = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(candidate):
+        raise FileNotFoundError(f"No model at {path!r}: expected a .keras file or a folder "
+                                "holding model.keras (the output folder of `tfvae train`).")
+    return candidate
+
+
+def load_model(path):
+    """Loads a tfvae model from a `.keras` file or a run folder, in Keras' safe mode."""
+    import keras
+
+    import tfvae.models  # noqa: F401  (registers the model classes with Keras)
+
+    return keras.saving.load_model(model_path(path), safe_mode=True)

@@ -1,0 +1,104 @@
+"""PNG figures of models and runs (matplotlib, no display needed): sample grids,
+reconstructions, the 2-D latent manifold, latent traversals and training curves."""
+import math
+from statistics import NormalDist
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+IMAGE_SIDE = 28
+
+
+def image_grid(images, path, columns=None, title=None, row_labels=None):
+    """Saves [N, 784] images (values in [0, 1]) as one grid PNG; returns the path."""
+    images = np.asarray(images, np.float32).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    columns = columns or int(math.ceil(math.sqrt(len(images))))
+    rows = int(math.ceil(len(images) / columns))
+    canvas = np.ones((rows * (IMAGE_SIDE + 2), columns * (IMAGE_SIDE + 2)), np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[r * (IMAGE_SIDE + 2) + 1: r * (IMAGE_SIDE + 2) + 1 + IMAGE_SIDE,
+               c * (IMAGE_SIDE + 2) + 1: c * (IMAGE_SIDE + 2) + 1 + IMAGE_SIDE] = image
+    scale = 0.35
+    fig, ax = plt.subplots(figsize=(max(2.0, columns * scale + 0.6), max(2.0, rows * scale + 0.6)))
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    if row_labels:
+        ax.set_yticks([(i + 0.5) * (IMAGE_SIDE + 2) for i in range(len(row_labels))], row_labels,
+                      fontsize=7)
+    else:
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def sample_grid(model, path, num_samples=64, seed=0):
+    """Samples E[x|z], z ~ p(z), as a grid."""
+    return image_grid(model.sample(num_samples, seed=seed), path,
+                      title=f"{model.name}: samples E[x|z], z ~ p(z)")
+
+
+def reconstructions(model, x, path, num_examples=16):
+    """Inputs (top row) above their reconstructions E[x|z = posterior mean] (bottom row)."""
+    x = np.asarray(x[:num_examples], np.float32)
+    images = np.concatenate([x, np.asarray(model.reconstruct(x))])
+    return image_grid(images, path, columns=len(x), title="inputs and reconstructions",
+                      row_labels=["input", "recon."])
+
+
+def latent_manifold(model, path, points_per_axis=20):
+    """For a 2-D latent space: E[x|z] on a grid of the prior's quantiles (Kingma & Welling
+    2014, figure 4), z_j = Phi^-1(u_j) for u on an even grid in (0, 1)."""
+    if getattr(model, "latent_dim", None) != 2:
+        raise ValueError(f"latent_manifold needs a model with latent_dim=2. "
+                         f"Received latent_dim={getattr(model, 'latent_dim', None)}")
+    u = np.linspace(0.5 / points_per_axis, 1 - 0.5 / points_per_axis, points_per_axis)
+    quantiles = np.array([NormalDist().inv_cdf(v) for v in u])
+    z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
+    z = np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
+    images = model.likelihood_layer.mean(model.decode(z))
+    return image_grid(images, path, columns=points_per_axis,
+                      title="2-D latent manifold (prior quantiles)")
+
+
+def latent_traversals(model, x, path, units=None, steps=9, span=3.0):
+    """One row per latent unit: decode the posterior mean of `x` (one example) with that unit
+    moved over [-span, span] (a common way to read what a unit encodes)."""
+    mean = np.asarray(model.latent_means(np.asarray(x[:1], np.float32))[0])[0]
+    units = list(range(min(len(mean), 10))) if units is None else list(units)
+    values = np.linspace(-span, span, steps, dtype=np.float32)
+    z = np.repeat(mean[None], len(units) * steps, axis=0)
+    for row, unit in enumerate(units):
+        z[row * steps:(row + 1) * steps, unit] = values
+    images = model.likelihood_layer.mean(model.decode(tf.constant(z)))
+    return image_grid(images, path, columns=steps, row_labels=[f"z{u}" for u in units],
+                      title=f"latent traversals, z_u in [{-span}, {span}]")
+
+
+def training_curves(metrics, path):
+    """Loss terms per epoch from a metrics.json record (dict with "epochs")."""
+    epochs = metrics["epochs"]
+    x = [e["epoch"] for e in epochs]
+    panels = [("elbo", "ELBO (nats)"), ("kl", "KL / rate (nats)"), ("distortion", "distortion (nats)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    for ax, (name, label) in zip(axes, panels):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = [e.get(prefix + name) for e in epochs]
+            if any(v is not None for v in values):
+                ax.plot(x, values, style, label="test" if prefix else "train")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
