@@ -1,16 +1,12 @@
-"""A VAE with 20 Gaussian latents and 784-200-200 MLPs on dynamically binarized MNIST, for the
-ELBO surgery table of Hoffman & Johnson 2016 (avg KL = index-code MI + marginal KL).
+"""vae2d_mnist with 20 Gaussian latents, for the ELBO surgery table (Hoffman & Johnson 2016).
 
 tfvae train zoo/configs/vae20d_mnist.py
 """
-from vae_mnist import get_config as vae_mnist_config
+from vae2d_mnist import get_config as vae2d_config
 
 
 def get_config():
-    config = vae_mnist_config()
+    config = vae2d_config()
     config["name"] = "vae20d_mnist"
-    config["model"].update(latent_dim=20)
-    config["training"]["epochs"] = 30
-    config["optimizer"]["decay_per_epoch"] = 0.97
-    config["evaluation"]["iwae_samples"] = 0  # reported by `tfvae evaluate`, beside the surgery
+    config["model"]["latent_dim"] = 20
     return config
