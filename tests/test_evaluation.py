@@ -159,3 +159,15 @@ def test_amortization_gap_vanishes_where_the_family_is_exact():
                                             num_samples=2000, elbo_samples=2000)
     assert abs(estimated["mean_log_px"] - exact.mean()) < 0.05  # IWAE when log p(x) is not given
     assert abs(estimated["mean_approximation_gap"]) < 0.05
+
+
+def test_amortization_gap_is_zero_when_the_encoder_is_exact():
+    rng = np.random.default_rng(5)
+    kernel = (np.linalg.qr(rng.normal(size=(D, L)))[0].T * np.array([[1.5], [0.7]])).astype(np.float32)
+    bias = rng.normal(size=D).astype(np.float32)
+    x = (rng.normal(size=(20, L)) @ kernel + bias + NOISE * rng.normal(size=(20, D))).astype(np.float32)
+    model, _ = linear_gaussian_vae(kernel, bias)  # outputs the exact posterior
+    result = evaluation.amortization_gap(model, x, steps=100, learning_rate=0.01,
+                                         elbo_samples=20000, log_px=exact_log_px(x, kernel, bias))
+    assert np.all(np.abs(result["amortization_gap"]) < 0.02)
+    assert np.all(np.abs(result["approximation_gap"]) < 0.02)
