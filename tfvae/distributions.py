@@ -59,10 +59,38 @@ class DistributionLayer(keras.layers.Layer):
         """log p(x) summed over the event axis; equal to `distribution(params).log_prob(x)`."""
         return self.distribution(params).log_prob(x)
 
+    def natural_params(self, params):
+        """The exponential family's natural parameters (a dict of tensors)."""
+        raise NotImplementedError
+
+    def from_natural_params(self, natural):
+        raise NotImplementedError
+
+    def combine(self, *params):
+        """The normalized product of densities of this family: their natural parameters add.
+
+        This is how evidence meets a prior in every hierarchical model of tfvae: precision
+        weighting for Gaussians (Sonderby et al. 2016, eq. 17-18), added logits for Bernoulli.
+        """
+        naturals = [self.natural_params(p) for p in params]
+        return self.from_natural_params({name: tf.add_n([n[name] for n in naturals])
+                                         for name in naturals[0]})
+
     def get_config(self):
         config = super().get_config()
         config.update(event_size=self.event_size, project=self.project)
         return config
+
+
+def diagonal_gaussian(params):
+    """tfd N(loc, diag(scale^2)) over the last axis, from a {"loc", "scale"} dict."""
+    return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+
+
+def standard_normal(event_size):
+    """The N(0, I) prior over `event_size` units."""
+    zeros = tf.zeros([event_size])
+    return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), 1)
 
 
 def _positive(raw, activation, min_scale):
@@ -102,7 +130,7 @@ class DiagonalGaussian(DistributionLayer):
         return {"loc": loc, "scale": _positive(raw_scale, self.scale_activation, self.min_scale)}
 
     def distribution(self, params):
-        return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+        return diagonal_gaussian(params)
 
     def sample(self, params, seed, num_samples=None):
         """Pathwise sample(s): [num_samples, *batch, event] (or [*batch, event] when None)."""
@@ -110,6 +138,16 @@ class DiagonalGaussian(DistributionLayer):
 
     def mean(self, params):
         return params["loc"]
+
+    def natural_params(self, params):
+        """Precision 1/s^2 and precision-weighted mean m/s^2 (the natural parameters up to
+        the factor -1/2 on the precision)."""
+        precision = 1.0 / tf.square(params["scale"])
+        return {"precision": precision, "precision_loc": precision * params["loc"]}
+
+    def from_natural_params(self, natural):
+        return {"loc": natural["precision_loc"] / natural["precision"],
+                "scale": tf.math.rsqrt(natural["precision"])}
 
     def log_prob_matrix(self, params, z):
         """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m).
@@ -164,6 +202,12 @@ class Bernoulli(DistributionLayer):
     def mean(self, params):
         return params["probs"]
 
+    def natural_params(self, params):
+        return {"logits": params["logits"]}
+
+    def from_natural_params(self, natural):
+        return self.params_from_raw(natural["logits"])
+
     def log_prob(self, params, x):
         """sum_i x_i l_i - softplus(l_i), since log sigmoid(l) = l - softplus(l) and
         log(1 - sigmoid(l)) = -softplus(l): one transcendental per unit, about 3x faster than
@@ -207,7 +251,7 @@ class GaussianLikelihood(DistributionLayer):
         return {"loc": raw, "scale": tf.broadcast_to(scale, tf.shape(raw))}
 
     def distribution(self, params):
-        return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+        return diagonal_gaussian(params)
 
     def sample(self, params, seed):
         return estimators.pathwise_gaussian(params["loc"], params["scale"], seed)

@@ -92,6 +92,10 @@ class BaseVAE(keras.Model):
         """z ~ p(z) in the layout `decode` takes: [num_samples, latent]."""
         raise NotImplementedError
 
+    def generate(self, num_samples, seed):
+        """Parameters of p(x|z) for `num_samples` draws of the latents from the prior."""
+        return self.decode(self.prior_sample(num_samples, seed))
+
     def reconstruct(self, x):
         """The likelihood's mean at the posterior mean of z: a deterministic reconstruction."""
         raise NotImplementedError
@@ -189,7 +193,7 @@ class BaseVAE(keras.Model):
         seed = self.seed_generator if seed is None else seed
         z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(
             estimators.seed_pair(seed), 2))
-        params = self.decode(self.prior_sample(num_samples, z_seed))
+        params = self.generate(num_samples, z_seed)
         if mean:
             return self.likelihood_layer.mean(params)
         return self.likelihood_layer.sample(params, x_seed)

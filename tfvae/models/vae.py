@@ -1,12 +1,9 @@
 """The flat VAE: one layer of Gaussian latents, p(z) = N(0, I) (Kingma & Welling 2014)."""
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfvae import distributions, estimators, objectives
 from tfvae.models.base import BaseVAE
-
-tfd = tfp.distributions
 
 ARCHITECTURES = ("mlp", "conv")
 _IMAGE_SIDE = 28  # the conv architecture is for 28x28 single-channel images
@@ -126,8 +123,7 @@ class VAE(BaseVAE):
 
     def prior(self):
         """p(z) = N(0, I)."""
-        zeros = tf.zeros([self.latent_dim])
-        return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), 1)
+        return distributions.standard_normal(self.latent_dim)
 
     def decode(self, z, training=False):
         """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, input_dim]."""

@@ -1,0 +1,125 @@
+"""LadderVAE: the precision-weighted merge, the conditional-KL gradient option, KL bookkeeping,
+training and serialization."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import assert_model_saving_round_trip
+import tfvae
+from tfvae import distributions
+
+RNG = np.random.default_rng(0)
+
+
+def small_ladder(**kwargs):
+    args = dict(input_dim=784, latent_dims=(6, 3), hidden=(32, 16), seed=0)
+    args.update(kwargs)
+    return tfvae.LadderVAE(**args)
+
+
+def test_precision_weighting_is_the_normalized_product_of_the_gaussians():
+    layer = distributions.DiagonalGaussian(4)
+    a = {"loc": tf.constant(RNG.normal(size=(3, 4)), tf.float32),
+         "scale": tf.constant(RNG.uniform(0.2, 2.0, size=(3, 4)), tf.float32)}
+    b = {"loc": tf.constant(RNG.normal(size=(3, 4)), tf.float32),
+         "scale": tf.constant(RNG.uniform(0.2, 2.0, size=(3, 4)), tf.float32)}
+    merged = layer.combine(a, b)
+    # Independently: a density proportional to N(z; a) N(z; b) differs from it by a constant in z.
+    z = RNG.normal(size=(50, 3, 4)) * 3
+    def log_normal(z, p):
+        return -0.5 * ((z - p["loc"].numpy()) / p["scale"].numpy()) ** 2 - np.log(p["scale"].numpy())
+    difference = log_normal(z, merged) - (log_normal(z, a) + log_normal(z, b))
+    np.testing.assert_allclose(difference, np.broadcast_to(difference[0], difference.shape), atol=1e-3)
+    # ... and it is normalized (a Gaussian): the merged scale is below both input scales.
+    assert np.all(merged["scale"].numpy() < np.minimum(a["scale"], b["scale"]))
+
+
+def test_bernoulli_evidence_adds_logits():
+    layer = distributions.Bernoulli(3)
+    a, b = {"logits": tf.constant([[1.0, -2.0, 0.5]])}, {"logits": tf.constant([[0.5, 1.0, -0.5]])}
+    merged = layer.combine(a, b)
+    np.testing.assert_allclose(merged["logits"], [[1.5, -1.0, 0.0]])
+    np.testing.assert_allclose(merged["probs"], 1 / (1 + np.exp(-np.array([[1.5, -1.0, 0.0]]))), rtol=1e-6)
+
+
+def kl_0_gradients(model, x):
+    """Gradients of the conditional KL of layer 0 (given z_1) for three groups of parameters."""
+    groups = {
+        "q(v)": model.up_heads[1].trainable_weights + model.up_blocks[1].trainable_weights,
+        "q(u|v)": model.up_heads[0].trainable_weights,
+        "prior": model.prior_heads[0].trainable_weights + model.prior_blocks[0].trainable_weights,
+    }
+    with tf.GradientTape(persistent=True) as tape:
+        kl_0 = tf.reduce_mean(model.loss_terms(x, seed=3)["kl_0"])
+    return {name: [tape.gradient(kl_0, w) for w in weights] for name, weights in groups.items()}
+
+
+@pytest.mark.parametrize("analytic_kl", [True, False])
+def test_stop_removes_exactly_the_gradient_through_the_conditioning_sample(analytic_kl):
+    x = (RNG.uniform(size=(16, 784)) < 0.3).astype(np.float32)
+    full = small_ladder(analytic_kl=analytic_kl)
+    full.build((None, 784))
+    stop = tfvae.LadderVAE.from_config({**full.get_config(), "conditional_kl_gradient": "stop"})
+    stop.build((None, 784))
+    stop.set_weights(full.get_weights())
+    g_full, g_stop = kl_0_gradients(full, x), kl_0_gradients(stop, x)
+    assert all(g is None or np.all(g.numpy() == 0) for g in g_stop["q(v)"])
+    assert any(g is not None and np.abs(g.numpy()).max() > 1e-6 for g in g_full["q(v)"])
+    for name in ("q(u|v)", "prior"):
+        for a, b in zip(g_full[name], g_stop[name]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # The objective's value does not depend on the option.
+    np.testing.assert_allclose(full.loss_terms(x, seed=1)["objective"],
+                               stop.loss_terms(x, seed=1)["objective"], rtol=1e-6)
+
+
+def test_layer_kls_sum_to_the_total_and_iwae_is_above_the_elbo():
+    x = (RNG.uniform(size=(32, 784)) < 0.3).astype(np.float32)
+    model = small_ladder(latent_dims=(6, 4, 2), hidden=(32, 16, 8), analytic_kl=False)
+    terms = model.loss_terms(x, seed=0)
+    np.testing.assert_allclose(terms["kl"], terms["kl_0"] + terms["kl_1"] + terms["kl_2"], rtol=1e-5)
+    # With Monte Carlo KL the ELBO is the mean log-weight: L_1 at the same seed equals it.
+    np.testing.assert_allclose(model.loss_terms(x, num_samples=1, seed=5)["elbo"],
+                               model.log_prob(x, 1, seed=5).numpy(), rtol=1e-4, atol=1e-3)
+    assert np.mean(model.log_prob(x, 50, seed=1)) > np.mean(model.elbo(x, seed=1))
+
+
+def test_analytic_and_monte_carlo_layer_kls_agree():
+    x = (RNG.uniform(size=(8, 784)) < 0.3).astype(np.float32)
+    analytic = small_ladder()
+    analytic.build((None, 784))
+    mc = tfvae.LadderVAE.from_config({**analytic.get_config(), "analytic_kl": False})
+    mc.build((None, 784))
+    mc.set_weights(analytic.get_weights())
+    # Per-layer KLs are averaged over the k = 2000 samples of one call.
+    exact, estimate = analytic.loss_terms(x, 2000, seed=0), mc.loss_terms(x, 2000, seed=1)
+    for i in range(2):
+        np.testing.assert_allclose(np.mean(estimate[f"kl_{i}"]), np.mean(exact[f"kl_{i}"]),
+                                   rtol=0.03, atol=0.02)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(batch_norm=True, conditional_kl_gradient="stop")])
+def test_fit_with_xla_and_round_trip(kwargs, binary_mnist_subset, tmp_path):
+    x = binary_mnist_subset[0][:300]
+    model = small_ladder(**kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=True)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(100), epochs=3, verbose=0,
+                        callbacks=[tfvae.callbacks.KLWarmup(2)])
+    assert {"kl_0", "kl_1"} <= set(history.history)
+    assert history.history["distortion"][-1] < history.history["distortion"][0]
+    assert model.get_config() == tfvae.LadderVAE.from_config(model.get_config()).get_config()
+    loaded = assert_model_saving_round_trip(model, x[:10], tmp_path)
+    assert isinstance(loaded, tfvae.LadderVAE)
+    assert [m.shape for m in model.latent_means(x[:4])] == [(4, 6), (4, 3)]
+    assert model.decode_top(tf.zeros([2, 3]))["probs"].shape == (2, 784)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(latent_dims=()), "latent_dims"),
+    (dict(hidden=(32,)), "hidden"),
+    (dict(conditional_kl_gradient="half"), "conditional_kl_gradient"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_ladder(**kwargs)

@@ -1,0 +1,263 @@
+"""Hierarchical VAEs with L layers of Gaussian latents z_0 (bottom) ... z_{L-1} (top).
+
+Both classes share the generative model p(z_{L-1}) prod_i p(z_i | z_{i+1}) p(x | z_0) and the
+per-layer accounting of KL terms; they differ in the posterior:
+- `LadderVAE` (Sonderby et al. 2016): a deterministic bottom-up pass gives each layer
+  likelihood-like evidence; going down, q(z_i | z_{i+1}, x) is that evidence combined with the
+  prior p(z_i | z_{i+1}) by adding natural parameters (precision weighting).
+- `HierarchicalVAE` (Burda et al. 2016, two stochastic layers): a stochastic bottom-up
+  posterior q(z_0 | x) q(z_1 | z_0) ...
+"""
+import keras
+import tensorflow as tf
+
+from tfvae import distributions, estimators, objectives
+from tfvae.models.base import BaseVAE
+
+CONDITIONAL_KL_GRADIENTS = ("full", "stop")
+
+
+def block(units, activation, batch_norm, name):
+    """Dense layers of the given widths (each optionally batch-normalized before `activation`)."""
+    layers = []
+    for width in units:
+        layers.append(keras.layers.Dense(width, use_bias=not batch_norm))
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        layers.append(keras.layers.Activation(activation))
+    return keras.Sequential(layers or [keras.layers.Identity()], name=name)
+
+
+def _widths(hidden, num_layers):
+    """One tuple of widths per stochastic layer; an int w means the two-layer block (w, w)."""
+    hidden = tuple(hidden)
+    if len(hidden) != num_layers:
+        raise ValueError(f"hidden needs one entry per stochastic layer ({num_layers}). "
+                         f"Received: hidden={hidden!r}")
+    widths = tuple((h, h) if isinstance(h, int) else tuple(h) for h in hidden)
+    if not all(isinstance(w, int) and w > 0 for ws in widths for w in ws):
+        raise ValueError(f"hidden widths must be positive integers. Received: hidden={hidden!r}")
+    return widths
+
+
+class _TopDownVAE(BaseVAE):
+    """The generative model and KL accounting shared by the hierarchical VAEs."""
+
+    def __init__(self, input_dim, latent_dims, hidden, activation="tanh", batch_norm=False,
+                 posterior_scale="softplus", min_scale=1e-4, **kwargs):
+        latent_dims = tuple(latent_dims)
+        if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
+            raise ValueError(f"latent_dims must be positive integers, bottom layer first. "
+                             f"Received: latent_dims={latent_dims!r}")
+        self.latent_dims = latent_dims  # metric_names() needs it during BaseVAE.__init__
+        super().__init__(input_dim=input_dim, **kwargs)
+        self.hidden = tuple(hidden)
+        self.widths = _widths(hidden, len(latent_dims))
+        self.activation = activation
+        self.batch_norm = bool(batch_norm)
+        self.posterior_scale = posterior_scale
+        self.min_scale = min_scale
+
+        # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I).
+        self.prior_blocks = [block(tuple(reversed(self.widths[i])), activation, batch_norm,
+                                   f"prior_block_{i}") for i in range(len(latent_dims) - 1)]
+        self.prior_heads = [self.gaussian_layer(i, "prior") for i in range(len(latent_dims) - 1)]
+        self.decoder = block(tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
+
+    def gaussian_layer(self, i, name):
+        """A DiagonalGaussian head for layer i."""
+        return distributions.DiagonalGaussian(self.latent_dims[i], scale_activation=self.posterior_scale,
+                                              min_scale=self.min_scale, name=f"{name}_{i}")
+
+    @property
+    def num_layers(self):
+        return len(self.latent_dims)
+
+    def metric_names(self):
+        return ("elbo", "kl", "distortion") + tuple(f"kl_{i}" for i in range(len(self.latent_dims)))
+
+    def _build_top_down(self):
+        for i, (prior_block, head) in enumerate(zip(self.prior_blocks, self.prior_heads)):
+            prior_block.build((None, self.latent_dims[i + 1]))
+            head.build(prior_block.compute_output_shape((None, self.latent_dims[i + 1])))
+        self.decoder.build((None, self.latent_dims[0]))
+        self.likelihood_layer.build(self.decoder.compute_output_shape((None, self.latent_dims[0])))
+
+    def conditional_prior(self, i, z_above, training=False):
+        """Parameters of p(z_i | z_{i+1}) for i < L-1."""
+        return self.prior_heads[i](self.prior_blocks[i](z_above, training=training))
+
+    def top_prior(self):
+        return distributions.standard_normal(self.latent_dims[-1])
+
+    def decode(self, z, training=False):
+        """p(x | z_0)'s parameters for the BOTTOM layer's z_0, [batch, latent_dims[0]]."""
+        return self.likelihood_layer(self.decoder(z, training=training))
+
+    def decode_top(self, z_top):
+        """p(x|.)'s parameters from the top layer, following the prior means down."""
+        z = z_top
+        for i in reversed(range(self.num_layers - 1)):
+            z = self.conditional_prior(i, z)["loc"]
+        return self.decode(z)
+
+    def prior_sample(self, num_samples, seed):
+        """Top-layer draws z_{L-1} ~ N(0, I)."""
+        shape = [num_samples, self.latent_dims[-1]]
+        return estimators.pathwise_gaussian(tf.zeros(shape), tf.ones(shape), seed)
+
+    def generate(self, num_samples, seed):
+        """Ancestral sampling: z_{L-1} ~ N(0, I), z_i ~ p(z_i | z_{i+1}), then p(x | z_0)."""
+        seeds = tf.unstack(tf.random.experimental.stateless_split(
+            estimators.seed_pair(seed), self.num_layers))
+        z = self.prior_sample(num_samples, seeds[-1])
+        for i in reversed(range(self.num_layers - 1)):
+            z = self.gaussian_sample(self.conditional_prior(i, z), seeds[i])
+        return self.decode(z)
+
+    def gaussian_sample(self, params, seed):
+        return estimators.pathwise_gaussian(params["loc"], params["scale"], seed)
+
+    def reconstruct(self, x):
+        means = self.latent_means(x)
+        return self.likelihood_layer.mean(self.decode(means[0]))
+
+    def latent_means(self, x):
+        params = self.encode(x)
+        return [params[f"loc_{i}"] for i in range(self.num_layers)]
+
+    def _layer_terms(self, q_params, p_params, z, analytic):
+        """Per-unit KL of one layer (closed form when valid and asked) and log q - log p."""
+        q = distributions.diagonal_gaussian(q_params)
+        p = self.top_prior() if p_params is None else distributions.diagonal_gaussian(p_params)
+        kl_per_unit = distributions.kl_divergence(q.distribution, p.distribution, z, analytic=analytic)
+        return kl_per_unit, q.log_prob(z) - p.log_prob(z)
+
+    def _assemble(self, x, k, z_bottom, layer_kls, log_ratio, training):
+        """Combines per-layer terms (flat over k * B rows) into the `_forward` contract."""
+        x_params = self._decode_samples(tf.reshape(z_bottom, [k, -1, self.latent_dims[0]]), training)
+        log_likelihood = self.likelihood_layer.log_prob(x_params, x)
+
+        def per_sample(v):
+            return tf.reshape(v, [k, -1])
+
+        terms = {f"kl_{i}": per_sample(tf.reduce_sum(kl, -1)) for i, kl in enumerate(layer_kls)}
+        terms.update(
+            log_likelihood=log_likelihood,
+            log_weight=log_likelihood - per_sample(log_ratio),
+            rate=tf.add_n([terms[f"kl_{i}"] for i in range(self.num_layers)]),
+            penalized_rate=tf.add_n([per_sample(objectives.free_bits_rate(kl, self.free_bits))
+                                     for kl in layer_kls]),
+        )
+        return terms
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dims=self.latent_dims, hidden=self.hidden, activation=self.activation,
+                      batch_norm=self.batch_norm, posterior_scale=self.posterior_scale,
+                      min_scale=self.min_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class LadderVAE(_TopDownVAE):
+    """Ladder VAE (Sonderby, Raiko, Maaloe, Sonderby & Winther 2016).
+
+    Bottom-up: d_i = MLP_i(d_{i-1}) (d_{-1} = x) gives evidence N(m_i, s_i^2) for layer i.
+    Top-down: q(z_{L-1}|x) = N(m_{L-1}, s_{L-1}^2); for i < L-1,
+    q(z_i | z_{i+1}, x) proportional to N(m_i, s_i^2) p(z_i | z_{i+1}): precision weighting,
+    s^2 = 1 / (s_i^-2 + s_p^-2), m = (m_i s_i^-2 + m_p s_p^-2) s^2 (the paper's eq. 17-18).
+    The KL of layer i is conditional on the sample of z_{i+1}; `conditional_kl_gradient="stop"`
+    stops the gradient through that sample in the KL term only (see `_forward`).
+
+    Args:
+        input_dim: D.
+        latent_dims: units per stochastic layer, bottom first (the paper: (64, 32, 16, 8, 4)).
+        hidden: one entry per layer: the width of its two-layer deterministic block, or a tuple
+            of widths (the paper: (512, 256, 128, 64, 32)).
+        activation, batch_norm: of the deterministic blocks (the paper uses batch norm).
+        conditional_kl_gradient: "full" or "stop".
+        Other arguments as in `tfvae.VAE`.
+
+    Example:
+    >>> model = tfvae.LadderVAE(input_dim=784, latent_dims=(64, 32, 16, 8, 4),
+    ...                         hidden=(512, 256, 128, 64, 32), batch_norm=True)
+    """
+
+    def __init__(self, input_dim, latent_dims=(64, 32, 16, 8, 4), hidden=(512, 256, 128, 64, 32),
+                 activation="leaky_relu", batch_norm=False, conditional_kl_gradient="full",
+                 **kwargs):
+        if conditional_kl_gradient not in CONDITIONAL_KL_GRADIENTS:
+            raise ValueError(f"conditional_kl_gradient must be one of {CONDITIONAL_KL_GRADIENTS}. "
+                             f"Received: conditional_kl_gradient={conditional_kl_gradient!r}")
+        super().__init__(input_dim, latent_dims, hidden, activation=activation,
+                         batch_norm=batch_norm, **kwargs)
+        self.conditional_kl_gradient = conditional_kl_gradient
+        self.up_blocks = [block(w, activation, batch_norm, f"up_block_{i}")
+                          for i, w in enumerate(self.widths)]
+        self.up_heads = [self.gaussian_layer(i, "evidence") for i in range(self.num_layers)]
+
+    def build(self, input_shape):
+        shape = input_shape
+        for up_block, head in zip(self.up_blocks, self.up_heads):
+            up_block.build(shape)
+            shape = up_block.compute_output_shape(shape)
+            head.build(shape)
+        self._build_top_down()
+        self.built = True
+
+    def evidence(self, x, training=False):
+        """The bottom-up pass: per layer {"loc", "scale"} of the likelihood-like evidence."""
+        d, evidence = x, []
+        for up_block, head in zip(self.up_blocks, self.up_heads):
+            d = up_block(d, training=training)
+            evidence.append(head(d))
+        return evidence
+
+    def encode(self, x, training=False):
+        """Posterior parameters of every layer, {"loc_i", "scale_i"}, along the posterior means."""
+        evidence = self.evidence(self._check_input(x), training)
+        params = {}
+        q = evidence[-1]
+        for i in reversed(range(self.num_layers)):
+            if i < self.num_layers - 1:
+                q = self.up_heads[i].combine(evidence[i], self.conditional_prior(i, q["loc"], training))
+            params[f"loc_{i}"], params[f"scale_{i}"] = q["loc"], q["scale"]
+        return params
+
+    def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
+        if posterior_params is not None:
+            raise NotImplementedError("LadderVAE does not take external posterior parameters.")
+        k = num_samples
+        evidence = [{name: tf.tile(v, [k, 1]) for name, v in e.items()}  # rows: k-major, k * B
+                    for e in self.evidence(x, training)]
+        seeds = tf.unstack(tf.random.experimental.stateless_split(
+            estimators.seed_pair(seed), self.num_layers))
+        layer_kls, log_ratio = [None] * self.num_layers, 0.0
+        q = evidence[-1]
+        z = self.gaussian_sample(q, seeds[-1])
+        layer_kls[-1], top_ratio = self._layer_terms(q, None, z, self.analytic_kl)
+        log_ratio += top_ratio
+        for i in reversed(range(self.num_layers - 1)):
+            z_above = z
+            prior = self.conditional_prior(i, z_above, training)
+            q = self.up_heads[i].combine(evidence[i], prior)
+            eps_seed = seeds[i]
+            z = self.gaussian_sample(q, eps_seed)
+            _, ratio = self._layer_terms(q, prior, z, analytic=False)
+            log_ratio += ratio  # the log-weight always takes the full, sampled path
+            if self.conditional_kl_gradient == "stop":
+                # E_q(v)[KL(q(u|v) || p(u|v))] with v's sample held fixed: the same draw of u,
+                # but no gradient reaches the parameters that produced v.
+                prior = self.conditional_prior(i, tf.stop_gradient(z_above), training)
+                q = self.up_heads[i].combine(evidence[i], prior)
+                z_kl = self.gaussian_sample(q, eps_seed)
+            else:
+                z_kl = z
+            layer_kls[i], _ = self._layer_terms(q, prior, z_kl, self.analytic_kl)
+        return self._assemble(x, k, z, layer_kls, log_ratio, training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(conditional_kl_gradient=self.conditional_kl_gradient)
+        return config
