@@ -1,5 +1,5 @@
-"""LadderVAE: the precision-weighted merge, the conditional-KL gradient option, KL bookkeeping,
-training and serialization."""
+"""LadderVAE and HierarchicalVAE: the precision-weighted merge, the conditional-KL gradient
+option, KL bookkeeping, training and serialization."""
 import keras
 import numpy as np
 import pytest
@@ -16,6 +16,15 @@ def small_ladder(**kwargs):
     args = dict(input_dim=784, latent_dims=(6, 3), hidden=(32, 16), seed=0)
     args.update(kwargs)
     return tfvae.LadderVAE(**args)
+
+
+def small_hierarchical(**kwargs):
+    args = dict(input_dim=784, latent_dims=(6, 3), hidden=((32, 32), (16, 16)), seed=0)
+    args.update(kwargs)
+    return tfvae.HierarchicalVAE(**args)
+
+
+MAKERS = {"ladder": small_ladder, "hierarchical": small_hierarchical}
 
 
 def test_precision_weighting_is_the_normalized_product_of_the_gaussians():
@@ -74,9 +83,10 @@ def test_stop_removes_exactly_the_gradient_through_the_conditioning_sample(analy
                                stop.loss_terms(x, seed=1)["objective"], rtol=1e-6)
 
 
-def test_layer_kls_sum_to_the_total_and_iwae_is_above_the_elbo():
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_layer_kls_sum_to_the_total_and_iwae_is_above_the_elbo(kind):
     x = (RNG.uniform(size=(32, 784)) < 0.3).astype(np.float32)
-    model = small_ladder(latent_dims=(6, 4, 2), hidden=(32, 16, 8), analytic_kl=False)
+    model = MAKERS[kind](latent_dims=(6, 4, 2), hidden=(32, 16, 8), analytic_kl=False)
     terms = model.loss_terms(x, seed=0)
     np.testing.assert_allclose(terms["kl"], terms["kl_0"] + terms["kl_1"] + terms["kl_2"], rtol=1e-5)
     # With Monte Carlo KL the ELBO is the mean log-weight: L_1 at the same seed equals it.
@@ -99,18 +109,22 @@ def test_analytic_and_monte_carlo_layer_kls_agree():
                                    rtol=0.03, atol=0.02)
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(batch_norm=True, conditional_kl_gradient="stop")])
-def test_fit_with_xla_and_round_trip(kwargs, binary_mnist_subset, tmp_path):
+@pytest.mark.parametrize("kind, kwargs", [
+    ("ladder", dict()),
+    ("ladder", dict(batch_norm=True, conditional_kl_gradient="stop")),
+    ("hierarchical", dict()),
+])
+def test_fit_with_xla_and_round_trip(kind, kwargs, binary_mnist_subset, tmp_path):
     x = binary_mnist_subset[0][:300]
-    model = small_ladder(**kwargs)
+    model = MAKERS[kind](**kwargs)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=True)
     history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(100), epochs=3, verbose=0,
                         callbacks=[tfvae.callbacks.KLWarmup(2)])
     assert {"kl_0", "kl_1"} <= set(history.history)
     assert history.history["distortion"][-1] < history.history["distortion"][0]
-    assert model.get_config() == tfvae.LadderVAE.from_config(model.get_config()).get_config()
+    assert model.get_config() == type(model).from_config(model.get_config()).get_config()
     loaded = assert_model_saving_round_trip(model, x[:10], tmp_path)
-    assert isinstance(loaded, tfvae.LadderVAE)
+    assert type(loaded) is type(model)
     assert [m.shape for m in model.latent_means(x[:4])] == [(4, 6), (4, 3)]
     assert model.decode_top(tf.zeros([2, 3]))["probs"].shape == (2, 784)
 
@@ -123,3 +137,16 @@ def test_fit_with_xla_and_round_trip(kwargs, binary_mnist_subset, tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         small_ladder(**kwargs)
+
+
+def test_hierarchical_vae_has_the_iwae_papers_two_layer_architecture():
+    model = tfvae.HierarchicalVAE(input_dim=784, latent_dims=(100, 50), hidden=((200, 200), (100, 100)))
+    model.build((None, 784))
+    # 784-200-200-z100-100-100-z50 (Burda et al. 2016, appendix), mirrored in the generative model:
+    def dense(n_in, n_out):
+        return n_in * n_out + n_out
+    expected = (dense(784, 200) + dense(200, 200) + dense(200, 200)      # q(z0|x): loc and scale
+                + dense(100, 100) + dense(100, 100) + dense(100, 100)    # q(z1|z0)
+                + dense(50, 100) + dense(100, 100) + dense(100, 200)     # p(z0|z1)
+                + dense(100, 200) + dense(200, 200) + dense(200, 784))   # p(x|z0)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == expected

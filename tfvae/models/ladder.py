@@ -51,15 +51,18 @@ class _TopDownVAE(BaseVAE):
                              f"Received: latent_dims={latent_dims!r}")
         self.latent_dims = latent_dims  # metric_names() needs it during BaseVAE.__init__
         super().__init__(input_dim=input_dim, **kwargs)
-        self.hidden = tuple(hidden)
-        self.widths = _widths(hidden, len(latent_dims))
+        # Tuples throughout, so the config survives the JSON of a .keras file unchanged.
+        self.hidden = tuple(h if isinstance(h, int) else tuple(h) for h in hidden)
+        self.widths = _widths(self.hidden, len(latent_dims))
         self.activation = activation
         self.batch_norm = bool(batch_norm)
         self.posterior_scale = posterior_scale
         self.min_scale = min_scale
 
-        # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I).
-        self.prior_blocks = [block(tuple(reversed(self.widths[i])), activation, batch_norm,
+        # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I). The network
+        # between z_i and z_{i+1} mirrors the posterior's (widths[i + 1]); p(x | z_0) mirrors
+        # the first block (widths[0]), as in both papers' architectures.
+        self.prior_blocks = [block(tuple(reversed(self.widths[i + 1])), activation, batch_norm,
                                    f"prior_block_{i}") for i in range(len(latent_dims) - 1)]
         self.prior_heads = [self.gaussian_layer(i, "prior") for i in range(len(latent_dims) - 1)]
         self.decoder = block(tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
@@ -261,3 +264,77 @@ class LadderVAE(_TopDownVAE):
         config = super().get_config()
         config.update(conditional_kl_gradient=self.conditional_kl_gradient)
         return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class HierarchicalVAE(_TopDownVAE):
+    """A VAE with a stochastic bottom-up posterior q(z_0 | x) q(z_1 | z_0) ... q(z_{L-1} | z_{L-2})
+    and the top-down model p(z_{L-1}) ... p(z_0 | z_1) p(x | z_0) (Burda et al. 2016, appendix:
+    784-200-200-z100-100-100-z50 with tanh for two stochastic layers).
+
+    The KL of a lower layer, E_q[log q(z_i | z_{i-1}) - log p(z_i | z_{i+1})], has no closed
+    form because z_{i+1} is drawn given z_i: it is always the Monte Carlo estimate. The top
+    layer's KL to N(0, I) is closed-form when `analytic_kl`.
+
+    Args:
+        input_dim: D.
+        latent_dims: units per stochastic layer, bottom first.
+        hidden: one tuple of widths per layer: the MLP below that layer (mirrored in the
+            generative model); an int w means (w, w).
+        Other arguments as in `tfvae.VAE` (and `batch_norm` as in `LadderVAE`).
+
+    Example:
+    >>> model = tfvae.HierarchicalVAE(input_dim=784, latent_dims=(100, 50),
+    ...                               hidden=((200, 200), (100, 100)))
+    """
+
+    def __init__(self, input_dim, latent_dims=(100, 50), hidden=((200, 200), (100, 100)),
+                 activation="tanh", batch_norm=False, **kwargs):
+        super().__init__(input_dim, latent_dims, hidden, activation=activation,
+                         batch_norm=batch_norm, **kwargs)
+        self.up_blocks = [block(w, activation, batch_norm, f"posterior_block_{i}")
+                          for i, w in enumerate(self.widths)]
+        self.up_heads = [self.gaussian_layer(i, "posterior") for i in range(self.num_layers)]
+
+    def build(self, input_shape):
+        shape = input_shape
+        for i, (up_block, head) in enumerate(zip(self.up_blocks, self.up_heads)):
+            up_block.build(shape)
+            head.build(up_block.compute_output_shape(shape))
+            shape = (None, self.latent_dims[i])
+        self._build_top_down()
+        self.built = True
+
+    def posterior_step(self, i, below, training=False):
+        """Parameters of q(z_i | z_{i-1}) (of q(z_0 | x) for i = 0)."""
+        return self.up_heads[i](self.up_blocks[i](below, training=training))
+
+    def encode(self, x, training=False):
+        """Posterior parameters of every layer, {"loc_i", "scale_i"}, along the posterior means."""
+        params, below = {}, self._check_input(x)
+        for i in range(self.num_layers):
+            q = self.posterior_step(i, below, training)
+            params[f"loc_{i}"], params[f"scale_{i}"] = q["loc"], q["scale"]
+            below = q["loc"]
+        return params
+
+    def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
+        if posterior_params is not None:
+            raise NotImplementedError("HierarchicalVAE does not take external posterior parameters.")
+        k = num_samples
+        seeds = tf.unstack(tf.random.experimental.stateless_split(
+            estimators.seed_pair(seed), self.num_layers))
+        q_params = [{name: tf.tile(v, [k, 1])  # rows: k-major, k * B
+                     for name, v in self.posterior_step(0, x, training).items()}]
+        zs = [self.gaussian_sample(q_params[0], seeds[0])]
+        for i in range(1, self.num_layers):
+            q_params.append(self.posterior_step(i, zs[-1], training))
+            zs.append(self.gaussian_sample(q_params[-1], seeds[i]))
+        layer_kls, log_ratio = [], 0.0
+        for i in range(self.num_layers):
+            top = i == self.num_layers - 1
+            prior = None if top else self.conditional_prior(i, zs[i + 1], training)
+            kl, ratio = self._layer_terms(q_params[i], prior, zs[i], self.analytic_kl and top)
+            layer_kls.append(kl)
+            log_ratio += ratio
+        return self._assemble(x, k, zs[0], layer_kls, log_ratio, training)
