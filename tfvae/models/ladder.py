@@ -171,7 +171,9 @@ class LadderVAE(_TopDownVAE):
     q(z_i | z_{i+1}, x) proportional to N(m_i, s_i^2) p(z_i | z_{i+1}): precision weighting,
     s^2 = 1 / (s_i^-2 + s_p^-2), m = (m_i s_i^-2 + m_p s_p^-2) s^2 (the paper's eq. 17-18).
     The KL of layer i is conditional on the sample of z_{i+1}; `conditional_kl_gradient="stop"`
-    stops the gradient through that sample in the KL term only (see `_forward`).
+    stops the gradient through that sample in the KL term only (see `_forward`). It shapes the
+    ELBO's gradient (num_samples=1); the IWAE objective (k > 1) uses the log-weights, whose
+    gradient it leaves alone.
 
     Args:
         input_dim: D.
