@@ -65,9 +65,10 @@ def kl_0_gradients(model, x):
 
 
 @pytest.mark.parametrize("analytic_kl", [True, False])
-def test_stop_removes_exactly_the_gradient_through_the_conditioning_sample(analytic_kl):
+@pytest.mark.parametrize("families", [None, ("bernoulli", "bernoulli")])
+def test_stop_removes_exactly_the_gradient_through_the_conditioning_sample(analytic_kl, families):
     x = (RNG.uniform(size=(16, 784)) < 0.3).astype(np.float32)
-    full = small_ladder(analytic_kl=analytic_kl)
+    full = small_ladder(analytic_kl=analytic_kl, latent_families=families)
     full.build((None, 784))
     stop = tfvae.LadderVAE.from_config({**full.get_config(), "conditional_kl_gradient": "stop"})
     stop.build((None, 784))
@@ -95,9 +96,10 @@ def test_layer_kls_sum_to_the_total_and_iwae_is_above_the_elbo(kind):
     assert np.mean(model.log_prob(x, 50, seed=1)) > np.mean(model.elbo(x, seed=1))
 
 
-def test_analytic_and_monte_carlo_layer_kls_agree():
+@pytest.mark.parametrize("families", [None, ("bernoulli", "gaussian"), ("gaussian", "bernoulli")])
+def test_analytic_and_monte_carlo_layer_kls_agree(families):
     x = (RNG.uniform(size=(8, 784)) < 0.3).astype(np.float32)
-    analytic = small_ladder()
+    analytic = small_ladder(latent_families=families)
     analytic.build((None, 784))
     mc = tfvae.LadderVAE.from_config({**analytic.get_config(), "analytic_kl": False})
     mc.build((None, 784))
@@ -112,7 +114,9 @@ def test_analytic_and_monte_carlo_layer_kls_agree():
 @pytest.mark.parametrize("kind, kwargs", [
     ("ladder", dict()),
     ("ladder", dict(batch_norm=True, conditional_kl_gradient="stop")),
+    ("ladder", dict(latent_families=("bernoulli", "gaussian"))),
     ("hierarchical", dict()),
+    ("hierarchical", dict(latent_families=("gaussian", "bernoulli"))),
 ])
 def test_fit_with_xla_and_round_trip(kind, kwargs, binary_mnist_subset, tmp_path):
     x = binary_mnist_subset[0][:300]
@@ -133,6 +137,8 @@ def test_fit_with_xla_and_round_trip(kind, kwargs, binary_mnist_subset, tmp_path
     (dict(latent_dims=()), "latent_dims"),
     (dict(hidden=(32,)), "hidden"),
     (dict(conditional_kl_gradient="half"), "conditional_kl_gradient"),
+    (dict(latent_families=("bernoulli",)), "latent_families"),
+    (dict(latent_families=("bernoulli", "poisson")), "latent_families"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -150,3 +156,28 @@ def test_hierarchical_vae_has_the_iwae_papers_two_layer_architecture():
                 + dense(50, 100) + dense(100, 100) + dense(100, 200)     # p(z0|z1)
                 + dense(100, 200) + dense(200, 200) + dense(200, 784))   # p(x|z0)
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == expected
+
+
+def log_sigmoid_mass(z, logits):
+    """log Bernoulli(z; sigmoid(logits)) summed over the last axis, in numpy."""
+    return np.sum(z * logits - np.logaddexp(0.0, logits), axis=-1)
+
+
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_binary_layers_iwae_approaches_the_likelihood_summed_over_all_states(kind):
+    """With binary layers of 3 and 2 units, log p(x) = log sum_{z0, z1} p(z1) p(z0|z1) p(x|z0)
+    has 32 terms: the IWAE estimate (which samples q and weighs by p/q) must converge to it."""
+    model = MAKERS[kind](latent_dims=(3, 2), latent_families=("bernoulli", "bernoulli"))
+    model.build((None, 784))
+    x = (RNG.uniform(size=(4, 784)) < 0.3).astype(np.float32)
+    states = lambda m: np.array([[(s >> j) & 1 for j in range(m)] for s in range(2 ** m)], np.float32)
+    z0, z1 = states(3), states(2)
+    log_p_z1 = log_sigmoid_mass(z1, np.zeros(2))                                   # [4]
+    log_p_z0 = np.stack([log_sigmoid_mass(z0, model.conditional_prior(0, np.tile(z, (8, 1)))["logits"].numpy())
+                         for z in z1])                                             # [4 z1, 8 z0]
+    log_p_x = log_sigmoid_mass(x[None], model.decode(z0)["logits"].numpy()[:, None])  # [8 z0, 4 x]
+    joint = log_p_z1[:, None, None] + log_p_z0[:, :, None] + log_p_x[None]
+    exact = np.logaddexp.reduce(joint.reshape(-1, 4), axis=0)
+    iwae = model.log_prob(x, num_samples=5000, seed=0).numpy()
+    np.testing.assert_allclose(iwae, exact, atol=0.05)
+    assert np.all(model.loss_terms(x, num_samples=2000, seed=0)["elbo"].numpy() < exact)  # E_q[ELBO]

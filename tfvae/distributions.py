@@ -192,9 +192,9 @@ class Bernoulli(DistributionLayer):
         return {"logits": raw, "probs": tf.sigmoid(raw)}
 
     def sample(self, params, seed):
-        """x_i = 1[u_i < p_i], u_i ~ U(0, 1): a float32 {0, 1} draw (stateless, from `seed`)."""
-        u = estimators.standard_uniform(tf.shape(params["probs"]), estimators.seed_pair(seed))
-        return tf.cast(u < params["probs"], tf.float32)
+        """x_i = 1[u_i < p_i], u_i ~ U(0, 1): a float32 {0, 1} draw (stateless, from `seed`),
+        differentiable by the straight-through estimator (`estimators.straight_through_bernoulli`)."""
+        return estimators.straight_through_bernoulli(params["probs"], seed)
 
     def distribution(self, params):
         return tfd.Independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32), 1)

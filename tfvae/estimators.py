@@ -48,3 +48,12 @@ def pathwise_gaussian(loc, scale, seed, num_samples=None):
     shape = tf.shape(loc) if num_samples is None else tf.concat([[num_samples], tf.shape(loc)], 0)
     eps = standard_normal(shape, seed_pair(seed), dtype=loc.dtype)
     return loc + scale * eps
+
+
+def straight_through_bernoulli(probs, seed):
+    """A {0, 1} draw b = 1[u < p] whose gradient is that of p (Bengio, Leonard & Courville
+    2013, "straight-through"): the value is b + p - stop_gradient(p) = b, the derivative
+    d b / d p is taken as 1. Biased, but low-variance and as cheap as the forward pass."""
+    u = standard_uniform(tf.shape(probs), seed_pair(seed), dtype=probs.dtype)
+    hard = tf.cast(u < probs, probs.dtype)
+    return hard + probs - tf.stop_gradient(probs)

@@ -1,10 +1,13 @@
-"""Hierarchical VAEs with L layers of Gaussian latents z_0 (bottom) ... z_{L-1} (top).
+"""Hierarchical VAEs with L layers of latents z_0 (bottom) ... z_{L-1} (top), each layer
+Gaussian or binary (`latent_families`).
 
 Both classes share the generative model p(z_{L-1}) prod_i p(z_i | z_{i+1}) p(x | z_0) and the
 per-layer accounting of KL terms; they differ in the posterior:
 - `LadderVAE` (Sonderby et al. 2016): a deterministic bottom-up pass gives each layer
   likelihood-like evidence; going down, q(z_i | z_{i+1}, x) is that evidence combined with the
-  prior p(z_i | z_{i+1}) by adding natural parameters (precision weighting).
+  prior p(z_i | z_{i+1}) by adding natural parameters (precision weighting for a Gaussian
+  layer; added logits for a binary one: q(z_i | z_{i+1}, x) proportional to
+  exp<z_i, d_i(z_{i+1}) + a_i(x)>).
 - `HierarchicalVAE` (Burda et al. 2016, two stochastic layers): a stochastic bottom-up
   posterior q(z_0 | x) q(z_1 | z_0) ...
 """
@@ -15,6 +18,7 @@ from tfvae import distributions, estimators, objectives
 from tfvae.models.base import BaseVAE
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
+LATENT_FAMILIES = ("gaussian", "bernoulli")
 
 
 def block(units, activation, batch_norm, name):
@@ -44,11 +48,17 @@ class _TopDownVAE(BaseVAE):
     """The generative model and KL accounting shared by the hierarchical VAEs."""
 
     def __init__(self, input_dim, latent_dims, hidden, activation="tanh", batch_norm=False,
-                 posterior_scale="softplus", min_scale=1e-4, **kwargs):
+                 posterior_scale="softplus", min_scale=1e-4, latent_families=None, **kwargs):
         latent_dims = tuple(latent_dims)
         if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
             raise ValueError(f"latent_dims must be positive integers, bottom layer first. "
                              f"Received: latent_dims={latent_dims!r}")
+        latent_families = tuple(latent_families or ("gaussian",) * len(latent_dims))
+        if (len(latent_families) != len(latent_dims)
+                or not all(f in LATENT_FAMILIES for f in latent_families)):
+            raise ValueError(f"latent_families needs one of {LATENT_FAMILIES} per stochastic layer "
+                             f"({len(latent_dims)}). Received: latent_families={latent_families!r}")
+        self.latent_families = latent_families
         self.latent_dims = latent_dims  # metric_names() needs it during BaseVAE.__init__
         super().__init__(input_dim=input_dim, **kwargs)
         # Tuples throughout, so the config survives the JSON of a .keras file unchanged.
@@ -64,11 +74,14 @@ class _TopDownVAE(BaseVAE):
         # the first block (widths[0]), as in both papers' architectures.
         self.prior_blocks = [block(tuple(reversed(self.widths[i + 1])), activation, batch_norm,
                                    f"prior_block_{i}") for i in range(len(latent_dims) - 1)]
-        self.prior_heads = [self.gaussian_layer(i, "prior") for i in range(len(latent_dims) - 1)]
+        self.prior_heads = [self.latent_layer(i, "prior") for i in range(len(latent_dims) - 1)]
         self.decoder = block(tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
 
-    def gaussian_layer(self, i, name):
-        """A DiagonalGaussian head for layer i."""
+    def latent_layer(self, i, name):
+        """The distribution head of layer i: DiagonalGaussian, or Bernoulli (straight-through
+        samples) for a binary layer."""
+        if self.latent_families[i] == "bernoulli":
+            return distributions.Bernoulli(self.latent_dims[i], name=f"{name}_{i}")
         return distributions.DiagonalGaussian(self.latent_dims[i], scale_activation=self.posterior_scale,
                                               min_scale=self.min_scale, name=f"{name}_{i}")
 
@@ -90,8 +103,12 @@ class _TopDownVAE(BaseVAE):
         """Parameters of p(z_i | z_{i+1}) for i < L-1."""
         return self.prior_heads[i](self.prior_blocks[i](z_above, training=training))
 
-    def top_prior(self):
-        return distributions.standard_normal(self.latent_dims[-1])
+    def top_prior(self, num_rows):
+        """Parameters of p(z_{L-1}), [num_rows, units]: N(0, I), or Bernoulli(1/2) when binary."""
+        zeros = tf.zeros([num_rows, self.latent_dims[-1]])
+        if self.latent_families[-1] == "bernoulli":
+            return self.up_heads[-1].params_from_raw(zeros)
+        return {"loc": zeros, "scale": tf.ones_like(zeros)}
 
     def decode(self, z, training=False):
         """p(x | z_0)'s parameters for the BOTTOM layer's z_0, [batch, latent_dims[0]]."""
@@ -101,13 +118,12 @@ class _TopDownVAE(BaseVAE):
         """p(x|.)'s parameters from the top layer, following the prior means down."""
         z = z_top
         for i in reversed(range(self.num_layers - 1)):
-            z = self.conditional_prior(i, z)["loc"]
+            z = self.prior_heads[i].mean(self.conditional_prior(i, z))
         return self.decode(z)
 
     def prior_sample(self, num_samples, seed):
-        """Top-layer draws z_{L-1} ~ N(0, I)."""
-        shape = [num_samples, self.latent_dims[-1]]
-        return estimators.pathwise_gaussian(tf.zeros(shape), tf.ones(shape), seed)
+        """Top-layer draws z_{L-1} ~ p(z_{L-1})."""
+        return self.latent_sample(self.num_layers - 1, self.top_prior(num_samples), seed)
 
     def generate(self, num_samples, seed):
         """Ancestral sampling: z_{L-1} ~ N(0, I), z_i ~ p(z_i | z_{i+1}), then p(x | z_0)."""
@@ -115,26 +131,36 @@ class _TopDownVAE(BaseVAE):
             estimators.seed_pair(seed), self.num_layers))
         z = self.prior_sample(num_samples, seeds[-1])
         for i in reversed(range(self.num_layers - 1)):
-            z = self.gaussian_sample(self.conditional_prior(i, z), seeds[i])
+            z = self.latent_sample(i, self.conditional_prior(i, z), seeds[i])
         return self.decode(z)
 
-    def gaussian_sample(self, params, seed):
-        return estimators.pathwise_gaussian(params["loc"], params["scale"], seed)
+    def latent_sample(self, i, params, seed):
+        """A differentiable draw of layer i: pathwise (Gaussian) or straight-through (binary)."""
+        return self.up_heads[i].sample(params, seed)
 
     def reconstruct(self, x):
         means = self.latent_means(x)
         return self.likelihood_layer.mean(self.decode(means[0]))
 
-    def latent_means(self, x):
-        params = self.encode(x)
-        return [params[f"loc_{i}"] for i in range(self.num_layers)]
+    def encode(self, x, training=False):
+        """Posterior parameters of every layer along the posterior means: {"loc_i", "scale_i"}
+        for a Gaussian layer i, {"logits_i", "probs_i"} for a binary one."""
+        return {f"{name}_{i}": v for i, q in enumerate(self.encode_layers(x, training))
+                for name, v in q.items()}
 
-    def _layer_terms(self, q_params, p_params, z, analytic):
-        """Per-unit KL of one layer (closed form when valid and asked) and log q - log p."""
-        q = distributions.diagonal_gaussian(q_params)
-        p = self.top_prior() if p_params is None else distributions.diagonal_gaussian(p_params)
-        kl_per_unit = distributions.kl_divergence(q.distribution, p.distribution, z, analytic=analytic)
-        return kl_per_unit, q.log_prob(z) - p.log_prob(z)
+    def latent_means(self, x):
+        return [head.mean(q) for head, q in zip(self.up_heads, self.encode_layers(x))]
+
+    def _layer_terms(self, i, q_params, p_params, z, analytic):
+        """Per-unit KL of layer i (closed form when valid and asked) and log q(z) - log p(z);
+        `p_params=None` means the top prior."""
+        head = self.up_heads[i]
+        if p_params is None:
+            p_params = self.top_prior(tf.shape(z)[0])
+        kl_per_unit = distributions.kl_divergence(head.distribution(q_params).distribution,
+                                                  head.distribution(p_params).distribution,
+                                                  z, analytic=analytic)
+        return kl_per_unit, head.log_prob(q_params, z) - head.log_prob(p_params, z)
 
     def _assemble(self, x, k, z_bottom, layer_kls, log_ratio, training):
         """Combines per-layer terms (flat over k * B rows) into the `_forward` contract."""
@@ -158,7 +184,7 @@ class _TopDownVAE(BaseVAE):
         config = super().get_config()
         config.update(latent_dims=self.latent_dims, hidden=self.hidden, activation=self.activation,
                       batch_norm=self.batch_norm, posterior_scale=self.posterior_scale,
-                      min_scale=self.min_scale)
+                      min_scale=self.min_scale, latent_families=self.latent_families)
         return config
 
 
@@ -182,6 +208,9 @@ class LadderVAE(_TopDownVAE):
             of widths (the paper: (512, 256, 128, 64, 32)).
         activation, batch_norm: of the deterministic blocks (the paper uses batch norm).
         conditional_kl_gradient: "full" or "stop".
+        latent_families: "gaussian" (default) or "bernoulli" per layer, bottom first; a binary
+            layer's draws use the straight-through estimator and its KL is the closed-form
+            Bernoulli KL (`analytic_kl`) or log q(z) - log p(z).
         Other arguments as in `tfvae.VAE`.
 
     Example:
@@ -200,7 +229,7 @@ class LadderVAE(_TopDownVAE):
         self.conditional_kl_gradient = conditional_kl_gradient
         self.up_blocks = [block(w, activation, batch_norm, f"up_block_{i}")
                           for i, w in enumerate(self.widths)]
-        self.up_heads = [self.gaussian_layer(i, "evidence") for i in range(self.num_layers)]
+        self.up_heads = [self.latent_layer(i, "evidence") for i in range(self.num_layers)]
 
     def build(self, input_shape):
         shape = input_shape
@@ -212,23 +241,21 @@ class LadderVAE(_TopDownVAE):
         self.built = True
 
     def evidence(self, x, training=False):
-        """The bottom-up pass: per layer {"loc", "scale"} of the likelihood-like evidence."""
+        """The bottom-up pass: per layer the parameters of the likelihood-like evidence."""
         d, evidence = x, []
         for up_block, head in zip(self.up_blocks, self.up_heads):
             d = up_block(d, training=training)
             evidence.append(head(d))
         return evidence
 
-    def encode(self, x, training=False):
-        """Posterior parameters of every layer, {"loc_i", "scale_i"}, along the posterior means."""
+    def encode_layers(self, x, training=False):
+        """Per layer (bottom first), q's parameters along the posterior means of the layers above."""
         evidence = self.evidence(self._check_input(x), training)
-        params = {}
-        q = evidence[-1]
-        for i in reversed(range(self.num_layers)):
-            if i < self.num_layers - 1:
-                q = self.up_heads[i].combine(evidence[i], self.conditional_prior(i, q["loc"], training))
-            params[f"loc_{i}"], params[f"scale_{i}"] = q["loc"], q["scale"]
-        return params
+        layers = [evidence[-1]]
+        for i in reversed(range(self.num_layers - 1)):
+            prior = self.conditional_prior(i, self.up_heads[i + 1].mean(layers[0]), training)
+            layers.insert(0, self.up_heads[i].combine(evidence[i], prior))
+        return layers
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
         if posterior_params is not None:
@@ -240,26 +267,26 @@ class LadderVAE(_TopDownVAE):
             estimators.seed_pair(seed), self.num_layers))
         layer_kls, log_ratio = [None] * self.num_layers, 0.0
         q = evidence[-1]
-        z = self.gaussian_sample(q, seeds[-1])
-        layer_kls[-1], top_ratio = self._layer_terms(q, None, z, self.analytic_kl)
+        z = self.latent_sample(self.num_layers - 1, q, seeds[-1])
+        layer_kls[-1], top_ratio = self._layer_terms(self.num_layers - 1, q, None, z, self.analytic_kl)
         log_ratio += top_ratio
         for i in reversed(range(self.num_layers - 1)):
             z_above = z
             prior = self.conditional_prior(i, z_above, training)
             q = self.up_heads[i].combine(evidence[i], prior)
             eps_seed = seeds[i]
-            z = self.gaussian_sample(q, eps_seed)
-            _, ratio = self._layer_terms(q, prior, z, analytic=False)
+            z = self.latent_sample(i, q, eps_seed)
+            _, ratio = self._layer_terms(i, q, prior, z, analytic=False)
             log_ratio += ratio  # the log-weight always takes the full, sampled path
             if self.conditional_kl_gradient == "stop":
                 # E_q(v)[KL(q(u|v) || p(u|v))] with v's sample held fixed: the same draw of u,
                 # but no gradient reaches the parameters that produced v.
                 prior = self.conditional_prior(i, tf.stop_gradient(z_above), training)
                 q = self.up_heads[i].combine(evidence[i], prior)
-                z_kl = self.gaussian_sample(q, eps_seed)
+                z_kl = self.latent_sample(i, q, eps_seed)
             else:
                 z_kl = z
-            layer_kls[i], _ = self._layer_terms(q, prior, z_kl, self.analytic_kl)
+            layer_kls[i], _ = self._layer_terms(i, q, prior, z_kl, self.analytic_kl)
         return self._assemble(x, k, z, layer_kls, log_ratio, training)
 
     def get_config(self):
@@ -296,7 +323,7 @@ class HierarchicalVAE(_TopDownVAE):
                          batch_norm=batch_norm, **kwargs)
         self.up_blocks = [block(w, activation, batch_norm, f"posterior_block_{i}")
                           for i, w in enumerate(self.widths)]
-        self.up_heads = [self.gaussian_layer(i, "posterior") for i in range(self.num_layers)]
+        self.up_heads = [self.latent_layer(i, "posterior") for i in range(self.num_layers)]
 
     def build(self, input_shape):
         shape = input_shape
@@ -311,14 +338,13 @@ class HierarchicalVAE(_TopDownVAE):
         """Parameters of q(z_i | z_{i-1}) (of q(z_0 | x) for i = 0)."""
         return self.up_heads[i](self.up_blocks[i](below, training=training))
 
-    def encode(self, x, training=False):
-        """Posterior parameters of every layer, {"loc_i", "scale_i"}, along the posterior means."""
-        params, below = {}, self._check_input(x)
+    def encode_layers(self, x, training=False):
+        """Per layer (bottom first), q's parameters along the posterior means of the layers below."""
+        layers, below = [], self._check_input(x)
         for i in range(self.num_layers):
-            q = self.posterior_step(i, below, training)
-            params[f"loc_{i}"], params[f"scale_{i}"] = q["loc"], q["scale"]
-            below = q["loc"]
-        return params
+            layers.append(self.posterior_step(i, below, training))
+            below = self.up_heads[i].mean(layers[-1])
+        return layers
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
         if posterior_params is not None:
@@ -328,15 +354,15 @@ class HierarchicalVAE(_TopDownVAE):
             estimators.seed_pair(seed), self.num_layers))
         q_params = [{name: tf.tile(v, [k, 1])  # rows: k-major, k * B
                      for name, v in self.posterior_step(0, x, training).items()}]
-        zs = [self.gaussian_sample(q_params[0], seeds[0])]
+        zs = [self.latent_sample(0, q_params[0], seeds[0])]
         for i in range(1, self.num_layers):
             q_params.append(self.posterior_step(i, zs[-1], training))
-            zs.append(self.gaussian_sample(q_params[-1], seeds[i]))
+            zs.append(self.latent_sample(i, q_params[-1], seeds[i]))
         layer_kls, log_ratio = [], 0.0
         for i in range(self.num_layers):
             top = i == self.num_layers - 1
             prior = None if top else self.conditional_prior(i, zs[i + 1], training)
-            kl, ratio = self._layer_terms(q_params[i], prior, zs[i], self.analytic_kl and top)
+            kl, ratio = self._layer_terms(i, q_params[i], prior, zs[i], self.analytic_kl and top)
             layer_kls.append(kl)
             log_ratio += ratio
         return self._assemble(x, k, zs[0], layer_kls, log_ratio, training)
