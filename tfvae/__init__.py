@@ -3,8 +3,8 @@
 # after a plain `import tfvae`.
 from tfvae import (callbacks, config, data, distributions, estimators, evaluation, files,
                    objectives, train)
-from tfvae.models import VAE, BaseVAE, HierarchicalVAE, LadderVAE
+from tfvae.models import VAE, BaseVAE, HarmoniumVAE, HierarchicalVAE, LadderVAE
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "BaseVAE", "HierarchicalVAE", "LadderVAE", "callbacks", "config", "data", "distributions", "estimators",
+__all__ = ["VAE", "BaseVAE", "HarmoniumVAE", "HierarchicalVAE", "LadderVAE", "callbacks", "config", "data", "distributions", "estimators",
            "evaluation", "files", "objectives", "train"]

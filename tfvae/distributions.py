@@ -93,6 +93,23 @@ def standard_normal(event_size):
     return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), 1)
 
 
+def gaussian_log_prob_matrix(params, x):
+    """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m).
+
+    Expands sum_l (x_nl - m_ml)^2 / s_ml^2 into matrix products (in float64, as the expanded
+    terms cancel): the cost of evaluating a mixture of M components at N points.
+    """
+    x = tf.cast(x, tf.float64)
+    loc, scale = tf.cast(params["loc"], tf.float64), tf.cast(params["scale"], tf.float64)
+    precision = 1.0 / tf.square(scale)
+    quadratic = (tf.matmul(tf.square(x), precision, transpose_b=True)
+                 - 2.0 * tf.matmul(x, loc * precision, transpose_b=True)
+                 + tf.reduce_sum(tf.square(loc) * precision, axis=-1))
+    log_norm = (tf.reduce_sum(tf.math.log(scale), axis=-1)
+                + 0.5 * tf.cast(tf.shape(x)[-1], tf.float64) * math.log(2 * math.pi))
+    return tf.cast(-0.5 * quadratic - log_norm, tf.float32)
+
+
 def _positive(raw, activation, min_scale):
     """softplus(raw) + min or exp(raw) + min: a scale bounded away from zero."""
     return (tf.nn.softplus(raw) if activation == "softplus" else tf.exp(raw)) + min_scale
@@ -150,19 +167,8 @@ class DiagonalGaussian(DistributionLayer):
                 "scale": tf.math.rsqrt(natural["precision"])}
 
     def log_prob_matrix(self, params, z):
-        """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m).
-
-        Expands sum_l (z_il - m_ml)^2 / s_ml^2 into matrix products (in float64, as the
-        expanded terms cancel): the cost of evaluating a mixture of M components at Z points.
-        """
-        z = tf.cast(z, tf.float64)
-        loc, scale = tf.cast(params["loc"], tf.float64), tf.cast(params["scale"], tf.float64)
-        precision = 1.0 / tf.square(scale)
-        quadratic = (tf.matmul(tf.square(z), precision, transpose_b=True)
-                     - 2.0 * tf.matmul(z, loc * precision, transpose_b=True)
-                     + tf.reduce_sum(tf.square(loc) * precision, axis=-1))
-        log_norm = tf.reduce_sum(tf.math.log(scale), axis=-1) + 0.5 * self.event_size * math.log(2 * math.pi)
-        return tf.cast(-0.5 * quadratic - log_norm, tf.float32)
+        """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m)."""
+        return gaussian_log_prob_matrix(params, z)
 
     def free_parameters(self, params):
         """Unconstrained coordinates of the parameters: {"loc", "log_scale"}."""
@@ -215,6 +221,12 @@ class Bernoulli(DistributionLayer):
         logits = params["logits"]
         return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
 
+    def log_prob_matrix(self, params, x):
+        """[N, M] matrix of log p(x_n | logits_m) for every pair: x @ logits^T - sum softplus."""
+        logits = params["logits"]
+        return (tf.matmul(x, logits, transpose_b=True)
+                - tf.reduce_sum(tf.nn.softplus(logits), axis=-1))
+
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class GaussianLikelihood(DistributionLayer):
@@ -258,6 +270,10 @@ class GaussianLikelihood(DistributionLayer):
 
     def mean(self, params):
         return params["loc"]
+
+    def log_prob_matrix(self, params, x):
+        """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m)."""
+        return gaussian_log_prob_matrix(params, x)
 
     def get_config(self):
         config = super().get_config()

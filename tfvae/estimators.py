@@ -1,5 +1,13 @@
 """How a latent sample is drawn and differentiated.
 
+Four gradient estimators for E_q[f(z)] with respect to q's parameters:
+- `pathwise` (Gaussian z = loc + scale * eps): unbiased, low variance.
+- `straight_through` (Bernoulli): the hard draw forward, d z / d p = 1 backward; biased.
+- `score_function` (REINFORCE, any q): (f(z) - b) grad log q(z), unbiased for any baseline b
+  that does not depend on z; its variance falls as b approaches f.
+- `relaxed` (Concrete / Gumbel-sigmoid): a continuous draw sigmoid(y), y in logit space;
+  biased towards the relaxed objective, the bias shrinking with the temperature.
+
 All sampling is stateless and keyed by an explicit int32 seed pair, so training (seeds from a
 `keras.random.SeedGenerator`) and serving (seeds from the request) run the same code, and a
 draw is reproducible from its seed.
@@ -57,3 +65,34 @@ def straight_through_bernoulli(probs, seed):
     u = standard_uniform(tf.shape(probs), seed_pair(seed), dtype=probs.dtype)
     hard = tf.cast(u < probs, probs.dtype)
     return hard + probs - tf.stop_gradient(probs)
+
+
+def score_function_surrogate(log_q, signal, baseline=0.0):
+    """A term whose value is 0 and whose gradient is (f - b) grad log q(z) (Williams 1992).
+
+    Added to an objective whose samples z carry no gradient, it gives the REINFORCE estimate
+    of grad E_q[f(z)]: `log_q` = log q(z) at the (stopped) draws, differentiable in q's
+    parameters; `signal` = f(z); `baseline` = b, anything not depending on z.
+    """
+    advantage = tf.stop_gradient(signal - baseline)
+    return advantage * (log_q - tf.stop_gradient(log_q))
+
+
+def relaxed_bernoulli_logits(logits, seed, temperature):
+    """A Concrete / Gumbel-sigmoid draw in logit space: y = (logits + log u - log(1 - u)) / t.
+
+    sigmoid(y) is the relaxed sample (Maddison, Mnih & Teh 2017; Jang, Gu & Poole 2017); y is
+    returned instead, because sigmoid(y) rounds to exactly 0 or 1 at low temperature and its
+    density would then underflow, while y's density (`logistic_log_prob`) stays finite.
+    """
+    u = standard_uniform(tf.shape(logits), seed_pair(seed), dtype=logits.dtype)
+    tiny = 1e-7  # keeps log u and log(1 - u) finite at the edges of [0, 1)
+    u = tf.clip_by_value(u, tiny, 1.0 - tiny)
+    return (logits + tf.math.log(u) - tf.math.log1p(-u)) / temperature
+
+
+def logistic_log_prob(y, logits, temperature):
+    """Per-unit log density of y = (logits + Logistic(0, 1)) / t:
+    log t + (logits - t y) - 2 softplus(logits - t y)."""
+    a = logits - temperature * y
+    return tf.math.log(temperature) + a - 2.0 * tf.nn.softplus(a)

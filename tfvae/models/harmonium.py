@@ -1,0 +1,291 @@
+"""The exponential-family harmonium VAE and the binary-latent VAE.
+
+With `tie_weights=True` (Shekhovtsov, Schlesinger & Flach, ICLR 2022, "VAE Approximation Error:
+ELBO and Exponential Families"), encoder and decoder share W:
+  p(x | z) has natural parameters W z + u,  q(z | x) has natural parameters W^T x + v,
+  p(z) = h'(z) exp(<v, z> + A(W z + u)) / Z   (the harmonium's marginal over z),
+where A is the visible family's log-normalizer (sum softplus for Bernoulli x; |eta|^2 / 2 for
+unit-variance Gaussian x, with base measure N(x; 0, I)). The joint is the harmonium
+h(x) h'(z) exp(<x, W z> + <u, x> + <v, z>) / Z, so q(z | x) IS the exact posterior and the
+ELBO equals log p(x) for every sample. Binary x and z make it an RBM. Z is a sum over the
+2^m latent states: computed exactly by enumeration, so tied models need binary latents and
+at most `MAX_ENUMERATED_UNITS` of them.
+
+With `tie_weights=False` encoder and decoder are free MLPs and the prior is factorized
+(Bernoulli(1/2) or N(0, I)): the ordinary binary-latent (or Gaussian) VAE.
+"""
+import math
+
+import keras
+import tensorflow as tf
+
+from tfvae import distributions, estimators
+from tfvae.models.base import BaseVAE
+from tfvae.models.vae import mlp
+
+LATENT_FAMILIES = ("bernoulli", "gaussian")
+ESTIMATORS = {"bernoulli": ("straight_through", "score_function", "relaxed"),
+              "gaussian": ("pathwise", "score_function")}
+BASELINES = ("none", "moving_average", "learned")
+MAX_ENUMERATED_UNITS = 20
+
+
+def binary_states(num_units, start=0, stop=None):
+    """Rows start..stop-1 of the 2^m binary states, [n, m] float32 (unit j = bit j of the row)."""
+    stop = 2 ** num_units if stop is None else stop
+    index = tf.range(start, stop, dtype=tf.int32)[:, None]
+    return tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(index, tf.range(num_units)), 1),
+                   tf.float32)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class HarmoniumVAE(BaseVAE):
+    """Harmonium VAE (tied) or binary-latent VAE (untied); see the module docstring.
+
+    Args:
+        input_dim: D.
+        latent_dim: m latent units (tied: at most 20, the prior's normalizer enumerates 2^m).
+        latent: latent family, "bernoulli" or "gaussian" (untied only).
+        tie_weights: the consistent-set harmonium (True) or free networks (False).
+        likelihood: the visible family, "bernoulli" or "gaussian" (tied: unit variance).
+        hidden, activation: the untied encoder's MLP (the decoder mirrors it).
+        estimator: gradient estimator of the latent draw: "straight_through" (default for
+            Bernoulli), "score_function", "relaxed" (untied Bernoulli), "pathwise" (Gaussian).
+        baseline: score function only: "none", "moving_average" (of the learning signal) or
+            "learned" (moving average plus a linear function of x fit by least squares;
+            Mnih & Gregor 2014).
+        baseline_decay: the moving average's decay per training step.
+        temperature: of the relaxed estimator.
+        Other arguments as in `tfvae.VAE`. With a non-factorized prior (tied) the KL is always
+        the Monte Carlo estimate log q(z|x) - log p(z).
+
+    Example:
+    >>> model = tfvae.HarmoniumVAE(input_dim=784, latent_dim=16)          # an RBM, as a VAE
+    >>> model = tfvae.HarmoniumVAE(input_dim=784, latent_dim=200, tie_weights=False,
+    ...                            hidden=(512, 256))                      # binary-latent VAE
+    """
+
+    def __init__(self, input_dim, latent_dim=16, latent="bernoulli", tie_weights=True,
+                 hidden=(200, 200), activation="tanh", estimator=None, baseline="moving_average",
+                 baseline_decay=0.99, temperature=0.5, likelihood="bernoulli", likelihood_scale=None,
+                 **kwargs):
+        if latent not in LATENT_FAMILIES:
+            raise ValueError(f"latent must be one of {LATENT_FAMILIES}. Received: latent={latent!r}")
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer. Received: latent_dim={latent_dim!r}")
+        estimator = estimator or ESTIMATORS[latent][0]
+        if estimator not in ESTIMATORS[latent]:
+            raise ValueError(f"estimator must be one of {ESTIMATORS[latent]} for {latent} latents. "
+                             f"Received: estimator={estimator!r}")
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}. Received: baseline={baseline!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0. Received: temperature={temperature!r}")
+        if tie_weights:
+            if latent != "bernoulli" or latent_dim > MAX_ENUMERATED_UNITS:
+                raise ValueError(
+                    "tie_weights=True computes the prior's normalizer by summing over the 2^m latent "
+                    f"states: it needs latent='bernoulli' and latent_dim <= {MAX_ENUMERATED_UNITS}. "
+                    f"Received: latent={latent!r}, latent_dim={latent_dim}. Use tie_weights=False "
+                    "(a free encoder and decoder with a factorized prior) for larger or Gaussian latents.")
+            if estimator == "relaxed":
+                raise ValueError("estimator='relaxed' needs a factorized prior (tie_weights=False): "
+                                 "the harmonium's prior has no relaxed density.")
+            if likelihood_scale not in (None, 1.0):
+                raise ValueError("A tied Gaussian visible layer has unit variance (its natural "
+                                 f"parameter is the mean). Received: likelihood_scale={likelihood_scale!r}")
+            likelihood_scale = 1.0 if likelihood == "gaussian" else None
+        if estimator == "score_function" and kwargs.get("num_samples", 1) > 1:
+            raise ValueError("estimator='score_function' trains the ELBO (num_samples=1); the "
+                             "IWAE bound needs a multi-sample estimator such as VIMCO.")
+        self.latent_dim = latent_dim
+        self.latent = latent
+        self.tie_weights = bool(tie_weights)
+        super().__init__(input_dim=input_dim, likelihood=likelihood,
+                         likelihood_scale=likelihood_scale, **kwargs)
+        self.hidden = tuple(hidden)
+        self.activation = activation
+        self.estimator = estimator
+        self.baseline = baseline
+        self.baseline_decay = float(baseline_decay)
+        self.temperature = float(temperature)
+        posterior_class = distributions.Bernoulli if latent == "bernoulli" else distributions.DiagonalGaussian
+        self.posterior_layer = posterior_class(latent_dim, project=not self.tie_weights, name="posterior")
+        if not self.tie_weights:
+            self.encoder = mlp(self.hidden, activation, "encoder")
+            self.decoder = mlp(tuple(reversed(self.hidden)), activation, "decoder")
+        # The score function's baselines: a running mean of the signal, and a linear b(x).
+        self.signal_mean = keras.Variable(0.0, trainable=False, dtype="float32", name="signal_mean",
+                                          aggregation="mean")
+        self.baseline_net = keras.layers.Dense(1, name="baseline") if baseline == "learned" else None
+
+    def _projects_likelihood(self):
+        return not self.tie_weights
+
+    def build(self, input_shape):
+        d, m = self.input_dim, self.latent_dim
+        if self.tie_weights:
+            self.W = self.add_weight(shape=(d, m), name="W",
+                                     initializer=keras.initializers.RandomNormal(stddev=0.01))
+            self.u = self.add_weight(shape=(d,), name="u", initializer="zeros")
+            self.v = self.add_weight(shape=(m,), name="v", initializer="zeros")
+            self.posterior_layer.build((None, m))
+            self.likelihood_layer.build((None, d))
+        else:
+            self.encoder.build((None, d))
+            self.posterior_layer.build(self.encoder.compute_output_shape((None, d)))
+            self.decoder.build((None, m))
+            self.likelihood_layer.build(self.decoder.compute_output_shape((None, m)))
+        if self.baseline_net is not None:
+            self.baseline_net.build((None, d))
+        self.built = True
+
+    # -- the codecs -----------------------------------------------------------------------------
+    def encode(self, x, training=False):
+        """q(z|x)'s parameters: {"logits", "probs"} (binary) or {"loc", "scale"} (Gaussian)."""
+        x = self._check_input(x)
+        if self.tie_weights:
+            return self.posterior_layer(tf.matmul(x, self.W) + self.v)
+        return self.posterior_layer(self.encoder(x, training=training))
+
+    def decode(self, z, training=False):
+        """p(x|z)'s parameters, [batch, input_dim]."""
+        if self.tie_weights:
+            return self.likelihood_layer(tf.matmul(z, self.W, transpose_b=True) + self.u)
+        return self.likelihood_layer(self.decoder(z, training=training))
+
+    def reconstruct(self, x):
+        return self.likelihood_layer.mean(self.decode(self.posterior_layer.mean(self.encode(x))))
+
+    def latent_means(self, x):
+        return [self.posterior_layer.mean(self.encode(x))]
+
+    def encoder_weights(self):
+        """The variables q(z|x) depends on (tied: W and v; W is the decoder's too)."""
+        if self.tie_weights:
+            return [self.W, self.v]
+        return self.encoder.trainable_weights + self.posterior_layer.trainable_weights
+
+    # -- the prior ------------------------------------------------------------------------------
+    def _visible_log_normalizer(self, eta):
+        """A(eta) of the visible family, summed over units: sum softplus, or |eta|^2 / 2."""
+        if self.likelihood == "bernoulli":
+            return tf.reduce_sum(tf.nn.softplus(eta), axis=-1)
+        return 0.5 * tf.reduce_sum(tf.square(eta), axis=-1)
+
+    def _unnormalized_log_prior(self, z):
+        """Tied: <v, z> + A(W z + u), the log of the harmonium's marginal up to log Z."""
+        return (tf.linalg.matvec(z, self.v)
+                + self._visible_log_normalizer(tf.matmul(z, self.W, transpose_b=True) + self.u))
+
+    def log_partition(self, states_per_chunk=2 ** 14):
+        """Tied: log Z = log sum_z exp(<v, z> + A(W z + u)) over all 2^m binary states."""
+        total = 2 ** self.latent_dim
+        parts = [tf.reduce_logsumexp(self._unnormalized_log_prior(
+                     binary_states(self.latent_dim, start, min(start + states_per_chunk, total))))
+                 for start in range(0, total, states_per_chunk)]
+        return tf.reduce_logsumexp(tf.stack(parts))
+
+    def prior_log_prob(self, z, log_partition=None):
+        """log p(z), [batch]: the harmonium marginal (tied) or the factorized prior."""
+        if not self.tie_weights:
+            return self.posterior_layer.log_prob(self._factorized_prior(tf.shape(z)[0]), z)
+        if log_partition is None:
+            log_partition = self.log_partition()
+        return self._unnormalized_log_prior(z) - log_partition
+
+    def _factorized_prior(self, num_rows):
+        zeros = tf.zeros([num_rows, self.latent_dim])
+        if self.latent == "bernoulli":
+            return self.posterior_layer.params_from_raw(zeros)
+        return {"loc": zeros, "scale": tf.ones_like(zeros)}
+
+    def prior_sample(self, num_samples, seed):
+        """z ~ p(z): a categorical draw over the 2^m states (tied), or the factorized prior."""
+        if not self.tie_weights:
+            return self.posterior_layer.sample(self._factorized_prior(num_samples), seed)
+        states = binary_states(self.latent_dim)
+        index = tf.random.stateless_categorical(self._unnormalized_log_prior(states)[None],
+                                                num_samples, estimators.seed_pair(seed))[0]
+        return tf.gather(states, index)
+
+    def log_marginal(self, x):
+        """Tied: the exact log p(x) = log h(x) + <u, x> + sum_j softplus((W^T x + v)_j) - log Z."""
+        x = self._check_input(x)
+        log_h = 0.0
+        if self.likelihood == "gaussian":
+            log_h = -0.5 * tf.reduce_sum(tf.square(x), -1) - 0.5 * self.input_dim * math.log(2 * math.pi)
+        return (log_h + tf.linalg.matvec(x, self.u)
+                + tf.reduce_sum(tf.nn.softplus(tf.matmul(x, self.W) + self.v), -1) - self.log_partition())
+
+    # -- the objective --------------------------------------------------------------------------
+    def _draw(self, q, seed, relaxed):
+        """z for the decoder, and the log-ratio log q(z) - log p(z) at it, per row.
+
+        Relaxed draws live in logit space (their density is the logistic's, with the prior
+        Bernoulli(1/2) relaxed at the same temperature); all others are exact draws."""
+        if relaxed:
+            y = estimators.relaxed_bernoulli_logits(q["logits"], seed, self.temperature)
+            log_ratio = tf.reduce_sum(estimators.logistic_log_prob(y, q["logits"], self.temperature)
+                                      - estimators.logistic_log_prob(y, 0.0, self.temperature), -1)
+            return tf.sigmoid(y), log_ratio
+        z = self.posterior_layer.sample(q, seed)
+        if self.estimator == "score_function":
+            z = tf.stop_gradient(z)
+        return z, self.posterior_layer.log_prob(q, z) - self.prior_log_prob(z)
+
+    def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
+        k = num_samples
+        q = self.encode(x, training) if posterior_params is None else posterior_params
+        q = {name: tf.tile(v, [k, 1]) for name, v in q.items()}  # rows: k-major, k * B
+        relaxed = self.estimator == "relaxed" and training
+        z, log_ratio = self._draw(q, seed, relaxed)
+        log_likelihood = self.likelihood_layer.log_prob(self._decode_samples(
+            tf.reshape(z, [k, -1, self.latent_dim]), training), x)
+        log_ratio = tf.reshape(log_ratio, [k, -1])
+        rate = log_ratio
+        if self.analytic_kl and not self.tie_weights and not relaxed:
+            prior = self.posterior_layer.distribution(self._factorized_prior(tf.shape(x)[0]))
+            q_first = {name: v[:tf.shape(x)[0]] for name, v in q.items()}
+            rate = distributions.kl_divergence(self.posterior_layer.distribution(q_first), prior)[None]
+        terms = dict(log_likelihood=log_likelihood, log_weight=log_likelihood - log_ratio,
+                     rate=rate, penalized_rate=rate)
+        if self.estimator == "score_function" and k == 1:
+            terms["log_likelihood"] += self._score_function_term(x, q, z, log_likelihood, rate, training)
+        return terms
+
+    def _score_function_term(self, x, q, z, log_likelihood, rate, training):
+        """Zero-valued; its gradient is the REINFORCE estimate for the draw z (see estimators).
+
+        The learning signal f is the part of the objective that depends on z through the draw:
+        log p(x|z), minus the weighted log-ratio when the KL is sampled."""
+        signal = log_likelihood[0]
+        if self._rate_is_sampled():
+            signal = signal - self.beta * self.kl_warmup * rate[0]
+        signal = tf.stop_gradient(signal)
+        baseline = 0.0
+        if self.baseline != "none":
+            baseline = self.signal_mean
+            if training:
+                decay = self.baseline_decay
+                self.signal_mean.assign(decay * self.signal_mean + (1 - decay) * tf.reduce_mean(signal))
+        term = 0.0
+        if self.baseline_net is not None:
+            learned = self.baseline_net(x)[:, 0]
+            residual = signal - baseline - learned
+            # Least squares for b(x), as a zero-valued term with the gradient of -residual^2.
+            term = -(tf.square(residual) - tf.stop_gradient(tf.square(residual)))
+            baseline = baseline + learned
+        log_q = self.posterior_layer.log_prob(q, z)
+        return term + estimators.score_function_surrogate(log_q, signal, baseline)[None]
+
+    def _rate_is_sampled(self):
+        return self.tie_weights or not self.analytic_kl or self.estimator == "relaxed"
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, latent=self.latent, tie_weights=self.tie_weights,
+                      hidden=self.hidden, activation=self.activation, estimator=self.estimator,
+                      baseline=self.baseline, baseline_decay=self.baseline_decay,
+                      temperature=self.temperature)
+        return config
