@@ -72,6 +72,8 @@ def _train(args):
     if "test_nll" in results:
         print(f"test NLL (IWAE, k={results['num_samples']}): {results['test_nll']:.2f} "
               f"+- {results['test_nll_stderr']:.2f} nats")
+    if "test_exact_nll" in results:
+        print(f"test NLL (exact): {results['test_exact_nll']:.2f} +- {results['test_exact_nll_stderr']:.2f} nats")
     print(f"outputs: {out_dir}/model.keras, config.json, metrics.json")
     return 0
 
@@ -101,7 +103,7 @@ def _sample(args):
 
 
 def _evaluate(args):
-    from tfvae import data, evaluation, files, plots
+    from tfvae import data, distributions, evaluation, files, plots
 
     model = _load("evaluate", args.model)
     if model is None:
@@ -119,7 +121,13 @@ def _evaluate(args):
                "iwae": evaluation.iwae_nll(model, test, args.num_samples, seed=args.seed)}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
                                if k != "activity"}
-    if args.surgery_samples and hasattr(model, "posterior_layer"):
+    if evaluation.supports_exact_likelihood(model):
+        print(f"Exact log-likelihood, summed over the 2^{model.latent_dim} latent states:")
+        log_px = evaluation.exact_log_likelihood(model, test, verbose=1)
+        results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
+                            "num_examples": int(len(log_px))}
+    gaussian_posterior = isinstance(getattr(model, "posterior_layer", None), distributions.DiagonalGaussian)
+    if args.surgery_samples and gaussian_posterior:
         train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False)
         results["elbo_surgery"] = evaluation.elbo_surgery(model, train, args.surgery_samples,
                                                           seed=args.seed)
@@ -144,6 +152,8 @@ def _print_table(results):
     rows = [("test NLL (IWAE, k=%d)" % iwae["num_samples"], f"{iwae['nll']:.2f} +- {iwae['stderr']:.2f}"),
             ("test ELBO", f"{iwae['elbo']:.2f}"),
             ("active units", f"{units['active_units']} {units['per_layer']}")]
+    if "exact" in results:
+        rows.insert(1, ("test NLL (exact)", f"{results['exact']['nll']:.2f} +- {results['exact']['stderr']:.2f}"))
     surgery = results.get("elbo_surgery")
     if surgery:
         rows += [("avg KL (train)", f"{surgery['avg_kl']:.2f}"),

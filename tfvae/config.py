@@ -37,6 +37,7 @@ DEFAULTS = {
     },
     "evaluation": {
         "iwae_samples": 0,           # k of the IWAE test NLL after training (0: skip)
+        "exact_likelihood": False,   # binary-latent models: log p(x) summed over all states
     },
 }
 

@@ -48,7 +48,7 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
     return {
         "nll": float(-log_px.mean()),
-        "stderr": _stderr(log_px),
+        "stderr": stderr(log_px),
         "elbo": float(elbos.mean()),
         "num_samples": int(num_samples),
         "num_examples": int(len(log_px)),
@@ -119,9 +119,9 @@ def elbo_surgery(model, dataset, num_samples=10000, seed=0, chunk_size=1000):
     mi, marginal = np.concatenate(mi_terms), np.concatenate(marginal_terms)
     return {
         "avg_kl": avg_kl,
-        "avg_kl_mc": float(np.mean(mi + marginal)), "avg_kl_mc_stderr": _stderr(mi + marginal),
-        "index_code_mi": float(np.mean(mi)), "index_code_mi_stderr": _stderr(mi),
-        "marginal_kl": float(np.mean(marginal)), "marginal_kl_stderr": _stderr(marginal),
+        "avg_kl_mc": float(np.mean(mi + marginal)), "avg_kl_mc_stderr": stderr(mi + marginal),
+        "index_code_mi": float(np.mean(mi)), "index_code_mi_stderr": stderr(mi),
+        "marginal_kl": float(np.mean(marginal)), "marginal_kl_stderr": stderr(marginal),
         "log_n": math.log(n), "num_examples": n, "num_samples": int(num_samples),
     }
 
@@ -180,6 +180,12 @@ def amortization_gap(model, x, steps=500, learning_rate=1e-2, num_samples=5000, 
     return result
 
 
+def supports_exact_likelihood(model):
+    """True for models whose latent states `exact_log_likelihood` can enumerate."""
+    return (getattr(model, "latent", None) == "bernoulli"
+            and model.latent_dim <= harmonium.MAX_ENUMERATED_UNITS)
+
+
 def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
     """log p(x) = log sum_z p(z) p(x|z) over all 2^m states of a binary latent layer.
 
@@ -196,7 +202,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
     Returns:
         float32 numpy array [N] of log p(x).
     """
-    if getattr(model, "latent", None) != "bernoulli":
+    if not isinstance(model, harmonium.HarmoniumVAE) or model.latent != "bernoulli":
         raise ValueError("exact_log_likelihood needs a model with one layer of binary latents "
                          f"(tfvae.HarmoniumVAE with latent='bernoulli'). Received: {type(model).__name__}")
     m = model.latent_dim
@@ -312,5 +318,6 @@ def _num_batches(dataset):
     return n if n >= 0 else None
 
 
-def _stderr(values):
+def stderr(values):
+    """Standard error of the mean of `values`."""
     return float(np.std(values, ddof=1) / math.sqrt(len(values)))

@@ -95,6 +95,11 @@ def train(config, out_dir, verbose=1):
         nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=verbose)
         results.update(test_nll=nll["nll"], test_nll_stderr=nll["stderr"], num_samples=k,
                        nll_seconds=nll["seconds"])
+    if config["evaluation"]["exact_likelihood"]:
+        start = time.time()
+        log_px = evaluation.exact_log_likelihood(model, test_ds, verbose=verbose)
+        results.update(test_exact_nll=float(-log_px.mean()), test_exact_nll_stderr=evaluation.stderr(log_px),
+                       exact_seconds=time.time() - start)
     record["results"] = results
     files.write_json(metrics_path, record)
     return model, results

@@ -178,13 +178,27 @@ class HarmoniumVAE(BaseVAE):
         return (tf.linalg.matvec(z, self.v)
                 + self._visible_log_normalizer(tf.matmul(z, self.W, transpose_b=True) + self.u))
 
-    def log_partition(self, states_per_chunk=2 ** 14):
+    def state_log_potentials(self, max_elements=2 ** 25):
+        """Tied: <v, z> + A(W z + u) for all 2^m states z, [2^m] in `binary_states` order.
+
+        The units split into a low and a high half, z = (a, b), so W z + u = (W_a a + u) + W_b b:
+        two small products and one broadcast sum, which XLA fuses with A and its sum over the
+        visible units (no [2^m, D] matrix of natural parameters is written). The high half is
+        taken in chunks of at most `max_elements` (state, unit) pairs."""
+        m_low = self.latent_dim // 2
+        low, high = binary_states(m_low), binary_states(self.latent_dim - m_low)
+        eta_low = tf.matmul(low, self.W[:, :m_low], transpose_b=True) + self.u       # [A, D]
+        eta_high = tf.matmul(high, self.W[:, m_low:], transpose_b=True)              # [B, D]
+        v_low, v_high = tf.linalg.matvec(low, self.v[:m_low]), tf.linalg.matvec(high, self.v[m_low:])
+        chunk = max(1, max_elements // (2 ** m_low * self.input_dim))
+        rows = [self._visible_log_normalizer(eta_high[i:i + chunk, None, :] + eta_low[None])
+                for i in range(0, 2 ** (self.latent_dim - m_low), chunk)]
+        potentials = tf.concat(rows, 0) + v_high[:, None] + v_low[None, :]          # [B, A]
+        return tf.reshape(potentials, [-1])
+
+    def log_partition(self):
         """Tied: log Z = log sum_z exp(<v, z> + A(W z + u)) over all 2^m binary states."""
-        total = 2 ** self.latent_dim
-        parts = [tf.reduce_logsumexp(self._unnormalized_log_prior(
-                     binary_states(self.latent_dim, start, min(start + states_per_chunk, total))))
-                 for start in range(0, total, states_per_chunk)]
-        return tf.reduce_logsumexp(tf.stack(parts))
+        return tf.reduce_logsumexp(self.state_log_potentials())
 
     def prior_log_prob(self, z, log_partition=None):
         """log p(z), [batch]: the harmonium marginal (tied) or the factorized prior."""
@@ -204,10 +218,9 @@ class HarmoniumVAE(BaseVAE):
         """z ~ p(z): a categorical draw over the 2^m states (tied), or the factorized prior."""
         if not self.tie_weights:
             return self.posterior_layer.sample(self._factorized_prior(num_samples), seed)
-        states = binary_states(self.latent_dim)
-        index = tf.random.stateless_categorical(self._unnormalized_log_prior(states)[None],
-                                                num_samples, estimators.seed_pair(seed))[0]
-        return tf.gather(states, index)
+        index = tf.random.stateless_categorical(self.state_log_potentials()[None], num_samples,
+                                                estimators.seed_pair(seed))[0]
+        return tf.gather(binary_states(self.latent_dim), index)
 
     def log_marginal(self, x):
         """Tied: the exact log p(x) = log h(x) + <u, x> + sum_j softplus((W^T x + v)_j) - log Z."""

@@ -1,0 +1,26 @@
+"""The tied exponential-family harmonium VAE (Shekhovtsov et al., ICLR 2022) on dynamically
+binarized MNIST: Bernoulli x and 16 Bernoulli z sharing W, i.e. an RBM trained as a VAE. The
+encoder is the exact posterior, so the ELBO is the exact log-likelihood; the prior's
+normalizer sums over the 2^16 latent states at every step, so the batch is large.
+
+tfvae train zoo/configs/harmonium_mnist.py
+"""
+from vae_mnist import get_config as vae_mnist_config
+
+
+def get_config():
+    config = vae_mnist_config()
+    config["name"] = "harmonium_mnist"
+    config["data"]["batch_size"] = 1000
+    config["model"] = {
+        "class_name": "HarmoniumVAE",
+        "input_dim": 784,
+        "latent_dim": 16,
+        "tie_weights": True,
+        "estimator": "straight_through",
+        "likelihood": "bernoulli",
+    }
+    config["optimizer"].update(learning_rate=3e-3, decay_per_epoch=0.95)
+    config["training"]["epochs"] = 30
+    config["evaluation"] = {"iwae_samples": 0, "exact_likelihood": True}
+    return config
