@@ -152,17 +152,20 @@ def test_gradient_variance_on_the_tied_model():
     with tf.GradientTape() as tape:
         log_px = tf.reduce_mean(model.log_marginal(x))
     exact = np.concatenate([g.numpy().ravel() for g in tape.gradient(log_px, model.encoder_weights())])
-    st = evaluation.gradient_variance(model, x, "straight_through", num_draws=20)
+    st = evaluation.gradient_variance(model, x, num_draws=20, estimator="straight_through")
     np.testing.assert_allclose(st["mean"], exact, rtol=1e-4, atol=1e-5)
     assert st["total_variance"] < 1e-8
-    plain = evaluation.gradient_variance(model, x, "score_function", num_draws=2000, baseline="none")
-    centred = evaluation.gradient_variance(model, x, "score_function", num_draws=2000,
+    plain = evaluation.gradient_variance(model, x, num_draws=2000, estimator="score_function",
+                                           baseline="none")
+    centred = evaluation.gradient_variance(model, x, num_draws=2000, estimator="score_function",
                                            baseline="moving_average")
     for result in (plain, centred):
         stderr = np.sqrt(result["variance"] / result["num_draws"])
         assert np.all(np.abs(result["mean"] - exact) < 5 * stderr + 1e-4)
     assert centred["total_variance"] < 0.1 * plain["total_variance"]
     assert model.estimator == "straight_through"  # restored
+    with pytest.raises(ValueError, match="estimator"):
+        evaluation.gradient_variance(model, x, num_draws=2, estimator="relaxed")
 
 
 def test_score_function_term_changes_the_gradient_not_the_value():

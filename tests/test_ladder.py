@@ -181,3 +181,21 @@ def test_binary_layers_iwae_approaches_the_likelihood_summed_over_all_states(kin
     iwae = model.log_prob(x, num_samples=5000, seed=0).numpy()
     np.testing.assert_allclose(iwae, exact, atol=0.05)
     assert np.all(model.loss_terms(x, num_samples=2000, seed=0)["elbo"].numpy() < exact)  # E_q[ELBO]
+
+
+def test_gradient_variance_compares_the_options_and_restores_the_model():
+    from tfvae import evaluation
+    model = small_ladder(batch_norm=True)
+    model.build((None, 784))
+    x = (RNG.uniform(size=(32, 784)) < 0.3).astype(np.float32)
+    upper = model.up_blocks[1].trainable_weights + model.up_heads[1].trainable_weights
+    before = [v.numpy().copy() for v in model.non_trainable_variables]
+    full = evaluation.gradient_variance(model, x, num_draws=4, weights=upper, conditional_kl_gradient="full")
+    stop = evaluation.gradient_variance(model, x, num_draws=4, weights=upper, conditional_kl_gradient="stop")
+    assert full["total_variance"] > 0 and stop["total_variance"] > 0
+    assert np.abs(full["mean"] - stop["mean"]).max() > 1e-6  # stop removes a gradient path
+    assert model.conditional_kl_gradient == "full"
+    for value, variable in zip(before, model.non_trainable_variables):
+        np.testing.assert_array_equal(variable.numpy(), value)  # batch-norm statistics untouched
+    with pytest.raises(ValueError, match="conditional_kl_gradient"):
+        evaluation.gradient_variance(model, x, num_draws=2, conditional_kl_gradient="half")

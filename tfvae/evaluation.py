@@ -229,41 +229,41 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
     return total.numpy()
 
 
-def gradient_variance(model, x, estimator=None, num_draws=100, baseline=None, seed=0):
-    """Mean and variance over draws of the gradient of the batch-mean ELBO with respect to the
-    encoder's parameters (`model.encoder_weights()`), under one gradient estimator.
+def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings):
+    """Mean and variance over draws of the gradient of the batch-mean training objective with
+    respect to `weights` (default: `model.encoder_weights()`, else all trainable weights).
 
-    Compares estimators at the same parameters: e.g. straight-through against the score
-    function with and without a baseline. With `baseline="moving_average"` the baseline is set
-    to the mean learning signal on x (where a long run's moving average settles); the model's
-    own estimator, baseline and state are restored afterwards.
+    Compares gradient estimators, or other gradient options, at the same parameters: `settings`
+    are model options used for the measurement and restored afterwards, e.g.
+    `estimator="score_function", baseline="none"` (HarmoniumVAE) or
+    `conditional_kl_gradient="stop"` (LadderVAE). With a score-function estimator and
+    `baseline="moving_average"` the baseline is held at the mean learning signal on x (where a
+    long run's moving average settles). Every draw starts from the same model state (batch-norm
+    statistics, baselines), and the state is restored afterwards.
 
     Args:
-        model: a `tfvae.HarmoniumVAE`.
+        model: a tfvae model.
         x: [B, D] batch.
-        estimator: one of the model's estimators (default: its own).
         num_draws: gradient draws (different seeds).
-        baseline: score function only: "none", "moving_average", or None (the model's).
+        weights: the variables to differentiate.
         seed: first seed.
+        **settings: model attributes to override, validated by the model's constructor.
 
     Returns:
         dict: `mean` and `variance` (numpy, per parameter, flattened), `total_variance` (sum of
-        the variances), `mean_norm` (|mean|), `estimator`, `baseline`, `num_draws`.
+        the variances), `mean_norm` (|mean|), `num_draws` and the settings used.
     """
-    estimator = estimator or model.estimator
-    if estimator not in harmonium.ESTIMATORS[model.latent]:
-        raise ValueError(f"estimator must be one of {harmonium.ESTIMATORS[model.latent]}. "
-                         f"Received: estimator={estimator!r}")
-    baseline = baseline or model.baseline
-    if baseline not in ("none", "moving_average") and not (baseline == "learned" and model.baseline_net):
-        raise ValueError("baseline must be 'none' or 'moving_average' (or 'learned' for a model "
-                         f"trained with one). Received: baseline={baseline!r}")
+    type(model).from_config({**model.get_config(), **settings})  # raises on a bad setting
     x = model._check_input(x)
-    saved = model.estimator, model.baseline, model.signal_mean.numpy()
-    weights = model.encoder_weights()
+    if weights is None:
+        weights = model.encoder_weights() if hasattr(model, "encoder_weights") else model.trainable_weights
+    saved = {name: getattr(model, name) for name in settings}
+    state = model.non_trainable_variables  # moving averages that training-mode calls update
+    saved_state = [v.numpy() for v in state]
     try:
-        model.estimator, model.baseline = estimator, baseline
-        if baseline == "moving_average":
+        for name, value in settings.items():
+            setattr(model, name, value)
+        if getattr(model, "estimator", None) == "score_function" and model.baseline == "moving_average":
             terms = model.loss_terms(x, num_samples=1, seed=seed)
             signal = -terms["distortion"] - (terms["kl"] if model._rate_is_sampled() else 0.0)
             model.signal_mean.assign(tf.reduce_mean(signal))
@@ -275,20 +275,22 @@ def gradient_variance(model, x, estimator=None, num_draws=100, baseline=None, se
                                                             training=True)["objective"])
             return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(objective, weights)], 0)
 
-        held_baseline = model.signal_mean.numpy()
+        held_state = [v.numpy() for v in state]
         total = total_sq = 0.0
         for i in range(num_draws):
             g = draw(tf.constant([seed, i + 1], tf.int32)).numpy().astype(np.float64)
             total, total_sq = total + g, total_sq + g * g
-            model.signal_mean.assign(held_baseline)  # a training-mode draw moves the average
+            for variable, value in zip(state, held_state):  # every draw at the same state
+                variable.assign(value)
     finally:
-        model.estimator, model.baseline = saved[0], saved[1]
-        model.signal_mean.assign(saved[2])
+        for name, value in saved.items():
+            setattr(model, name, value)
+        for variable, value in zip(state, saved_state):
+            variable.assign(value)
     mean = total / num_draws
     variance = np.maximum(total_sq / num_draws - mean * mean, 0.0) * num_draws / (num_draws - 1)
     return {"mean": mean, "variance": variance, "total_variance": float(variance.sum()),
-            "mean_norm": float(np.linalg.norm(mean)), "estimator": estimator, "baseline": baseline,
-            "num_draws": int(num_draws)}
+            "mean_norm": float(np.linalg.norm(mean)), "num_draws": int(num_draws), **settings}
 
 
 def _log_mixture_density(posterior_layer, params, z, components_per_chunk=20000):
