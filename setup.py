@@ -18,6 +18,8 @@ setup(
         "importlib_resources",  # tensorflow-datasets imports it when it builds a dataset
         "matplotlib>=3.7",
         "numpy",
+        # PredictionLog protos for the TF Serving warm-up records of an export (tfvae.export).
+        "tensorflow-serving-api>=2.16",
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
     entry_points={"console_scripts": ["tfvae=tfvae.cli:main"]},

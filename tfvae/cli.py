@@ -7,6 +7,8 @@ EXAMPLES = {
     "train": "example: tfvae train zoo/configs/vae_mnist.py --set training.epochs=3 --out runs/try",
     "evaluate": "example: tfvae evaluate runs/vae_mnist --num-samples 5000",
     "sample": "example: tfvae sample runs/vae_mnist --out grid.png --num 64 --seed 0",
+    "export": "examples: tfvae export runs/vae_mnist saved_models/vae_mnist/serving\n"
+              "          tfvae export --model-config saved_models/",
 }
 
 
@@ -48,8 +50,29 @@ def main(argv=None):
     sample.add_argument("--num", type=int, default=64, help="number of samples")
     sample.add_argument("--seed", type=int, default=0)
 
+    export = commands.add_parser(
+        "export", help="write a TF Serving SavedModel (or the models.config of a zoo folder)",
+        description="Export a model as a SavedModel with the signatures reconstruct "
+                    "(serving_default), encode, decode, sample and log_prob into DIR/<version>/, "
+                    "atomically; or, with --model-config, write the TF Serving models.config "
+                    "that serves every <name>/serving/ under a folder.",
+        epilog=EXAMPLES["export"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("model", nargs="?", help="a .keras file or a `tfvae train` output folder")
+    export.add_argument("dir", nargs="?", help="the TF Serving base path, e.g. saved_models/<name>/serving")
+    export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.add_argument("--log-prob-samples", type=int, default=100,
+                        help="k of the log_prob signature's IWAE estimate")
+    export.add_argument("--model-config", metavar="MODELS_DIR",
+                        help="write MODELS_DIR/models.config for every MODELS_DIR/<name>/serving/")
+    export.add_argument("--base-path-prefix", default="/models",
+                        help="where the server sees MODELS_DIR (default /models, as in the README's "
+                             "docker command)")
+
     args = parser.parse_args(argv)
-    return {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command](args)
+    if args.command == "export" and not args.model_config and not (args.model and args.dir):
+        export.error("give MODEL and DIR, or --model-config MODELS_DIR")
+    commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export}
+    return commands[args.command](args)
 
 
 def _train(args):
@@ -75,6 +98,31 @@ def _train(args):
     if "test_exact_nll" in results:
         print(f"test NLL (exact): {results['test_exact_nll']:.2f} +- {results['test_exact_nll_stderr']:.2f} nats")
     print(f"outputs: {out_dir}/model.keras, config.json, metrics.json")
+    return 0
+
+
+def _export(args):
+    from tfvae import export
+
+    if args.model_config:
+        try:
+            path, names = export.write_model_config(args.model_config, args.base_path_prefix)
+        except FileNotFoundError as e:
+            print(f"tfvae export: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {path} serving {len(names)} models: {', '.join(names)}")
+        return 0
+    model = _load("export", args.model)
+    if model is None:
+        return 2
+    try:
+        path = export.export_saved_model(model, args.dir, version=args.version,
+                                         log_prob_samples=args.log_prob_samples)
+    except (FileExistsError, ValueError) as e:
+        print(f"tfvae export: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} to {path} (signatures: {', '.join(export.SIGNATURES)})")
+    print(f"check it: saved_model_cli show --dir {path} --all")
     return 0
 
 

@@ -60,11 +60,11 @@ def pathwise_gaussian(loc, scale, seed, num_samples=None):
 
 def straight_through_bernoulli(probs, seed):
     """A {0, 1} draw b = 1[u < p] whose gradient is that of p (Bengio, Leonard & Courville
-    2013, "straight-through"): the value is b + p - stop_gradient(p) = b, the derivative
+    2013, "straight-through"): the value is b + (p - stop_gradient(p)) = b, the derivative
     d b / d p is taken as 1. Biased, but low-variance and as cheap as the forward pass."""
     u = standard_uniform(tf.shape(probs), seed_pair(seed), dtype=probs.dtype)
     hard = tf.cast(u < probs, probs.dtype)
-    return hard + probs - tf.stop_gradient(probs)
+    return hard + (probs - tf.stop_gradient(probs))  # exactly 0 or 1: p - p is exactly 0
 
 
 def score_function_surrogate(log_q, signal, baseline=0.0):

@@ -22,7 +22,8 @@ def read_json(path, default=None):
 
 
 def save_model(model, path):
-    """`model.save(path)` (a .keras file) atomically."""
+    """`model.save(path)` (a .keras file) atomically, creating the folder if needed."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
     model.save(tmp)
     os.replace(tmp, path)
