@@ -103,7 +103,8 @@ def test_bad_input_fails_with_a_message_naming_the_expected_shape(exported):
     _, _, outputs, _ = exported
     for i in range(len(make_models())):
         width_error = str(outputs[f"{i}/reconstruct:width/error"])
-        assert "784" in width_error and "785" in width_error, width_error
+        assert "input x must have shape [batch, 784] (float32)" in width_error, width_error
+        assert "received shape:] [2 785]" in width_error, width_error
         # TensorFlow checks the dtype before any shape: "expected to be a float tensor but is
         # a int32 tensor".
         dtype_error = str(outputs[f"{i}/reconstruct:dtype/error"])

@@ -37,19 +37,21 @@ def latent_width(model):
 
 def serving_functions(model, log_prob_samples=100):
     """{signature name: (function, input spec)} for every signature of the serving contract."""
-    x_spec = tf.TensorSpec([None, model.input_dim], tf.float32, name="x")
-    z_spec = tf.TensorSpec([None, latent_width(model)], tf.float32, name="z")
+    # The width is left open in the spec and checked in the graph, so a request of the wrong
+    # width gets a message naming the expected shape instead of a failed matrix product.
+    x_spec = tf.TensorSpec([None, None], tf.float32, name="x")
+    z_spec = tf.TensorSpec([None, None], tf.float32, name="z")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
     decode = model.decode_top if hasattr(model, "decode_top") else model.decode
 
     def reconstruct(x):
-        return {"x_mean": model.reconstruct(x)}
+        return {"x_mean": model.reconstruct(checked(x, "x", model.input_dim))}
 
     def encode(x):
-        return dict(model.encode(x))
+        return dict(model.encode(checked(x, "x", model.input_dim)))
 
     def decode_fn(z):
-        return dict(decode(z))
+        return dict(decode(checked(z, "z", latent_width(model))))
 
     def sample(seed):
         def one(s):  # one reproducible draw per seed, whatever else is in the batch
@@ -57,6 +59,7 @@ def serving_functions(model, log_prob_samples=100):
         return {"x": tf.map_fn(one, seed, fn_output_signature=tf.float32)}
 
     def log_prob(x):
+        x = checked(x, "x", model.input_dim)
         log_weight_sum = model._log_weight_logsumexp(x, log_prob_samples, tf.constant([0, 1], tf.int32))
         return {"log_prob": log_weight_sum - math.log(log_prob_samples),
                 "elbo": model.loss_terms(x, num_samples=1, seed=tf.constant([0, 2], tf.int32))["elbo"]}
@@ -64,6 +67,16 @@ def serving_functions(model, log_prob_samples=100):
     return {"reconstruct": (reconstruct, x_spec), "encode": (encode, x_spec),
             "decode": (decode_fn, z_spec), "sample": (sample, seed_spec),
             "log_prob": (log_prob, x_spec)}
+
+
+def checked(tensor, name, width):
+    """`tensor` with its static shape set to [batch, width], after a run-time check that
+    fails with "[input x must have shape [batch, 784] (float32); received shape:] [2 785]"."""
+    ok = tf.logical_and(tf.equal(tf.rank(tensor), 2), tf.equal(tf.shape(tensor)[-1], width))
+    check = tf.debugging.Assert(ok, [f"input {name} must have shape [batch, {width}] (float32); "
+                                     "received shape:", tf.shape(tensor)])
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(tf.identity(tensor), [None, width])
 
 
 def next_version(base_dir):
