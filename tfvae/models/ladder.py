@@ -200,6 +200,10 @@ class LadderVAE(_TopDownVAE):
     stops the gradient through that sample in the KL term only (see `_forward`). It shapes the
     ELBO's gradient (num_samples=1); the IWAE objective (k > 1) uses the log-weights, whose
     gradient it leaves alone.
+    Measured on MNIST (README, "Measured"): "stop" halves the variance of the
+    upper layers' gradient, but those layers then collapse to their priors (KL 0.0 in
+    layers 1-4) and the ELBO ends about 4 nats lower after 20 epochs; neither setting
+    diverged. "full" is the default.
 
     Args:
         input_dim: D.

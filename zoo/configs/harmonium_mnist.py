@@ -20,7 +20,7 @@ def get_config():
         "estimator": "straight_through",
         "likelihood": "bernoulli",
     }
-    config["optimizer"].update(learning_rate=3e-3, decay_per_epoch=0.95)
-    config["training"]["epochs"] = 30
+    config["optimizer"].update(learning_rate=1e-2, decay_per_epoch=0.9)
+    config["training"]["epochs"] = 20
     config["evaluation"] = {"iwae_samples": 0, "exact_likelihood": True}
     return config
