@@ -178,8 +178,8 @@ def test_binary_layers_iwae_approaches_the_likelihood_summed_over_all_states(kin
     log_p_x = log_sigmoid_mass(x[None], model.decode(z0)["logits"].numpy()[:, None])  # [8 z0, 4 x]
     joint = log_p_z1[:, None, None] + log_p_z0[:, :, None] + log_p_x[None]
     exact = np.logaddexp.reduce(joint.reshape(-1, 4), axis=0)
-    iwae = model.log_prob(x, num_samples=5000, seed=0).numpy()
-    np.testing.assert_allclose(iwae, exact, atol=0.05)
+    iwae = model.log_prob(x, num_samples=10000, seed=0).numpy()
+    np.testing.assert_allclose(iwae, exact, atol=0.1)  # IWAE's bias and noise at k = 10^4
     assert np.all(model.loss_terms(x, num_samples=2000, seed=0)["elbo"].numpy() < exact)  # E_q[ELBO]
 
 
