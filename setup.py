@@ -21,6 +21,6 @@ setup(
         # PredictionLog protos for the TF Serving warm-up records of an export (tfvae.export).
         "tensorflow-serving-api>=2.16",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"]},
     entry_points={"console_scripts": ["tfvae=tfvae.cli:main"]},
 )

@@ -84,11 +84,11 @@ def test_signatures_match_the_keras_model_in_a_process_without_tfvae(exported, i
         # The same estimate (k = 100, the export's seed) as in Keras ...
         same_seed = model._log_weight_logsumexp(x, 100, tf.constant([0, 1], tf.int32)) - np.log(100)
         np.testing.assert_allclose(log_prob, same_seed, rtol=1e-5)
-        # ... and within Monte Carlo error of Keras' k = 100 estimates at other seeds. (A single
-        # estimate of an untrained model has a right tail of a few nats, so the median over the
-        # examples is compared; a wrong k or normalization would move all of them.)
+        # ... and within Monte Carlo error of Keras' k = 100 estimates at other seeds, in units
+        # of their spread. (Single estimates of an untrained model have a heavy right tail, so
+        # the median over the examples is compared; a wrong k or normalization moves them all.)
         others = np.stack([model.log_prob(x, 100, seed=s) for s in range(10, 16)])
-        assert np.median(np.abs(log_prob - others.mean(0))) < 1.0
+        assert np.median(np.abs(log_prob - others.mean(0)) / (others.std(0) + 0.1)) < 6
         np.testing.assert_allclose(outputs[f"{index}/log_prob:{batch}/elbo"],
                                    model.loss_terms(x, 1, seed=tf.constant([0, 2], tf.int32))["elbo"],
                                    rtol=1e-5)

@@ -188,8 +188,6 @@ def test_score_function_term_changes_the_gradient_not_the_value():
 
 @pytest.mark.parametrize("kwargs", [
     dict(),
-    dict(estimator="score_function"),
-    dict(tie_weights=False, hidden=(64,)),
     dict(tie_weights=False, hidden=(64,), estimator="score_function", baseline="learned"),
     dict(tie_weights=False, hidden=(64,), estimator="relaxed", temperature=0.7),
     dict(tie_weights=False, hidden=(64,), latent="gaussian", latent_dim=4),
