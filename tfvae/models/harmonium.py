@@ -278,7 +278,8 @@ class HarmoniumVAE(BaseVAE):
         signal = tf.stop_gradient(signal)
         baseline = 0.0
         if self.baseline != "none":
-            baseline = self.signal_mean
+            # Read before the update, so the baseline does not depend on this batch's draws.
+            baseline = tf.identity(self.signal_mean.value)
             if training:
                 decay = self.baseline_decay
                 self.signal_mean.assign(decay * self.signal_mean + (1 - decay) * tf.reduce_mean(signal))
