@@ -189,8 +189,9 @@ def supports_exact_likelihood(model):
 def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
     """log p(x) = log sum_z p(z) p(x|z) over all 2^m states of a binary latent layer.
 
-    For `HarmoniumVAE` models with Bernoulli latents and m <= 20 units (2^20 states: about a
-    minute per 10,000 MNIST images on two cores). The states are taken in chunks; each chunk
+    For `HarmoniumVAE` models with Bernoulli latents and m <= 20 units. The cost grows as 2^m:
+    47 s for the 10,000 MNIST test images with m = 16 and a 784-200-200 decoder on this
+    project's two cores (so roughly 16x that at m = 20). The states are taken in chunks; each chunk
     is decoded once and scored against every x by one matrix product (log-space throughout).
 
     Args:
