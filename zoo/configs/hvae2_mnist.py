@@ -18,5 +18,6 @@ def get_config():
         "likelihood": "bernoulli",
     }
     config["training"]["epochs"] = 20
+    config["optimizer"]["decay_per_epoch"] = 1.0
     config["evaluation"]["iwae_samples"] = 0
     return config

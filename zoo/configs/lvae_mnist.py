@@ -22,5 +22,6 @@ def get_config():
         "likelihood": "bernoulli",
     }
     config["training"].update(epochs=20, kl_warmup_epochs=10)
+    config["optimizer"]["decay_per_epoch"] = 1.0
     config["evaluation"]["iwae_samples"] = 0
     return config
