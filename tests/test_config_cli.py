@@ -19,7 +19,9 @@ def test_zoo_config_is_the_iwae_architecture():
     model = config["model"]
     assert (model["input_dim"], model["hidden"], model["latent_dim"]) == (784, (200, 200), 50)
     assert config["data"]["binarize"] == "dynamic" and config["data"]["batch_size"] == 100
-    assert config["training"]["epochs"] == 10
+    # the zoo recipe: 1000 epochs, learning rate 1e-3 decayed to 1e-3 * 0.997^1000 = 5e-5
+    assert config["training"]["epochs"] == 1000 and config["optimizer"]["epsilon"] == 1e-4
+    assert abs(1e-3 * config["optimizer"]["decay_per_epoch"] ** 1000 - 5e-5) < 1e-5
 
 
 def test_overrides_parse_literals():

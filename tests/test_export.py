@@ -22,7 +22,11 @@ D = 784
 def make_models():
     return {
         "vae": tfvae.VAE(input_dim=D, latent_dim=4, hidden=(32,), seed=0),
-        "ladder": tfvae.LadderVAE(input_dim=D, latent_dims=(6, 3), hidden=(32, 16), batch_norm=True, seed=0),
+        # learned priors: `sample` draws from them, `log_prob` scores against them
+        "vae_vamp": tfvae.VAE(input_dim=D, latent_dim=4, hidden=(32,), prior="vamp",
+                              prior_components=7, seed=0),
+        "ladder": tfvae.LadderVAE(input_dim=D, latent_dims=(6, 3), hidden=(32, 16), batch_norm=True,
+                                  prior="mixture", prior_components=3, seed=0),
         "hierarchical": tfvae.HierarchicalVAE(input_dim=D, latent_dims=(6, 3), hidden=((32,), (16,)),
                                               latent_families=("gaussian", "bernoulli"), seed=0),
         "harmonium": tfvae.HarmoniumVAE(input_dim=D, latent_dim=5, seed=0),
@@ -132,7 +136,7 @@ def test_saved_model_cli_shows_and_runs_the_export(exported, tmp_path):
 
 def test_warmup_requests_parse_back(exported):
     _, _, _, dirs = exported
-    logs = export.read_warmup_requests(dirs[1])
+    logs = export.read_warmup_requests(dirs[list(make_models()).index("ladder")])
     assert [log.predict_log.request.model_spec.signature_name for log in logs] == list(export.SIGNATURES)
     assert all(log.predict_log.request.model_spec.name == "ladder" for log in logs)
     request = logs[2].predict_log.request

@@ -204,7 +204,9 @@ def _print_table(results):
         rows.insert(1, ("test NLL (exact)", f"{results['exact']['nll']:.2f} +- {results['exact']['stderr']:.2f}"))
     surgery = results.get("elbo_surgery")
     if surgery:
-        rows += [("avg KL (train)", f"{surgery['avg_kl']:.2f}"),
+        avg_kl = (f"{surgery['avg_kl']:.2f}" if surgery["avg_kl"] is not None else
+                  f"{surgery['avg_kl_mc']:.2f} +- {surgery['avg_kl_mc_stderr']:.2f} (Monte Carlo)")
+        rows += [("avg KL (train)", avg_kl),
                  ("index-code MI", f"{surgery['index_code_mi']:.2f} +- {surgery['index_code_mi_stderr']:.2f}"
                                    f" (log N = {surgery['log_n']:.2f})"),
                  ("marginal KL", f"{surgery['marginal_kl']:.2f} +- {surgery['marginal_kl_stderr']:.2f}")]

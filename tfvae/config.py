@@ -34,12 +34,19 @@ DEFAULTS = {
         "kl_warmup_epochs": 0,
         "jit_compile": True,
         "seed": 0,
+        "dtype_policy": "float32",   # or "mixed_bfloat16": networks in bf16, log-densities in f32
+        "distribute": "none",        # or "mirrored": data parallel over the local GPUs
     },
     "evaluation": {
         "iwae_samples": 0,           # k of the IWAE test NLL after training (0: skip)
         "exact_likelihood": False,   # binary-latent models: log p(x) summed over all states
     },
 }
+
+
+# float16 would need loss scaling; bfloat16 has float32's exponent range and does not.
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
+DISTRIBUTE = ("none", "mirrored")
 
 
 class ConfigError(ValueError):
@@ -118,6 +125,12 @@ def validate(config):
         if key != "class_name" and key not in accepted:
             raise ConfigError(f"unknown config key 'model.{key}' for {class_name}. "
                               f"Accepted: {sorted(accepted)}")
+    if config["training"]["distribute"] not in DISTRIBUTE:
+        raise ConfigError(f"training.distribute must be one of {DISTRIBUTE}. "
+                          f"Received: {config['training']['distribute']!r}")
+    if config["training"]["dtype_policy"] not in DTYPE_POLICIES:
+        raise ConfigError(f"training.dtype_policy must be one of {DTYPE_POLICIES}. "
+                          f"Received: {config['training']['dtype_policy']!r}")
     if not isinstance(config["training"]["epochs"], int) or config["training"]["epochs"] < 1:
         raise ConfigError(f"training.epochs must be a positive integer. "
                           f"Received: {config['training']['epochs']!r}")

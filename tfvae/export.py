@@ -21,8 +21,6 @@ import shutil
 import keras
 import tensorflow as tf
 
-from tfvae import estimators
-
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = ("reconstruct", "encode", "decode", "sample", "log_prob")
 _TEMP_PREFIX = ".tmp-export-"

@@ -9,6 +9,7 @@ import os
 import time
 
 import keras
+import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
 from tfvae import config as tfvae_config
@@ -55,6 +56,21 @@ def optimizer(config, steps_per_epoch):
     return keras.optimizers.Adam(learning_rate, epsilon=o["epsilon"], clipnorm=o["clipnorm"])
 
 
+def distribution_strategy(name):
+    """The tf.distribute strategy of `training.distribute`.
+
+    "none": the default (one device). "mirrored": synchronous data parallelism over every local
+    GPU (or the CPU). `data.batch_size` is the global batch, split between the replicas; each
+    replica's loss is divided by the number of replicas (`BaseVAE.compute_loss`), so the summed
+    gradient is the global batch's mean gradient. (Several machines would be
+    MultiWorkerMirroredStrategy, which Keras 3's `fit` cannot run yet: README, "Mixed precision
+    and more than one device".)
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def train(config, out_dir, verbose=1):
     """Trains the model `config` describes; returns (model, results dict).
 
@@ -64,14 +80,25 @@ def train(config, out_dir, verbose=1):
         verbose: Keras' fit verbosity (1: progress bar, 2: a line per epoch, 0: silent).
     """
     tfvae_config.validate(config)
+    strategy = distribution_strategy(config["training"]["distribute"])
     os.makedirs(out_dir, exist_ok=True)
     files.write_json(os.path.join(out_dir, "config.json"), config)
     keras.utils.set_random_seed(config["training"]["seed"])
     train_ds, test_ds = datasets(config)
-    model = tfvae_config.build_model(config)
-    model.build((None, model.input_dim))  # BackupAndRestore needs the weights to exist
-    model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
-                  jit_compile=config["training"]["jit_compile"])
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config["training"]["dtype_policy"])  # the networks' precision
+    try:
+        with strategy.scope():
+            model = tfvae_config.build_model(config)
+            model.build((None, model.input_dim))  # BackupAndRestore needs the weights to exist
+            model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
+                          jit_compile=config["training"]["jit_compile"])
+        return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose):
     metrics_path = os.path.join(out_dir, "metrics.json")
     fit_callbacks = [
         # Kept after the run, so rerunning with more epochs continues where it ended.
@@ -89,6 +116,7 @@ def train(config, out_dir, verbose=1):
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
+    results["kl_estimate"] = model.kl_estimate  # "monte_carlo" for learned priors
     files.save_model(model, os.path.join(out_dir, "model.keras"))  # before the long evaluation
     k = config["evaluation"]["iwae_samples"]
     if k:

@@ -273,7 +273,7 @@ class HarmoniumVAE(BaseVAE):
         The learning signal f is the part of the objective that depends on z through the draw:
         log p(x|z), minus the weighted log-ratio when the KL is sampled."""
         signal = log_likelihood[0]
-        if self._rate_is_sampled():
+        if self.kl_estimate == "monte_carlo":
             signal = signal - self.beta * self.kl_warmup * rate[0]
         signal = tf.stop_gradient(signal)
         baseline = 0.0
@@ -293,8 +293,10 @@ class HarmoniumVAE(BaseVAE):
         log_q = self.posterior_layer.log_prob(q, z)
         return term + estimators.score_function_surrogate(log_q, signal, baseline)[None]
 
-    def _rate_is_sampled(self):
-        return self.tie_weights or not self.analytic_kl or self.estimator == "relaxed"
+    @property
+    def kl_estimate(self):
+        sampled = self.tie_weights or not self.analytic_kl or self.estimator == "relaxed"
+        return "monte_carlo" if sampled else "closed_form"
 
     def get_config(self):
         config = super().get_config()

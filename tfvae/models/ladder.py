@@ -14,7 +14,7 @@ per-layer accounting of KL terms; they differ in the posterior:
 import keras
 import tensorflow as tf
 
-from tfvae import distributions, estimators, objectives
+from tfvae import distributions, estimators, objectives, priors
 from tfvae.models.base import BaseVAE
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
@@ -48,7 +48,8 @@ class _TopDownVAE(BaseVAE):
     """The generative model and KL accounting shared by the hierarchical VAEs."""
 
     def __init__(self, input_dim, latent_dims, hidden, activation="tanh", batch_norm=False,
-                 posterior_scale="softplus", min_scale=1e-4, latent_families=None, **kwargs):
+                 posterior_scale="softplus", min_scale=1e-4, latent_families=None,
+                 prior="standard_normal", prior_components=500, **kwargs):
         latent_dims = tuple(latent_dims)
         if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
             raise ValueError(f"latent_dims must be positive integers, bottom layer first. "
@@ -68,6 +69,14 @@ class _TopDownVAE(BaseVAE):
         self.batch_norm = bool(batch_norm)
         self.posterior_scale = posterior_scale
         self.min_scale = min_scale
+        if prior != "standard_normal" and latent_families[-1] != "gaussian":
+            raise ValueError(f"prior={prior!r} is a prior over Gaussian latents; the top layer is "
+                             f"{latent_families[-1]!r}. Received: latent_families={latent_families!r}")
+        priors.check_free_bits(self.free_bits, prior)
+        self.prior_kind, self.prior_components = prior, prior_components
+        # p(z_{L-1}): N(0, I) or learned; a VampPrior's components are q(z_{L-1} | u_k)
+        self.prior_layer = priors.make_prior(prior, latent_dims[-1], prior_components, input_dim,
+                                             encode=self._top_posterior)
 
         # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I). The network
         # between z_i and z_{i+1} mirrors the posterior's (widths[i + 1]); p(x | z_0) mirrors
@@ -98,13 +107,23 @@ class _TopDownVAE(BaseVAE):
             head.build(prior_block.compute_output_shape((None, self.latent_dims[i + 1])))
         self.decoder.build((None, self.latent_dims[0]))
         self.likelihood_layer.build(self.decoder.compute_output_shape((None, self.latent_dims[0])))
+        self.prior_layer.build()
+
+    def _top_posterior(self, x):
+        """q(z_{L-1} | x)'s parameters along the posterior means (the VampPrior's components)."""
+        return self.encode_layers(x)[-1]
+
+    @property
+    def kl_estimate(self):
+        return "closed_form" if self.analytic_kl and self.prior_layer.factorizes else "monte_carlo"
 
     def conditional_prior(self, i, z_above, training=False):
         """Parameters of p(z_i | z_{i+1}) for i < L-1."""
         return self.prior_heads[i](self.prior_blocks[i](z_above, training=training))
 
     def top_prior(self, num_rows):
-        """Parameters of p(z_{L-1}), [num_rows, units]: N(0, I), or Bernoulli(1/2) when binary."""
+        """Parameters of a factorized p(z_{L-1}), [num_rows, units]: N(0, I), or Bernoulli(1/2)
+        when binary. (A learned prior is `prior_layer`.)"""
         zeros = tf.zeros([num_rows, self.latent_dims[-1]])
         if self.latent_families[-1] == "bernoulli":
             return self.up_heads[-1].params_from_raw(zeros)
@@ -123,6 +142,8 @@ class _TopDownVAE(BaseVAE):
 
     def prior_sample(self, num_samples, seed):
         """Top-layer draws z_{L-1} ~ p(z_{L-1})."""
+        if self.latent_families[-1] == "gaussian":
+            return self.prior_layer.sample(num_samples, seed)
         return self.latent_sample(self.num_layers - 1, self.top_prior(num_samples), seed)
 
     def generate(self, num_samples, seed):
@@ -155,6 +176,9 @@ class _TopDownVAE(BaseVAE):
         """Per-unit KL of layer i (closed form when valid and asked) and log q(z) - log p(z);
         `p_params=None` means the top prior."""
         head = self.up_heads[i]
+        if p_params is None and not self.prior_layer.factorizes:  # a mixture: Monte Carlo
+            log_ratio = head.log_prob(q_params, z) - self.prior_layer.log_prob(z)
+            return log_ratio[:, None], log_ratio
         if p_params is None:
             p_params = self.top_prior(tf.shape(z)[0])
         kl_per_unit = distributions.kl_divergence(head.distribution(q_params).distribution,
@@ -184,7 +208,8 @@ class _TopDownVAE(BaseVAE):
         config = super().get_config()
         config.update(latent_dims=self.latent_dims, hidden=self.hidden, activation=self.activation,
                       batch_norm=self.batch_norm, posterior_scale=self.posterior_scale,
-                      min_scale=self.min_scale, latent_families=self.latent_families)
+                      min_scale=self.min_scale, latent_families=self.latent_families,
+                      prior=self.prior_kind, prior_components=self.prior_components)
         return config
 
 
@@ -337,6 +362,10 @@ class HierarchicalVAE(_TopDownVAE):
             shape = (None, self.latent_dims[i])
         self._build_top_down()
         self.built = True
+
+    @property
+    def kl_estimate(self):
+        return "monte_carlo" if self.num_layers > 1 else super().kl_estimate
 
     def posterior_step(self, i, below, training=False):
         """Parameters of q(z_i | z_{i-1}) (of q(z_0 | x) for i = 0)."""

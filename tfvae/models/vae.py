@@ -2,7 +2,7 @@
 import keras
 import tensorflow as tf
 
-from tfvae import distributions, estimators, objectives
+from tfvae import distributions, objectives, priors
 from tfvae.models.base import BaseVAE
 
 ARCHITECTURES = ("mlp", "conv")
@@ -40,11 +40,12 @@ def conv_decoder(hidden, activation, channels, name):
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class VAE(BaseVAE):
-    """Variational autoencoder with a diagonal Gaussian posterior and a N(0, I) prior.
+    """Variational autoencoder with a diagonal Gaussian posterior.
 
-    q(z|x) = N(mu(x), diag(sigma(x)^2)), p(x|z) Bernoulli or Gaussian, trained on the ELBO
-    E_q[log p(x|z)] - beta KL[q(z|x) || N(0, I)] (k = 1; closed-form KL when `analytic_kl`)
-    or on the IWAE bound with k = `num_samples` > 1 (Burda et al. 2016).
+    q(z|x) = N(mu(x), diag(sigma(x)^2)), p(x|z) Bernoulli or Gaussian, p(z) N(0, I) or a learned
+    prior (`tfvae.priors`), trained on the ELBO E_q[log p(x|z)] - beta KL[q(z|x) || p(z)]
+    (k = 1; closed-form KL when `analytic_kl` and the prior is N(0, I), else the Monte Carlo
+    estimate) or on the IWAE bound with k = `num_samples` > 1 (Burda et al. 2016).
 
     Args:
         input_dim: data dimension D (784 for MNIST).
@@ -58,7 +59,9 @@ class VAE(BaseVAE):
         analytic_kl: closed-form KL (True) or the one-sample Monte Carlo estimate.
         num_samples: k; 1 trains the ELBO, k > 1 the IWAE bound.
         beta: weight of the KL (beta-VAE, Higgins et al. 2017).
-        free_bits: minimum KL per latent unit, in nats (Kingma et al. 2016).
+        free_bits: minimum KL per latent unit, in nats (Kingma et al. 2016); N(0, I) prior only.
+        prior: "standard_normal", "mixture" (learned Gaussian mixture) or "vamp" (VampPrior,
+            Tomczak & Welling 2018), each with `prior_components` components.
         seed: seed of the model's sampling.
 
     Example:
@@ -70,7 +73,8 @@ class VAE(BaseVAE):
     def __init__(self, input_dim, latent_dim, hidden=(200, 200), activation="tanh",
                  architecture="mlp", likelihood="bernoulli", likelihood_scale=None,
                  posterior_scale="softplus", min_scale=1e-4, analytic_kl=True, num_samples=1,
-                 beta=1.0, free_bits=0.0, seed=None, **kwargs):
+                 beta=1.0, free_bits=0.0, prior="standard_normal", prior_components=500, seed=None,
+                 **kwargs):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}. "
                              f"Received: architecture={architecture!r}")
@@ -94,6 +98,10 @@ class VAE(BaseVAE):
         self.min_scale = min_scale
         self.posterior_layer = distributions.DiagonalGaussian(
             latent_dim, scale_activation=posterior_scale, min_scale=min_scale, name="posterior")
+        self.prior_kind, self.prior_components = prior, prior_components
+        self.prior_layer = priors.make_prior(prior, latent_dim, prior_components, input_dim,
+                                             encode=self.encode)
+        priors.check_free_bits(free_bits, prior)
         if architecture == "mlp":
             self.encoder = mlp(hidden, activation, name="encoder")
             self.decoder = mlp(tuple(reversed(hidden)), activation, name="decoder")
@@ -111,6 +119,7 @@ class VAE(BaseVAE):
         latent_shape = (None, self.latent_dim)
         self.decoder.build(latent_shape)
         self.likelihood_layer.build(self.decoder.compute_output_shape(latent_shape))
+        self.prior_layer.build()
         self.built = True
 
     def encode(self, x, training=False):
@@ -122,8 +131,12 @@ class VAE(BaseVAE):
         return self.posterior_layer.distribution(self.encode(x))
 
     def prior(self):
-        """p(z) = N(0, I)."""
-        return distributions.standard_normal(self.latent_dim)
+        """p(z) as a `tfd.Distribution`: N(0, I) or a mixture (`tfvae.priors`)."""
+        return self.prior_layer.distribution()
+
+    @property
+    def kl_estimate(self):
+        return "closed_form" if self.analytic_kl and self.prior_layer.factorizes else "monte_carlo"
 
     def decode(self, z, training=False):
         """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, input_dim]."""
@@ -133,24 +146,26 @@ class VAE(BaseVAE):
         return self.likelihood_layer.mean(self.decode(self.encode(x)["loc"]))
 
     def prior_sample(self, num_samples, seed):
-        return estimators.pathwise_gaussian(tf.zeros([num_samples, self.latent_dim]),
-                                            tf.ones([num_samples, self.latent_dim]), seed)
+        return self.prior_layer.sample(num_samples, seed)
 
     def latent_means(self, x):
         return [self.encode(x)["loc"]]
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
         q_params = posterior_params or self.encode(x, training=training)
-        q, p = self.posterior_layer.distribution(q_params), self.prior()
+        q = self.posterior_layer.distribution(q_params)
         z = self.posterior_layer.sample(q_params, seed, num_samples)  # [k, B, L]
         x_params = self._decode_samples(z, training=training)
         log_likelihood = self.likelihood_layer.log_prob(x_params, x)
-        # Per-unit KL (q and p factorize), so free bits can floor each unit.
-        rate_per_unit = distributions.kl_divergence(q.distribution, p.distribution, z,
-                                                    analytic=self.analytic_kl)
+        log_ratio = q.log_prob(z) - self.prior_layer.log_prob(z)  # log q(z|x) - log p(z)
+        if self.prior_layer.factorizes:  # per-unit KL, so free bits can floor each unit
+            rate_per_unit = distributions.kl_divergence(
+                q.distribution, self.prior().distribution, z, analytic=self.analytic_kl)
+        else:  # a mixture prior: the Monte Carlo estimate, as one term
+            rate_per_unit = log_ratio[..., None]
         return {
             "log_likelihood": log_likelihood,
-            "log_weight": log_likelihood + p.log_prob(z) - q.log_prob(z),
+            "log_weight": log_likelihood - log_ratio,
             "rate": tf.reduce_sum(rate_per_unit, axis=-1),
             "penalized_rate": objectives.free_bits_rate(rate_per_unit, self.free_bits),
         }
@@ -159,5 +174,7 @@ class VAE(BaseVAE):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, hidden=self.hidden, activation=self.activation,
                       architecture=self.architecture, posterior_scale=self.posterior_scale,
-                      min_scale=self.min_scale)
+                      min_scale=self.min_scale, prior=self.prior_kind,
+                      prior_components=self.prior_components)
         return config
+

@@ -1,0 +1,239 @@
+"""Training and evaluation speed on this machine, each figure beside the machine's own limit.
+
+Sections (all run by default; `--sections` picks some):
+- peak: the fp32 and bf16 matmul peak (square `tf.matmul`, XLA-compiled, best of three sizes);
+- train: train-step throughput (images/s after warm-up, median of repeats) of the VAE
+  784-200-200-50 (batch 100), the VAE 784-512-512-20 (batch 128) and the 5-layer LadderVAE of
+  zoo/configs/lvae_mnist.py (batch 100), each without and with `jit_compile` and in float32 and
+  mixed_bfloat16, with the achieved GFLOP/s and its ratio to the peak of the same precision;
+- pipeline: one epoch of `tfvae.data.load("mnist", "train", binarize="dynamic")` alone, against
+  the fastest train step of the same batch size;
+- iwae: `tfvae.evaluation.iwae_nll` (k = 5000) over the MNIST test set in float32 and
+  mixed_bfloat16, each in a fresh process so its peak memory (max RSS) is its own.
+
+FLOPs are counted from the layer sizes: a Dense kernel [n, m] costs 2nm per example forward
+and 4nm backward (input and weight gradients), 2nm only for the weight gradient of a layer that
+reads the data. Elementwise work (activations, log-densities, sampling) is not counted, so the
+ratio to the matmul peak is a lower bound on how busy the machine is.
+
+    TFVAE_DATA_DIR=../shared/data python benchmarks/speed.py --out benchmarks/speed.json
+    python benchmarks/speed.py --quick      # a one-minute smoke run with tiny settings
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfvae
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+LVAE_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo", "configs",
+                           "lvae_mnist.py")
+
+
+def models():
+    """(name, batch size, constructor) of the benchmarked models."""
+    lvae = tfvae.config.load(LVAE_CONFIG)["model"]
+    return [
+        ("vae_784-200-200-50", 100,
+         lambda: tfvae.VAE(784, 50, hidden=(200, 200), activation="tanh", seed=0)),
+        ("vae_784-512-512-20", 128,
+         lambda: tfvae.VAE(784, 20, hidden=(512, 512), activation="tanh", seed=0)),
+        ("lvae_5_layers", 100, lambda: tfvae.config.build_model({"model": lvae})),
+    ]
+
+
+def median_seconds(fn, repeats):
+    fn()  # warm-up: tracing and compilation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(dtype, sizes, repeats):
+    """Best GFLOP/s of an XLA-compiled square matmul over `sizes`."""
+    best = 0.0
+    for n in sizes:
+        a = tf.cast(tf.random.normal([n, n]), dtype)
+        b = tf.cast(tf.random.normal([n, n]), dtype)
+        matmul = tf.function(tf.matmul, jit_compile=True)
+        seconds = median_seconds(lambda: matmul(a, b).numpy(), repeats)
+        best = max(best, 2 * n ** 3 / seconds / 1e9)
+    return best
+
+
+def train_flops_per_example(model):
+    """Forward + backward FLOPs of the model's Dense kernels per example (see module doc)."""
+    total = 0
+    for weight in model.trainable_weights:
+        if len(weight.shape) != 2:
+            continue
+        n, m = weight.shape
+        total += (4 if n == model.input_dim else 6) * n * m  # [input_dim, m]: reads the data
+    return total
+
+
+def train_step_throughput(build, batch_size, jit_compile, precision, steps, repeats):
+    """Images/s of `model.fit`'s compiled train function on a fixed set of random batches."""
+    keras.config.set_dtype_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+        x = (np.random.default_rng(0).random((batch_size * 10, model.input_dim)) < 0.2)
+        dataset = tf.data.Dataset.from_tensor_slices(x.astype("float32")).batch(
+            batch_size, drop_remainder=True).repeat().prefetch(4)
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)  # builds and compiles
+        iterator = iter(dataset)
+
+        def run():
+            for _ in range(steps):
+                logs = model.train_function(iterator)
+            float(logs["loss"])  # waits for the last step
+
+        seconds = median_seconds(run, repeats)
+        return steps * batch_size / seconds, train_flops_per_example(model)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def pipeline_throughput(batch_size, repeats):
+    """Images/s of one epoch of the dynamically binarized MNIST training pipeline alone."""
+    train = tfvae.data.load("mnist", "train", binarize="dynamic", batch_size=batch_size)
+    count = int(train.cardinality()) * batch_size
+    return count / median_seconds(lambda: [None for _ in train], repeats)
+
+
+def iwae_in_subprocess(model_path, precision, examples, num_samples):
+    """Runs `iwae_worker` in a fresh Python so max RSS measures this evaluation alone."""
+    command = [sys.executable, os.path.abspath(__file__), "--iwae-worker", precision,
+               "--model", model_path, "--iwae-examples", str(examples),
+               "--num-samples", str(num_samples)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"IWAE worker ({precision}) failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def iwae_worker(model_path, precision, examples, num_samples):
+    """Loads the model with its networks in `precision` and times iwae_nll on the test set."""
+    keras.config.set_dtype_policy(precision)
+    model = tfvae.files.load_model(model_path)
+    test = tfvae.data.load("mnist", "test", binarize="fixed", batch_size=500)
+    test = test.take(-(-examples // 500))
+    start = time.time()
+    result = tfvae.evaluation.iwae_nll(model, test, num_samples=num_samples, verbose=0)
+    result.update(precision=precision, seconds=time.time() - start,
+                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(result))
+
+
+def default_model(path):
+    """The model evaluated by the iwae section: `path`, or a VAE 784-200-200-50 trained one
+    epoch here (the timing does not depend on the weights; the bf16-vs-fp32 gap does a little)."""
+    if path:
+        return path
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "tfvae_speed_vae.keras")
+    if not os.path.exists(path):
+        model = tfvae.VAE(784, 50, hidden=(200, 200), seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.fit(tfvae.data.load("mnist", "train", binarize="dynamic"), epochs=1, verbose=0)
+        tfvae.files.save_model(model, path)
+    return path
+
+
+def print_table(rows, columns):
+    widths = [max(len(c), *(len(_format(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(_format(r.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return "" if value is None else str(value)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--sections", nargs="+", default=["peak", "train", "pipeline", "iwae"],
+                        choices=["peak", "train", "pipeline", "iwae"])
+    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the script")
+    parser.add_argument("--model", help="model for the iwae section (.keras or run folder)")
+    parser.add_argument("--iwae-examples", type=int, default=10000)
+    parser.add_argument("--num-samples", type=int, default=5000)
+    parser.add_argument("--iwae-worker", choices=PRECISIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    if args.iwae_worker:
+        return iwae_worker(args.model, args.iwae_worker, args.iwae_examples, args.num_samples)
+    if args.quick:
+        args.iwae_examples, args.num_samples = 500, 20
+    steps, repeats = (5, 2) if args.quick else (100, 5)
+    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                           "keras": keras.__version__}}
+
+    if "peak" in args.sections or "train" in args.sections:
+        sizes = (256,) if args.quick else (1024, 2048, 3072)
+        results["peak_gflops"] = {p: matmul_peak(d, sizes, 3 if args.quick else 7)
+                                  for p, d in (("float32", tf.float32), ("mixed_bfloat16", tf.bfloat16))}
+        print("matmul peak GFLOP/s:", {k: round(v, 1) for k, v in results["peak_gflops"].items()})
+
+    if "train" in args.sections:
+        rows = []
+        for name, batch_size, build in models():
+            for precision in PRECISIONS:
+                for jit_compile in (False, True):
+                    images, flops = train_step_throughput(build, batch_size, jit_compile, precision,
+                                                          steps, repeats)
+                    gflops = images * flops / 1e9
+                    rows.append(dict(model=name, batch=batch_size, precision=precision,
+                                     jit=jit_compile, images_per_s=images,
+                                     mflop_per_image=flops / 1e6, gflops=gflops,
+                                     of_peak=gflops / results["peak_gflops"][precision]))
+                    print_table(rows[-1:], list(rows[-1]))
+        results["train"] = rows
+        print()
+        print_table(rows, list(rows[0]))
+
+    if "pipeline" in args.sections:
+        images = pipeline_throughput(100, 1 if args.quick else 3)
+        results["pipeline"] = {"images_per_s": images, "batch": 100}
+        fastest = [r["images_per_s"] for r in results.get("train", []) if r["batch"] == 100]
+        if fastest:
+            results["pipeline"]["ratio_to_fastest_train_step"] = images / max(fastest)
+        print("pipeline:", results["pipeline"])
+
+    if "iwae" in args.sections:
+        model_path = default_model(args.model)
+        rows = [iwae_in_subprocess(model_path, p, args.iwae_examples, args.num_samples)
+                for p in PRECISIONS]
+        for row in rows:
+            row["seconds_per_10000_examples"] = row["seconds"] * 10000 / row["num_examples"]
+        rows[1]["nll_minus_float32"] = rows[1]["nll"] - rows[0]["nll"]
+        results["iwae"] = rows
+        print()
+        print_table(rows, ["precision", "num_examples", "num_samples", "nll", "stderr", "seconds",
+                           "seconds_per_10000_examples", "peak_rss_mb", "nll_minus_float32"])
+
+    if args.out:
+        tfvae.files.write_json(args.out, results)
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Mixed precision: networks in bfloat16, log-densities in float32; and the benchmark's FLOP count."""
+import contextlib
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae import config as tfvae_config
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import speed  # noqa: E402  (benchmarks/speed.py)
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+BUILDERS = {
+    "vae": lambda: tfvae.VAE(784, 8, hidden=(32,), seed=0),
+    "ladder": lambda: tfvae.LadderVAE(784, latent_dims=(6, 3), hidden=(32, 16), batch_norm=True,
+                                      seed=0),
+    "harmonium": lambda: tfvae.HarmoniumVAE(784, latent_dim=5, seed=0),
+}
+
+
+def _data(n=64, seed=0):
+    return (np.random.default_rng(seed).random((n, 784)) < 0.2).astype("float32")
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_mixed_bfloat16_networks_compute_in_bf16_and_log_densities_in_f32(kind):
+    x = _data()
+    keras.utils.set_random_seed(0)
+    reference = BUILDERS[kind]()
+    reference.build((None, 784))
+    with dtype_policy("mixed_bfloat16"):
+        model = BUILDERS[kind]()
+        model.build((None, 784))
+    model.set_weights(reference.get_weights())
+    dense = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)]
+    if kind != "harmonium":  # the tied harmonium has no Dense layers: all of it is f32 maths
+        assert dense and all(layer.compute_dtype == "bfloat16" for layer in dense)
+    assert all(w.dtype == "float32" for w in model.weights if w.dtype.startswith("float"))
+    assert model.compute_dtype == "float32"
+    terms = model.loss_terms(x, seed=3)
+    assert all(v.dtype == "float32" for v in terms.values())
+    ref_elbo, elbo = reference.elbo(x, seed=3).numpy(), model.elbo(x, seed=3).numpy()
+    # bf16 keeps 8 bits of mantissa: close to the f32 ELBO, but not equal where networks run
+    np.testing.assert_allclose(elbo, ref_elbo, rtol=0.02)
+    if kind != "harmonium":
+        assert np.max(np.abs(elbo - ref_elbo)) > 1e-3
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    history = model.fit(x, batch_size=32, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_mixed_model_saves_float32_weights_and_loads_in_the_current_policy(tmp_path):
+    with dtype_policy("mixed_bfloat16"):
+        model = BUILDERS["vae"]()
+        model.compile(optimizer="adam")
+        model.fit(_data(), epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    tfvae.files.save_model(model, path)
+    loaded = tfvae.files.load_model(path)  # float32 policy here
+    assert loaded.decoder.layers[0].compute_dtype == "float32"
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float16_and_model_level_policies_are_refused():
+    with dtype_policy("mixed_float16"), pytest.raises(ValueError, match="mixed_bfloat16"):
+        BUILDERS["vae"]()
+    with pytest.raises(ValueError, match="set_dtype_policy"):
+        tfvae.VAE(784, 8, dtype="mixed_bfloat16")
+    config = tfvae_config.merge(tfvae_config.DEFAULTS, {"model": {"class_name": "VAE",
+                                                                   "input_dim": 784,
+                                                                   "latent_dim": 2}})
+    config["training"]["dtype_policy"] = "mixed_float16"
+    with pytest.raises(tfvae_config.ConfigError, match="dtype_policy"):
+        tfvae_config.validate(config)
+
+
+def test_benchmark_flop_count_is_the_layer_arithmetic():
+    model = tfvae.VAE(784, 50, hidden=(200, 200), seed=0)
+    model.build((None, 784))
+    forward = (784 * 200 + 200 * 200 + 200 * 2 * 50) + (50 * 200 + 200 * 200 + 200 * 784)
+    # backward: twice the forward, minus the data gradient of the first layer
+    assert speed.train_flops_per_example(model) == 3 * 2 * forward - 2 * 784 * 200
+    images, flops = speed.train_step_throughput(
+        lambda: tfvae.VAE(784, 8, hidden=(32,), seed=0), 50, True, "mixed_bfloat16", 3, 1)
+    small_forward = (784 * 32 + 32 * 2 * 8) + (8 * 32 + 32 * 784)
+    assert images > 0 and flops == 6 * small_forward - 2 * 784 * 32
+    assert keras.config.dtype_policy().name == "float32"  # restored after the benchmark
