@@ -85,6 +85,17 @@ def test_vamp_components_are_the_encoder_posteriors_at_the_pseudo_inputs():
     assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
 
 
+def test_vamp_pseudo_inputs_start_at_training_examples():
+    model = tfvae.VAE(784, 3, hidden=(16,), prior="vamp", prior_components=4, seed=0)
+    model.build((None, 784))
+    x = (RNG.uniform(size=(4, 784)) < 0.3).astype("float32")
+    model.prior_layer.initialize_from_data(x)
+    np.testing.assert_allclose(model.prior_layer.pseudo_inputs().numpy(), np.clip(x, 0.01, 0.99),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\[4, 784\]"):
+        model.prior_layer.initialize_from_data(x[:3])
+
+
 def test_monte_carlo_kl_to_a_mixture_is_unbiased_against_numerical_integration():
     """KL[N(0.3, 0.5^2) || 0.3 N(-1, 0.4^2) + 0.7 N(1.5, 1)] by the model's own rate term."""
     model = tfvae.VAE(784, 1, hidden=(8,), prior="mixture", prior_components=2, seed=0)

@@ -143,6 +143,18 @@ class VampPrior(_MixturePriorBase):
     def pseudo_inputs(self):
         return tf.sigmoid(self.raw_pseudo_inputs)
 
+    def initialize_from_data(self, x):
+        """Starts the pseudo-inputs at K training examples x [K, D] (values in [0, 1], clipped
+        to [0.01, 0.99]). From the default start all components are alike, and without KL
+        warm-up (which Tomczak & Welling use) the posterior collapses onto them: on MNIST the
+        10-latent VAE had KL 0.5 nats after 3 epochs."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        if tuple(x.shape) != (self.num_components, self.input_dim):
+            raise ValueError(f"initialize_from_data needs [{self.num_components}, {self.input_dim}] "
+                             f"examples. Received shape {tuple(x.shape)}")
+        p = tf.clip_by_value(x, 0.01, 0.99)
+        self.raw_pseudo_inputs.assign(tf.math.log(p) - tf.math.log1p(-p))
+
     def params(self):
         posterior = self.encode(self.pseudo_inputs())
         return {"logits": tf.zeros([self.num_components]), "loc": posterior["loc"],

@@ -47,6 +47,18 @@ def datasets(config):
     return train, test
 
 
+def first_examples(dataset, count):
+    """The first `count` examples of a batched dataset of x (or (x, label) pairs)."""
+    rows, total = [], 0
+    for batch in dataset:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        rows.append(x)
+        total += int(x.shape[0])
+        if total >= count:
+            return tf.concat(rows, 0)[:count]
+    raise ValueError(f"The dataset has {total} examples; {count} are needed.")
+
+
 def optimizer(config, steps_per_epoch):
     o = config["optimizer"]
     learning_rate = o["learning_rate"]
@@ -93,6 +105,8 @@ def train(config, out_dir, verbose=1):
             model.build((None, model.input_dim))  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
                           jit_compile=config["training"]["jit_compile"])
+            if getattr(model, "prior_kind", None) == "vamp":  # (a resumed run restores its own)
+                model.prior_layer.initialize_from_data(first_examples(train_ds, model.prior_components))
         return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose)
     finally:
         keras.config.set_dtype_policy(previous_policy)

@@ -172,8 +172,8 @@ class BaseVAE(keras.Model):
 
         Burda et al. 2016; a lower bound in expectation that tightens as k grows. The k samples
         are drawn in chunks of `chunk_size` samples (default: about 4096 decoder rows per chunk,
-        so a chunk's [rows, input_dim] logits stay in cache: 1.4x faster than 2^16 rows for the
-        784-200-200-50 VAE, `benchmarks/speed.py`), and memory stays bounded for k = 5000.
+        so a chunk's [rows, input_dim] logits stay in cache), and memory stays bounded for
+        k = 5000.
 
         Args:
             x: float32 [batch, input_dim].
