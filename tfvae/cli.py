@@ -9,7 +9,10 @@ EXAMPLES = {
     "sample": "example: tfvae sample runs/vae_mnist --out grid.png --num 64 --seed 0",
     "export": "examples: tfvae export runs/vae_mnist saved_models/vae_mnist/serving\n"
               "          tfvae export --model-config saved_models/",
+    "zoo": "examples: tfvae zoo list\n"
+           "          tfvae zoo publish runs/vae_mnist --name vae_mnist",
 }
+MODEL_HELP = "a zoo name (see `tfvae zoo list`), a .keras file or a `tfvae train` output folder"
 
 
 def main(argv=None):
@@ -33,7 +36,7 @@ def main(argv=None):
         description="Evaluate a trained model on its dataset's test split: IWAE NLL, ELBO, active "
                     "units, ELBO surgery on the training split; prints a table, writes JSON and "
                     "PNG figures.", epilog=EXAMPLES["evaluate"])
-    evaluate.add_argument("model", help="a .keras file or a `tfvae train` output folder")
+    evaluate.add_argument("model", help=MODEL_HELP)
     evaluate.add_argument("--dataset", help="dataset name (default: from the run's config.json, else mnist)")
     evaluate.add_argument("--num-samples", type=int, default=5000, help="k of the IWAE estimate")
     evaluate.add_argument("--surgery-samples", type=int, default=10000,
@@ -45,7 +48,7 @@ def main(argv=None):
     sample = commands.add_parser("sample", help="draw samples of a model into a PNG grid",
                                  description="Draw x ~ p(x) from a model (E[x|z], z ~ p(z)) and "
                                              "save them as a PNG grid.", epilog=EXAMPLES["sample"])
-    sample.add_argument("model", help="a .keras file or a `tfvae train` output folder")
+    sample.add_argument("model", help=MODEL_HELP)
     sample.add_argument("--out", required=True, help="PNG file to write")
     sample.add_argument("--num", type=int, default=64, help="number of samples")
     sample.add_argument("--seed", type=int, default=0)
@@ -57,7 +60,7 @@ def main(argv=None):
                     "atomically; or, with --model-config, write the TF Serving models.config "
                     "that serves every <name>/serving/ under a folder.",
         epilog=EXAMPLES["export"], formatter_class=argparse.RawDescriptionHelpFormatter)
-    export.add_argument("model", nargs="?", help="a .keras file or a `tfvae train` output folder")
+    export.add_argument("model", nargs="?", help=MODEL_HELP)
     export.add_argument("dir", nargs="?", help="the TF Serving base path, e.g. saved_models/<name>/serving")
     export.add_argument("--version", type=int, help="version number (default: the next free one)")
     export.add_argument("--log-prob-samples", type=int, default=100,
@@ -68,10 +71,22 @@ def main(argv=None):
                         help="where the server sees MODELS_DIR (default /models, as in the README's "
                              "docker command)")
 
+    zoo = commands.add_parser("zoo", help="list or publish pretrained zoo models",
+                              description="List the pretrained models in saved_models/ (or "
+                                          "$TFVAE_ZOO_DIR), or publish a finished training run "
+                                          "as a zoo entry.", epilog=EXAMPLES["zoo"],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    zoo.add_argument("action", choices=("list", "publish"))
+    zoo.add_argument("run", nargs="?", help="publish: a finished `tfvae train` output folder")
+    zoo.add_argument("--name", help="publish: the entry's name (default: the run's config name)")
+
     args = parser.parse_args(argv)
+    if args.command == "zoo" and args.action == "publish" and not args.run:
+        zoo.error("publish needs RUN, a finished `tfvae train` output folder")
     if args.command == "export" and not args.model_config and not (args.model and args.dir):
         export.error("give MODEL and DIR, or --model-config MODELS_DIR")
-    commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export}
+    commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export,
+                "zoo": _zoo}
     return commands[args.command](args)
 
 
@@ -127,13 +142,44 @@ def _export(args):
 
 
 def _load(command, path):
-    from tfvae import files
+    """A model from a path, or from the zoo when `path` is a zoo name and no such path exists."""
+    from tfvae import files, zoo
 
     try:
+        if not os.path.exists(path) and os.sep not in path and not path.endswith(".keras"):
+            return zoo.load(path)
         return files.load_model(path)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, zoo.ZooError) as e:
         print(f"tfvae {command}: {e}", file=sys.stderr)
         return None
+
+
+def _zoo(args):
+    from tfvae import files, zoo
+
+    if args.action == "publish":
+        config = files.read_json(os.path.join(args.run, "config.json"), default={})
+        name = args.name or config.get("name")
+        try:
+            metadata = zoo.publish(args.run, name)
+        except (zoo.ZooError, FileNotFoundError) as e:
+            print(f"tfvae zoo: {e}", file=sys.stderr)
+            return 2
+        print(f"published {name}: test ELBO {metadata['test_elbo']:.2f}, "
+              f"{len(metadata['files'])} files -> {os.path.join(zoo.zoo_dir(), name)}")
+        return 0
+    entries = zoo.list()
+    if not entries:
+        print(f"no zoo models in {zoo.zoo_dir()}")
+        return 0
+    print(f"{'name':<20} {'model':<16} {'test ELBO':>10} {'test NLL':>16}  dataset")
+    for m in entries:
+        nll = ("" if m["test_nll"] is None else f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f}")
+        if m.get("test_exact_nll") is not None:
+            nll = f"{m['test_exact_nll']:.2f} (exact)"
+        print(f"{m['name']:<20} {m['model']:<16} {m['test_elbo']:>10.2f} {nll:>16}  {m['dataset']}")
+    print("\nload one with tfvae.zoo.load(NAME), or sample it: tfvae sample NAME --out grid.png")
+    return 0
 
 
 def _sample(args):
@@ -151,13 +197,17 @@ def _sample(args):
 
 
 def _evaluate(args):
-    from tfvae import data, distributions, evaluation, files, plots
+    from tfvae import data, distributions, evaluation, files, plots, zoo
 
     model = _load("evaluate", args.model)
     if model is None:
         return 2
-    folder = os.path.dirname(files.model_path(args.model))
-    config = files.read_json(os.path.join(folder, "config.json"), default={})
+    if os.path.exists(args.model):
+        folder = os.path.dirname(files.model_path(args.model))
+        config = files.read_json(os.path.join(folder, "config.json"), default={})
+    else:  # a zoo name: _load has verified it
+        folder = os.path.join(zoo.zoo_dir(), args.model)
+        config = files.read_json(os.path.join(folder, zoo.METADATA))["config"]
     dataset = args.dataset or config.get("data", {}).get("name", "mnist")
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder

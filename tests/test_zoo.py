@@ -1,0 +1,133 @@
+"""The zoo: publish a real training run, list and load it, refuse tampered files; and every
+shipped entry in saved_models/ reproduces the values recorded when it was published."""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from tfvae import cli, files, zoo
+
+ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
+
+
+@pytest.fixture(scope="module")
+def published(mnist_arrays, tmp_path_factory):
+    """A one-epoch VAE trained by `tfvae train` and published into a temporary zoo."""
+    root = tmp_path_factory.mktemp("zoo")
+    run = root / "run"
+    assert cli.main(["train", ZOO_CONFIG, "--out", str(run), "--verbose", "0",
+                     "--set", "training.epochs=1", "--set", "data.batch_size=500",
+                     "--set", "model.hidden=(32,)", "--set", "evaluation.iwae_samples=10"]) == 0
+    metadata = zoo.publish(str(run), "tiny_vae", root=str(root / "models"))
+    return str(root / "models"), metadata, run
+
+
+def test_publish_writes_the_entry_and_list_finds_it(published):
+    root, metadata, run = published
+    results = files.read_json(os.path.join(run, "metrics.json"))["results"]
+    assert metadata["name"] == "tiny_vae" and metadata["model"] == "VAE"
+    assert metadata["binarization"] == {"train": "dynamic", "test": "fixed"}
+    assert metadata["epochs"] == 1 and metadata["num_samples"] == 10
+    assert metadata["test_nll"] == results["test_nll"]
+    # the recomputed ELBO (fixed seeds) agrees with the run's own evaluation within noise
+    assert abs(metadata["test_elbo"] - results["test_elbo"]) < 0.3
+    assert set(metadata["files"]) >= {"model.keras", "samples.png", "serving/1/saved_model.pb"}
+    assert [m["name"] for m in zoo.list(root)] == ["tiny_vae"]
+    assert not [f for f in os.listdir(root) if f.startswith(".tmp")]
+
+
+def test_load_verifies_checksums_and_reproduces_the_recorded_outputs(published):
+    root, metadata, _ = published
+    model = zoo.load("tiny_vae", root)
+    test, _ = zoo.test_data(metadata["config"])
+    x = next(iter(test))[:metadata["checks"]["num_examples"]]
+    recomputed = zoo.check_outputs(model, x)
+    for key, values in metadata["checks"]["values"].items():
+        np.testing.assert_allclose(recomputed[key], values, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def _rewrite_zip_member(path, member, change):
+    with zipfile.ZipFile(path) as z:
+        contents = {name: z.read(name) for name in z.namelist()}
+    contents[member] = change(contents[member])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in contents.items():
+            z.writestr(name, data)
+    with open(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def test_tampered_files_and_configs_are_refused(published, tmp_path):
+    root, _, _ = published
+    import shutil
+    copy = tmp_path / "zoo"
+    shutil.copytree(root, copy)
+    keras_file = copy / "tiny_vae" / "model.keras"
+    original = keras_file.read_bytes()
+
+    # one flipped byte in the weights file
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    keras_file.write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match="model.keras does not match its checksum"):
+        zoo.load("tiny_vae", str(copy))
+
+    # a changed config inside the .keras archive (a valid zip, a loadable model)
+    keras_file.write_bytes(original)
+    _rewrite_zip_member(str(keras_file), "config.json",
+                        lambda b: b.replace(b'"activation": "tanh"', b'"activation": "relu"'))
+    assert files.load_model(str(keras_file)).activation == "relu"  # Keras alone would load it
+    with pytest.raises(zoo.ZooError, match="checksum"):
+        zoo.load("tiny_vae", str(copy))
+
+    # a tampered SavedModel, and a missing file
+    keras_file.write_bytes(original)
+    (copy / "tiny_vae" / "serving" / "1" / "saved_model.pb").write_bytes(b"not a graph")
+    with pytest.raises(zoo.ZooError, match="saved_model.pb"):
+        zoo.load("tiny_vae", str(copy))
+    os.remove(copy / "tiny_vae" / "samples.png")
+    with pytest.raises(zoo.ZooError, match="missing"):
+        zoo.verify("tiny_vae", str(copy))
+    with pytest.raises(zoo.ZooError, match="No zoo model 'nope'"):
+        zoo.load("nope", str(copy))
+
+
+def test_cli_zoo_list_and_sample_by_name(published, tmp_path, capsys, monkeypatch):
+    root, _, _ = published
+    monkeypatch.setenv("TFVAE_ZOO_DIR", root)
+    assert cli.main(["zoo", "list"]) == 0
+    assert "tiny_vae" in capsys.readouterr().out
+    out = tmp_path / "grid.png"
+    assert cli.main(["sample", "tiny_vae", "--out", str(out), "--num", "4"]) == 0
+    assert out.stat().st_size > 0
+    assert cli.main(["sample", "no_such_model", "--out", str(out)]) == 2
+    assert "No zoo model 'no_such_model'" in capsys.readouterr().err
+
+
+SHIPPED = [m["name"] for m in zoo.list()]
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no zoo models in saved_models/")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_zoo_model_matches_its_metadata(mnist_arrays, name):
+    """Checksums, recorded outputs, the test ELBO within 0.3 nats, and its SavedModel."""
+    model = zoo.load(name)
+    metadata = json.loads(open(os.path.join(zoo.zoo_dir(), name, zoo.METADATA)).read())
+    test, _ = zoo.test_data(metadata["config"])
+    x = next(iter(test))[:metadata["checks"]["num_examples"]]
+    recomputed = zoo.check_outputs(model, x)
+    for key, values in metadata["checks"]["values"].items():
+        np.testing.assert_allclose(recomputed[key], values, rtol=1e-4, atol=1e-4, err_msg=key)
+    elbo = np.concatenate([np.asarray(model.elbo(b, seed=zoo.CHECK_SEED + i))
+                           for i, b in enumerate(test)])
+    assert abs(elbo.mean() - metadata["test_elbo"]) < 0.3
+    served = tf.saved_model.load(os.path.join(zoo.zoo_dir(), name, "serving", "1"))
+    np.testing.assert_allclose(served.signatures["reconstruct"](x=tf.constant(x))["x_mean"].numpy(),
+                               model.reconstruct(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert isinstance(model, tfvae.BaseVAE)
