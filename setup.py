@@ -17,6 +17,7 @@ setup(
         "tensorflow-datasets>=4.9",
         "importlib_resources",  # tensorflow-datasets imports it when it builds a dataset
         "matplotlib>=3.7",
+        "tensorboard",  # `tfvae train` logs to <out>/logs; TensorFlow 2.21 no longer pulls it in
         "numpy",
         # PredictionLog protos for the TF Serving warm-up records of an export (tfvae.export).
         "tensorflow-serving-api>=2.16",

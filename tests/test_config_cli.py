@@ -79,6 +79,7 @@ def test_tfvae_train_end_to_end(mnist_arrays, tmp_path, capsys):
     assert -300 < results["test_elbo"] < -100 and results["epochs"] == 2
     assert results["test_nll"] <= -results["test_elbo"] + 1.0  # IWAE-10 is at least the ELBO
     assert json.loads((out / "config.json").read_text())["model"]["hidden"] == [64]
+    assert list((out / "logs").rglob("events.out.tfevents.*"))  # TensorBoard logs
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert float(model.kl_warmup.numpy()) == 1.0
     assert np.isfinite(model.elbo(np.zeros((2, 784), np.float32))).all()

@@ -112,7 +112,8 @@ def _train(args):
               f"+- {results['test_nll_stderr']:.2f} nats")
     if "test_exact_nll" in results:
         print(f"test NLL (exact): {results['test_exact_nll']:.2f} +- {results['test_exact_nll_stderr']:.2f} nats")
-    print(f"outputs: {out_dir}/model.keras, config.json, metrics.json")
+    print(f"outputs: {out_dir}/model.keras, config.json, metrics.json, logs/ (tensorboard --logdir "
+          f"{out_dir}/logs)\nnext: tfvae evaluate {out_dir}, then tfvae zoo publish {out_dir}")
     return 0
 
 

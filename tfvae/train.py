@@ -1,9 +1,10 @@
 """Train a model from a config: data, model, optimizer, `model.fit`, test evaluation, outputs.
 
 The output folder holds `model.keras`, `config.json` and `metrics.json` (one entry per epoch,
-then the test results), all written atomically, and `backup/` (`BackupAndRestore`): a run that
-is killed resumes from its last finished epoch when started again with the same output folder,
-and a finished run started again with more epochs continues from where it ended.
+then the test results), all written atomically, TensorBoard logs in `logs/`, and `backup/`
+(`BackupAndRestore`): a run that is killed resumes from its last finished epoch when started
+again with the same output folder, and a finished run started again with more epochs continues
+from where it ended.
 """
 import os
 import time
@@ -118,6 +119,7 @@ def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose):
         # Kept after the run, so rerunning with more epochs continues where it ended.
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"), delete_checkpoint=False),
         EpochLog(metrics_path),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),  # tensorboard --logdir <out>/logs
     ]
     if config["training"]["kl_warmup_epochs"]:
         fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
