@@ -1,4 +1,6 @@
 """Keras callbacks for VAE training."""
+import math
+
 import keras
 
 
@@ -26,3 +28,30 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["kl_warmup"] = float(self.model.kl_warmup.numpy())
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops `fit` at the first step whose loss is not finite, with an error naming the epoch
+    and step. It raises inside the step's callbacks, so nothing later in the epoch runs: list
+    it before `BackupAndRestore`, and the backup of the last finished epoch is never replaced by
+    NaN weights (a rerun resumes from it)."""
+
+    def __init__(self, advice="lower the learning rate (or set optimizer.clipnorm) and rerun"):
+        super().__init__()
+        self.advice = advice
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"Training diverged: the loss became {float(loss)} in epoch {self._epoch + 1}, "
+                f"step {batch + 1}. The weights of the last finished epoch ({self._epoch}) are "
+                f"kept; {self.advice}.")

@@ -91,6 +91,7 @@ def main(argv=None):
 
 
 def _train(args):
+    from tfvae import callbacks
     from tfvae import config as tfvae_config
     from tfvae import train
 
@@ -105,6 +106,9 @@ def _train(args):
     except (tfvae_config.ConfigError, FileNotFoundError) as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 2
+    except callbacks.TrainingDiverged as e:
+        print(f"tfvae train: {e}", file=sys.stderr)
+        return 1
     print(f"\ntest ELBO: {results['test_elbo']:.2f} nats "
           f"({results['epochs']} epochs, {results['seconds_per_epoch']:.1f} s/epoch)")
     if "test_nll" in results:

@@ -116,6 +116,10 @@ def train(config, out_dir, verbose=1):
 def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose):
     metrics_path = os.path.join(out_dir, "metrics.json")
     fit_callbacks = [
+        # First, so a NaN step stops fit before any later callback saves anything.
+        tfvae_callbacks.StopOnDivergence(
+            advice=f"lower optimizer.learning_rate (or set optimizer.clipnorm) and rerun the "
+                   f"same command: it resumes from the backup in {out_dir}/backup"),
         # Kept after the run, so rerunning with more epochs continues where it ended.
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"), delete_checkpoint=False),
         EpochLog(metrics_path),
