@@ -42,7 +42,7 @@ def main(argv=None):
     evaluate.add_argument("--surgery-samples", type=int, default=10000,
                           help="Monte Carlo draws of the ELBO surgery (0 skips it)")
     evaluate.add_argument("--out", help="output folder for evaluation.json and figures "
-                                        "(default: the model's folder)")
+                                        "(default: the model's folder; runs/NAME for a zoo name)")
     evaluate.add_argument("--seed", type=int, default=0)
 
     sample = commands.add_parser("sample", help="draw samples of a model into a PNG grid",
@@ -210,9 +210,9 @@ def _evaluate(args):
     if os.path.exists(args.model):
         folder = os.path.dirname(files.model_path(args.model))
         config = files.read_json(os.path.join(folder, "config.json"), default={})
-    else:  # a zoo name: _load has verified it
-        folder = os.path.join(zoo.zoo_dir(), args.model)
-        config = files.read_json(os.path.join(folder, zoo.METADATA))["config"]
+    else:  # a zoo name (verified by _load); results go to runs/<name>, not into the zoo entry
+        config = files.read_json(os.path.join(zoo.zoo_dir(), args.model, zoo.METADATA))["config"]
+        folder = os.path.join("runs", args.model)
     dataset = args.dataset or config.get("data", {}).get("name", "mnist")
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder
