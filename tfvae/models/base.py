@@ -7,6 +7,7 @@ public API of DESIGN.md. Keras owns the loop: only `compute_loss` and `metrics` 
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvae import distributions, estimators, objectives
@@ -216,6 +217,26 @@ class BaseVAE(keras.Model):
         if mean:
             return self.likelihood_layer.mean(params)
         return self.likelihood_layer.sample(params, x_seed)
+
+    def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`; arrays (numpy or tensors) are checked first (`check_data`)."""
+        if isinstance(x, (np.ndarray, tf.Tensor)):
+            self.check_data(x)
+        return super().fit(x, *args, **kwargs)
+
+    def check_data(self, x):
+        """Raises ValueError for data this model cannot train on, naming the first bad example:
+        the wrong shape or dtype, a non-finite value, or (Bernoulli likelihood) a value outside
+        [0, 1]."""
+        x = self._check_input(x).numpy()
+        bad = ~np.isfinite(x)
+        what = "a non-finite value"
+        if not bad.any() and self.likelihood == "bernoulli":
+            bad, what = (x < 0) | (x > 1), "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])"
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise ValueError(f"Training data example {row} has {what}: x[{row}, {column}] = "
+                             f"{x[row, column]}. Fix or drop it before training.")
 
     def _check_input(self, x):
         x = tf.convert_to_tensor(x)
