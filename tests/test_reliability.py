@@ -1,10 +1,17 @@
-"""Divergence: a run whose loss becomes NaN stops with the epoch and step, and the last good
-epoch's backup and model are left untouched."""
+"""Interruption and divergence: a killed run resumes to the weights of an uninterrupted one; a
+run whose loss becomes NaN stops with the epoch and step, leaving the last good epoch's backup
+and model untouched."""
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
-from tfvae import cli
+import numpy as np
+
+from tfvae import cli, files
 
 ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
 
@@ -36,3 +43,57 @@ def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_epoch(mni
     assert _digests(out)["model.keras"] == before["keras"]     # the good model is not replaced
     record = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in record["epochs"]] == [1]
+
+
+def _train_command(out, epochs):
+    return [sys.executable, "-m", "tfvae.cli", "train", ZOO_CONFIG, "--out", str(out), "--verbose",
+            "0", "--set", f"training.epochs={epochs}", "--set", "model.hidden=(32,)",
+            "--set", "data.batch_size=500", "--set", "evaluation.iwae_samples=0"]
+
+
+def _epochs_done(out):
+    try:
+        return len(json.loads((out / "metrics.json").read_text())["epochs"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def _assert_nothing_half_written(out):
+    for path in out.rglob("*.json"):
+        json.loads(path.read_text())  # every JSON file parses
+    state = out / "backup" / "state.json"
+    if state.exists():
+        weights = out / "backup" / json.loads(state.read_text())["weights"]
+        assert weights.exists()
+
+
+def _weights(path):
+    model = files.load_model(str(path))
+    return model.get_weights()
+
+
+def test_killed_runs_resume_to_the_weights_of_an_uninterrupted_run(mnist_arrays, tmp_path):
+    """SIGKILL mid-epoch and right at an epoch's end, then rerun: the same final weights."""
+    epochs = 3
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(reference, epochs), check=True, capture_output=True)
+
+    out = tmp_path / "killed"
+    kill_points = [(1, 0.5), (2, 0.0)]  # (after this many finished epochs, then wait s)
+    for finished, wait in kill_points:
+        process = subprocess.Popen(_train_command(out, epochs), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while _epochs_done(out) < finished and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(wait)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        _assert_nothing_half_written(out)
+    subprocess.run(_train_command(out, epochs), check=True, capture_output=True)
+
+    record = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
+    for a, b in zip(_weights(reference), _weights(out)):
+        np.testing.assert_array_equal(a, b)  # bitwise

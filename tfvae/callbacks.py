@@ -1,5 +1,7 @@
 """Keras callbacks for VAE training."""
+import json
 import math
+import os
 
 import keras
 
@@ -55,3 +57,80 @@ class StopOnDivergence(keras.callbacks.Callback):
                 f"Training diverged: the loss became {float(loss)} in epoch {self._epoch + 1}, "
                 f"step {batch + 1}. The weights of the last finished epoch ({self._epoch}) are "
                 f"kept; {self.advice}.")
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Sets the epoch variable of a `tfvae.data.load(..., epoch=variable)` pipeline at the start
+    of every epoch, so the data of epoch e (order and binarization) does not depend on how many
+    epochs this process has run: a resumed run sees what an uninterrupted one sees."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose backups survive a kill at any instant.
+
+    Keras writes `latest.weights.h5` in place and then the epoch in a separate JSON file, so a
+    kill between the two (or during the first) leaves weights and epoch out of step, or a
+    half-written file; and `save_weights` leaves out the seed generators' states. Here each
+    backup is a new `epoch-<e>.weights.h5`, complete and synced before `state.json` (the epoch,
+    the file name and the seed generators' states; written to a temporary file, then renamed)
+    points at it; older weight files are removed only after that. A resumed run loads exactly
+    the state `state.json` names.
+    """
+
+    STATE = "state.json"
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{self._current_epoch}.weights.h5"
+        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}-{name}")
+        self.model.save_weights(tmp, overwrite=True)
+        _fsync(tmp)
+        os.replace(tmp, os.path.join(self.backup_dir, name))
+        _write_json_atomically(os.path.join(self.backup_dir, self.STATE),
+                               {"epoch": self._current_epoch, "weights": name,
+                                "seed_generators": {v.path: v.numpy().tolist()
+                                                    for v in self._seed_generator_states()}})
+        for old in os.listdir(self.backup_dir):
+            if old.endswith(".weights.h5") and old != name:
+                os.remove(os.path.join(self.backup_dir, old))
+
+    def _seed_generator_states(self):
+        """The states of the model's `keras.random.SeedGenerator`s: `save_weights` leaves them
+        out, and without them a resumed run would draw the noise of epoch 1 again."""
+        return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+
+    def _load_model(self):
+        state_path = os.path.join(self.backup_dir, self.STATE)
+        if not os.path.exists(state_path):
+            return super()._load_model()  # a backup written by Keras' own callback, if any
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        saved_seeds = state.get("seed_generators", {})
+        for variable in self._seed_generator_states():
+            if variable.path in saved_seeds:
+                variable.assign(saved_seeds[variable.path])
+        self.model._initial_epoch = state["epoch"]  # how Keras' own callback resumes fit
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _write_json_atomically(path, obj):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

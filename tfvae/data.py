@@ -38,7 +38,7 @@ class DataError(ValueError):
 
 
 def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, shuffle=None,
-         seed=0, validation_size=0, with_labels=False, drop_remainder=False):
+         seed=0, validation_size=0, with_labels=False, drop_remainder=False, epoch=None):
     """Loads an image dataset as a batched `tf.data.Dataset` of flat float32 vectors.
 
     Args:
@@ -55,6 +55,9 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         validation_size: number of training images held out as "validation".
         with_labels: yield `(x, label)` pairs instead of `x`.
         drop_remainder: drop the last, smaller batch.
+        epoch: optional int tf.Variable holding the epoch whose order and binarization to
+            produce (`tfvae.callbacks.DataEpoch` sets it); by default each pass over the
+            dataset is the next epoch.
 
     Returns:
         A `tf.data.Dataset` of float32 batches of shape [batch, 784] (and int32 labels).
@@ -84,7 +87,7 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
     if shuffle is None:
         shuffle = split == "train"
     return _pipeline(images, labels, binarize=binarize, batch_size=batch_size, shuffle=shuffle,
-                     seed=seed, with_labels=with_labels, drop_remainder=drop_remainder)
+                     seed=seed, with_labels=with_labels, drop_remainder=drop_remainder, epoch=epoch)
 
 
 def load_arrays(name, split, *, data_dir=None):
@@ -204,32 +207,44 @@ def _load_tfds(name, split):
     return (np.concatenate(images), np.concatenate(labels).astype(np.int32)), "tensorflow-datasets"
 
 
-def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_labels, drop_remainder):
-    """Batches by gathering shuffled indices, so every map runs once per batch (vectorized)."""
+def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_labels, drop_remainder,
+              epoch=None):
+    """Batches by gathering shuffled indices, so every map runs once per batch (vectorized).
+
+    All randomness is a function of (seed, epoch): the order of epoch e is a stateless shuffle
+    seeded by (seed, e), and batch b of epoch e is binarized with the stateless seed
+    (seed + 7919 e, b). `epoch` (a tf.Variable, set by `tfvae.callbacks.DataEpoch`) gives e;
+    without it, e counts the passes over the dataset (0, 1, 2, ...). So a training run resumed at
+    epoch e sees exactly the data an uninterrupted run sees in epoch e.
+    """
     if binarize == "fixed":
         images = binarize_fixed(images, seed) * np.uint8(255)
+    n = int(images.shape[0])
     images = tf.constant(images)
     labels = tf.constant(labels)
-    ds = tf.data.Dataset.range(images.shape[0])
-    if shuffle:
-        ds = ds.shuffle(images.shape[0], seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    def gather(idx):
-        return tf.cast(tf.gather(images, idx), tf.float32) / 255.0, tf.gather(labels, idx)
-
-    if binarize == "dynamic":
-        # A fresh stateless seed pair per batch: different every epoch, fixed by `seed`.
-        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-        def gather_and_binarize(idx, noise_seed):
-            x, y = gather(idx)
-            u = tf.random.stateless_uniform(tf.shape(x), seed=noise_seed)
-            return tf.cast(u < x, tf.float32), y
-
-        ds = tf.data.Dataset.zip(ds, noise_seeds).map(
-            gather_and_binarize, num_parallel_calls=tf.data.AUTOTUNE)
+    if epoch is None:
+        passes = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        epoch_key = tf.data.Dataset.from_tensors(0).map(lambda _: passes.assign_add(1))
     else:
-        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        epoch_key = tf.data.Dataset.from_tensors(0).map(lambda _: tf.cast(epoch, tf.int64))
+
+    def batches_of_epoch(e):
+        idx = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            idx = tf.random.experimental.stateless_shuffle(idx, seed=tf.stack([tf.constant(seed, tf.int64), e]))
+        batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder=drop_remainder)
+        return batches.enumerate().map(lambda b, i: (i, tf.stack([seed + 7919 * e, b])))
+
+    num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
+    ds = epoch_key.flat_map(batches_of_epoch).apply(tf.data.experimental.assert_cardinality(num_batches))
+
+    def gather(idx, noise_seed):
+        x, y = tf.cast(tf.gather(images, idx), tf.float32) / 255.0, tf.gather(labels, idx)
+        if binarize == "dynamic":
+            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=noise_seed) < x, tf.float32)
+        return x, y
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     if not with_labels:
         ds = ds.map(lambda x, y: x)
     return ds.prefetch(tf.data.AUTOTUNE)

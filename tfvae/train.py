@@ -37,11 +37,12 @@ class EpochLog(keras.callbacks.Callback):
         files.write_json(self.path, record)
 
 
-def datasets(config):
-    """(train, test) datasets of the config's `data` section."""
+def datasets(config, epoch=None):
+    """(train, test) datasets of the config's `data` section; `epoch` (a tf.Variable) selects
+    the training data's epoch (see `tfvae.data.load`)."""
     d = config["data"]
     train = data.load(d["name"], "train", binarize=d["binarize"], batch_size=d["batch_size"],
-                      seed=d["seed"], validation_size=d["validation_size"])
+                      seed=d["seed"], validation_size=d["validation_size"], epoch=epoch)
     test = data.load(d["name"], "validation" if d["validation_size"] else "test",
                      binarize=d["test_binarize"], batch_size=d["test_batch_size"], seed=d["seed"],
                      validation_size=d["validation_size"])
@@ -97,7 +98,8 @@ def train(config, out_dir, verbose=1):
     os.makedirs(out_dir, exist_ok=True)
     files.write_json(os.path.join(out_dir, "config.json"), config)
     keras.utils.set_random_seed(config["training"]["seed"])
-    train_ds, test_ds = datasets(config)
+    data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # set by DataEpoch
+    train_ds, test_ds = datasets(config, data_epoch)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config["training"]["dtype_policy"])  # the networks' precision
     try:
@@ -108,12 +110,12 @@ def train(config, out_dir, verbose=1):
                           jit_compile=config["training"]["jit_compile"])
             if getattr(model, "prior_kind", None) == "vamp":  # (a resumed run restores its own)
                 model.prior_layer.initialize_from_data(first_examples(train_ds, model.prior_components))
-        return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose)
+        return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, verbose)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose):
+def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, verbose):
     metrics_path = os.path.join(out_dir, "metrics.json")
     fit_callbacks = [
         # First, so a NaN step stops fit before any later callback saves anything.
@@ -121,7 +123,8 @@ def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, verbose):
             advice=f"lower optimizer.learning_rate (or set optimizer.clipnorm) and rerun the "
                    f"same command: it resumes from the backup in {out_dir}/backup"),
         # Kept after the run, so rerunning with more epochs continues where it ended.
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"), delete_checkpoint=False),
+        tfvae_callbacks.AtomicBackupAndRestore(os.path.join(out_dir, "backup"), delete_checkpoint=False),
+        tfvae_callbacks.DataEpoch(data_epoch),
         EpochLog(metrics_path),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),  # tensorboard --logdir <out>/logs
     ]
