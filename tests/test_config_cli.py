@@ -104,3 +104,12 @@ def test_console_script_help_has_an_example():
     result = subprocess.run([sys.executable, "-m", "tfvae.cli", "train", "--help"],
                             capture_output=True, text=True, check=True)
     assert "example: tfvae train zoo/configs/vae_mnist.py" in result.stdout
+
+
+def test_train_seed_flag_sets_the_training_seed(mnist_arrays, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", ZOO_CONFIG, "--seed", "7", "--out", str(out), "--verbose", "0",
+                     "--set", "training.epochs=1", "--set", "model.hidden=(16,)",
+                     "--set", "data.batch_size=1000", "--set", "evaluation.iwae_samples=0"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["seed"] == 7 and config["data"]["seed"] == 0

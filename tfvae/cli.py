@@ -30,6 +30,12 @@ def main(argv=None):
     train.add_argument("--out", help="output folder (default: runs/<config name>)")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                        help="0 silent, 1 progress bar, 2 one line per epoch")
+    train.add_argument("--seed", type=int, help="training.seed: the initial weights and the "
+                                                "posterior noise (data.seed, default 0, fixes "
+                                                "the data order and the test binarization)")
+    train.add_argument("--deterministic", action="store_true",
+                       help="make every TensorFlow op deterministic (tf.config.experimental."
+                            "enable_op_determinism; slower on GPUs)")
 
     evaluate = commands.add_parser(
         "evaluate", help="IWAE likelihood, active units, ELBO surgery and figures of a model",
@@ -95,11 +101,18 @@ def _train(args):
     from tfvae import config as tfvae_config
     from tfvae import train
 
+    overrides = list(args.set)
+    if args.seed is not None:
+        overrides.append(f"training.seed={args.seed}")
     try:
-        config = tfvae_config.load(args.config, args.set)
+        config = tfvae_config.load(args.config, overrides)
     except tfvae_config.ConfigError as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 2
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     out_dir = args.out or os.path.join("runs", config["name"])
     try:
         _, results = train.train(config, out_dir, verbose=args.verbose)
