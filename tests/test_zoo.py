@@ -131,3 +131,15 @@ def test_shipped_zoo_model_matches_its_metadata(mnist_arrays, name):
     np.testing.assert_allclose(served.signatures["reconstruct"](x=tf.constant(x))["x_mean"].numpy(),
                                model.reconstruct(x).numpy(), rtol=1e-5, atol=1e-6)
     assert isinstance(model, tfvae.BaseVAE)
+
+
+def test_loading_never_runs_code_from_a_model_file(tmp_path):
+    """A .keras file carrying Python code (a Lambda layer's bytecode) is refused (safe_mode)."""
+    import keras
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    path = str(tmp_path / "code.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        files.load_model(path)
