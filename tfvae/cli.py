@@ -230,7 +230,11 @@ def _evaluate(args):
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder
     os.makedirs(out, exist_ok=True)
-    test = data.load(dataset, "test", binarize=binarize, batch_size=500)
+    try:
+        test = data.load(dataset, "test", binarize=binarize, batch_size=500)
+    except (FileNotFoundError, data.DataError) as e:
+        print(f"tfvae evaluate: {e}", file=sys.stderr)
+        return 2
 
     print(f"IWAE estimate, k={args.num_samples}, on the {dataset} test set:")
     results = {"dataset": dataset, "binarization": binarize,

@@ -38,13 +38,14 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     """
     start = time.time()
     log_px, elbos = [], []
-    progress = keras.utils.Progbar(_num_batches(dataset), unit_name="batch") if verbose else None
+    progress = (keras.utils.Progbar(_num_batches(dataset), unit_name="batch", stateful_metrics=["nll"])
+                if verbose else None)
     for i, x in enumerate(_batches(dataset)):
         batch_seed = (seed * 7919 + i) % (2 ** 31 - 1)
         log_px.append(np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed)))
         elbos.append(np.asarray(model.elbo(x, seed=batch_seed)))
         if progress is not None:
-            progress.update(i + 1, [("nll", -float(np.mean(log_px[-1])))])
+            progress.update(i + 1, [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
     log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
     return {
         "nll": float(-log_px.mean()),
