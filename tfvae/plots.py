@@ -1,6 +1,7 @@
 """PNG figures of models and runs (matplotlib, no display needed): sample grids,
 reconstructions, the 2-D latent manifold, latent traversals and training curves."""
 import math
+import os
 from statistics import NormalDist
 
 import matplotlib
@@ -11,6 +12,15 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 IMAGE_SIDE = 28
+
+
+def save_figure(fig, path, dpi=120):
+    """Writes `fig` as a PNG atomically (a temporary file, then a rename) and closes it."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def image_grid(images, path, columns=None, title=None, row_labels=None):
@@ -35,8 +45,7 @@ def image_grid(images, path, columns=None, title=None, row_labels=None):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -99,8 +108,7 @@ def training_curves(metrics, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -125,6 +133,5 @@ def aggregate_posterior(models, x, labels, path, titles=None, extent=4.0, points
         ax.set_aspect("equal")
         ax.set_title(titles[i] if titles else f"prior: {model.prior_kind}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -51,8 +51,7 @@ def hierarchical_posterior(path, num_samples=200000, seed=0):
     axes[2].set(xlabel="u_1", title=f"kurtosis {kurtosis:.2f} (formula {expected:.2f}; Gaussian 3)")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    tfvae.plots.save_figure(fig, path, dpi=110)
     return kurtosis, expected
 
 
