@@ -6,23 +6,15 @@ Bernoulli(1/2) per latent. Test NLL: IWAE with k = 5000 (2^200 states cannot be 
 
 python zoo/build.py bvae_mnist
 """
-from vae_mnist import get_config as vae_mnist_config
+from bvae16_mnist import get_config as bvae16_config
 
 
 def get_config():
-    config = vae_mnist_config()
+    config = bvae16_config()
     config["name"] = "bvae_mnist"
     config["data"]["binarize"] = "fixed"
-    config["model"] = {
-        "class_name": "HarmoniumVAE",
-        "input_dim": 784,
-        "latent_dim": 200,
-        "tie_weights": False,
-        "hidden": (512, 256),
-        "activation": "relu",
-        "estimator": "straight_through",
-        "likelihood": "bernoulli",
-    }
+    config["model"].update(latent_dim=200, hidden=(512, 256), activation="relu")
     config["optimizer"]["decay_per_epoch"] = 0.98
     config["training"]["epochs"] = 100
+    config["evaluation"] = {"iwae_samples": 5000, "exact_likelihood": False}
     return config
