@@ -14,6 +14,8 @@ A prior layer gives `params()` (mixture weights' logits [K], loc and scale [K, L
 `log_prob(z)` for z of shape [..., L], `sample(num_samples, seed)` and `distribution()` (the
 equivalent `tfd` object, for inspection).
 """
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -28,12 +30,18 @@ PRIORS = ("standard_normal", "mixture", "vamp")
 def mixture_log_prob(params, z):
     """log sum_k softmax(logits)_k N(z; loc_k, diag(scale_k^2)) for z of shape [..., L].
 
-    Component densities come from `distributions.gaussian_log_prob_matrix` (matrix products,
-    so K components cost no [rows, K, L] tensor)."""
+    Written directly, (z - loc_k) / scale_k, in float32: under XLA the [rows, K, L] differences
+    fuse into the reduction over L and are never stored, and unlike the expanded matrix-product
+    form (`distributions.gaussian_log_prob_matrix`, which needs float64 against cancellation)
+    it stays accurate for small component scales.
+    """
     flat = tf.reshape(z, [-1, tf.shape(z)[-1]])
-    log_components = distributions.gaussian_log_prob_matrix(params, flat)  # [rows, K]
-    log_weights = tf.nn.log_softmax(params["logits"])
-    log_p = tf.reduce_logsumexp(log_components + log_weights, axis=-1)
+    loc, scale = params["loc"], params["scale"]
+    standardized = (flat[:, None, :] - loc) / scale                        # [rows, K, L]
+    log_components = (-0.5 * tf.reduce_sum(tf.square(standardized), axis=-1)
+                      - tf.reduce_sum(tf.math.log(scale), axis=-1)
+                      - 0.5 * tf.cast(tf.shape(loc)[-1], tf.float32) * math.log(2 * math.pi))
+    log_p = tf.reduce_logsumexp(log_components + tf.nn.log_softmax(params["logits"]), axis=-1)
     return tf.reshape(log_p, tf.shape(z)[:-1])
 
 
