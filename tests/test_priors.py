@@ -157,3 +157,15 @@ def test_bad_prior_arguments_fail_clearly():
     with pytest.raises(ValueError, match="top layer"):
         tfvae.LadderVAE(784, latent_dims=(6, 3), hidden=(32, 16), prior="vamp",
                         latent_families=("gaussian", "bernoulli"))
+
+
+def test_aggregate_posterior_figure_needs_two_latents(tmp_path):
+    x = (RNG.uniform(size=(30, 784)) < 0.2).astype("float32")
+    models = [tfvae.VAE(784, 2, hidden=(8,), seed=0),
+              tfvae.VAE(784, 2, hidden=(8,), prior="vamp", prior_components=3, seed=0)]
+    path = tfvae.plots.aggregate_posterior(models, x, np.arange(30) % 10, str(tmp_path / "a.png"),
+                                           points_per_axis=20)
+    assert (tmp_path / "a.png").stat().st_size > 0 and path.endswith("a.png")
+    with pytest.raises(ValueError, match="2-latent"):
+        tfvae.plots.aggregate_posterior([tfvae.VAE(784, 3, hidden=(8,))], x, np.zeros(30),
+                                        str(tmp_path / "b.png"))

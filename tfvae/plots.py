@@ -123,10 +123,10 @@ def aggregate_posterior(models, x, labels, path, titles=None, extent=4.0, points
         if getattr(model, "latent_dim", None) != 2:
             raise ValueError(f"aggregate_posterior needs 2-latent models. Received latent_dim="
                              f"{getattr(model, 'latent_dim', None)}")
+        z = model.posterior_layer.sample(model.encode(x), seed=[0, i]).numpy()  # one draw each
         log_p = model.prior_layer.log_prob(zz).numpy().reshape(points_per_axis, points_per_axis)
         ax.contour(grid, grid, log_p, levels=np.linspace(log_p.max() - 8, log_p.max(), 9),
                    cmap="Greys", linewidths=0.6)
-        z = model.posterior_layer.sample(model.encode(x), seed=[0, i])[0].numpy()
         ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, linewidths=0)
         ax.set_xlim(-extent, extent)
         ax.set_ylim(-extent, extent)
