@@ -112,25 +112,28 @@ def training_curves(metrics, path):
     return path
 
 
-def aggregate_posterior(models, x, labels, path, titles=None, extent=4.0, points_per_axis=200):
+def aggregate_posterior(models, x, labels, path, titles=None, points_per_axis=200):
     """For 2-latent models, side by side: one draw z ~ q(z|x) per image, coloured by label,
-    over the contours of the prior's log density. Where the prior fits the aggregate posterior
-    q(z) = (1/N) sum_n q(z|x_n), the marginal KL of the ELBO surgery is small."""
+    over the contours of the prior's log density (each panel spans its own draws). Where the
+    prior fits the aggregate posterior q(z) = (1/N) sum_n q(z|x_n), the marginal KL of the ELBO
+    surgery is small."""
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.0), squeeze=False)
-    grid = np.linspace(-extent, extent, points_per_axis, dtype=np.float32)
-    zz = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
     for i, (model, ax) in enumerate(zip(models, axes[0])):
         if getattr(model, "latent_dim", None) != 2:
             raise ValueError(f"aggregate_posterior needs 2-latent models. Received latent_dim="
                              f"{getattr(model, 'latent_dim', None)}")
         z = model.posterior_layer.sample(model.encode(x), seed=[0, i]).numpy()  # one draw each
+        low, high = np.percentile(z, [0.5, 99.5], axis=0)
+        pad = 0.15 * (high - low)
+        gx = np.linspace(low[0] - pad[0], high[0] + pad[0], points_per_axis, dtype=np.float32)
+        gy = np.linspace(low[1] - pad[1], high[1] + pad[1], points_per_axis, dtype=np.float32)
+        zz = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
         log_p = model.prior_layer.log_prob(zz).numpy().reshape(points_per_axis, points_per_axis)
-        ax.contour(grid, grid, log_p, levels=np.linspace(log_p.max() - 8, log_p.max(), 9),
+        ax.contour(gx, gy, log_p, levels=np.linspace(log_p.max() - 8, log_p.max(), 9),
                    cmap="Greys", linewidths=0.6)
         ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, linewidths=0)
-        ax.set_xlim(-extent, extent)
-        ax.set_ylim(-extent, extent)
-        ax.set_aspect("equal")
+        ax.set_xlim(gx[0], gx[-1])
+        ax.set_ylim(gy[0], gy[-1])
         ax.set_title(titles[i] if titles else f"prior: {model.prior_kind}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
