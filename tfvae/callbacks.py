@@ -5,6 +5,8 @@ import os
 
 import keras
 
+from tfvae import files
+
 
 class KLWarmup(keras.callbacks.Callback):
     """Raises the KL weight linearly from 0 to 1 over the first `epochs` epochs.
@@ -93,10 +95,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(tmp, overwrite=True)
         _fsync(tmp)
         os.replace(tmp, os.path.join(self.backup_dir, name))
-        _write_json_atomically(os.path.join(self.backup_dir, self.STATE),
-                               {"epoch": self._current_epoch, "weights": name,
-                                "seed_generators": {v.path: v.numpy().tolist()
-                                                    for v in self._seed_generator_states()}})
+        seeds = {v.path: v.numpy().tolist() for v in self._seed_generator_states()}
+        files.write_json(os.path.join(self.backup_dir, self.STATE),
+                         {"epoch": self._current_epoch, "weights": name, "seed_generators": seeds})
         for old in os.listdir(self.backup_dir):
             if old.endswith(".weights.h5") and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
@@ -126,11 +127,3 @@ def _fsync(path):
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
-
-def _write_json_atomically(path, obj):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
