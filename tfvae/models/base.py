@@ -109,7 +109,8 @@ class BaseVAE(keras.Model):
     def kl_estimate(self):
         """How the `kl` metric is computed: "closed_form" or "monte_carlo" (log q - log p at
         the posterior sample; always so for mixture priors and conditional layers)."""
-        return "closed_form" if self.analytic_kl else "monte_carlo"
+        factorized = getattr(self, "prior_layer", None) is None or self.prior_layer.factorizes
+        return "closed_form" if self.analytic_kl and factorized else "monte_carlo"
 
     def generate(self, num_samples, seed):
         """Parameters of p(x|z) for `num_samples` draws of the latents from the prior."""

@@ -113,10 +113,6 @@ class _TopDownVAE(BaseVAE):
         """q(z_{L-1} | x)'s parameters along the posterior means (the VampPrior's components)."""
         return self.encode_layers(x)[-1]
 
-    @property
-    def kl_estimate(self):
-        return "closed_form" if self.analytic_kl and self.prior_layer.factorizes else "monte_carlo"
-
     def conditional_prior(self, i, z_above, training=False):
         """Parameters of p(z_i | z_{i+1}) for i < L-1."""
         return self.prior_heads[i](self.prior_blocks[i](z_above, training=training))

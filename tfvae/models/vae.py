@@ -134,10 +134,6 @@ class VAE(BaseVAE):
         """p(z) as a `tfd.Distribution`: N(0, I) or a mixture (`tfvae.priors`)."""
         return self.prior_layer.distribution()
 
-    @property
-    def kl_estimate(self):
-        return "closed_form" if self.analytic_kl and self.prior_layer.factorizes else "monte_carlo"
-
     def decode(self, z, training=False):
         """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, input_dim]."""
         return self.likelihood_layer(self.decoder(z, training=training))
