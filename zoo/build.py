@@ -3,7 +3,7 @@
     TFVAE_DATA_DIR=../shared/data python zoo/build.py vae_mnist [more names] [--runs runs/zoo]
 
 For each name, `zoo/configs/<name>.py` is trained into `<runs>/<name>/` (killed and rerun, it
-continues from its last finished epoch; TensorBoard logs in `<runs>/<name>/logs`), evaluated by
+continues from its last finished epoch, and a finished run is not trained again; TensorBoard logs in `<runs>/<name>/logs`), evaluated by
 `tfvae evaluate` (IWAE k = 5000 on the test set, active units, ELBO surgery, figures) unless
 its `evaluation.json` is newer than the model, and published with `tfvae zoo publish`.
 """
@@ -13,9 +13,18 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tfvae import cli  # noqa: E402
+from tfvae import cli, files  # noqa: E402
+from tfvae import config as tfvae_config  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def finished(run, config):
+    """Whether `run` trained all of the config's epochs (rerunning `tfvae train` on a finished
+    run would re-save model.keras and so redo the evaluation)."""
+    results = files.read_json(os.path.join(run, "metrics.json"), default={}).get("results", {})
+    return (os.path.exists(os.path.join(run, "model.keras"))
+            and results.get("epochs", 0) >= tfvae_config.load(config)["training"]["epochs"])
 
 
 def build(name, runs, num_samples):
@@ -30,9 +39,12 @@ def build(name, runs, num_samples):
         ("evaluate", ["evaluate", run, "--num-samples", str(num_samples)]),
         ("publish", ["zoo", "publish", run, "--name", name]),
     ]
+    model = os.path.join(run, "model.keras")
+    evaluation = os.path.join(run, "evaluation.json")
     for step, argv in steps:
-        model = os.path.join(run, "model.keras")
-        evaluation = os.path.join(run, "evaluation.json")
+        if step == "train" and finished(run, config):
+            print(f"[{name}] train: finished ({run}/metrics.json)")
+            continue
         if (step == "evaluate" and os.path.exists(evaluation)
                 and os.path.getmtime(evaluation) > os.path.getmtime(model)):
             print(f"[{name}] evaluate: up to date ({evaluation})")

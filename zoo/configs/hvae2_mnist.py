@@ -1,7 +1,12 @@
 """The IWAE paper's two-stochastic-layer VAE (Burda et al. 2016): 784-200-200-z100-100-100-z50,
 tanh, Bernoulli likelihood, dynamically binarized MNIST.
 
-tfvae train zoo/configs/hvae2_mnist.py
+The paper trains 3280 epochs (85.33 nats with the VAE bound); the zoo recipe is 500 epochs, the
+KL warmed up over the first 10 (without warm-up the upper layer is unused: test ELBO -120.2
+against -102.4 after 20 epochs) and the learning rate decayed from 1e-3 by 0.995 per epoch.
+
+python zoo/build.py hvae2_mnist
+tfvae train zoo/configs/hvae2_mnist.py --set training.epochs=20 --set optimizer.decay_per_epoch=1.0
 """
 from vae_mnist import get_config as vae_mnist_config
 
@@ -17,7 +22,6 @@ def get_config():
         "activation": "tanh",
         "likelihood": "bernoulli",
     }
-    config["training"]["epochs"] = 20
-    config["optimizer"]["decay_per_epoch"] = 1.0
-    config["evaluation"]["iwae_samples"] = 0
+    config["training"].update(epochs=500, kl_warmup_epochs=10)
+    config["optimizer"]["decay_per_epoch"] = 0.995
     return config
