@@ -22,7 +22,6 @@ ratio to the matmul peak is a lower bound on how busy the machine is.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -126,6 +125,17 @@ def iwae_in_subprocess(model_path, precision, examples, num_samples):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def peak_rss_mb():
+    """This process's peak resident memory: VmHWM of /proc/self/status. (Not getrusage's
+    ru_maxrss: Linux keeps that across fork and exec, so a worker would report the parent's
+    memory at the fork, which is how an earlier run of this script came to show 2.77 GB.)"""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def iwae_worker(model_path, precision, examples, num_samples):
     """Loads the model with its networks in `precision` and times iwae_nll on the test set."""
     keras.config.set_dtype_policy(precision)
@@ -135,7 +145,7 @@ def iwae_worker(model_path, precision, examples, num_samples):
     start = time.time()
     result = tfvae.evaluation.iwae_nll(model, test, num_samples=num_samples, verbose=0)
     result.update(precision=precision, seconds=time.time() - start,
-                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                  peak_rss_mb=peak_rss_mb())
     print(json.dumps(result))
 
 

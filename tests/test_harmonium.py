@@ -155,9 +155,9 @@ def test_gradient_variance_on_the_tied_model():
     st = evaluation.gradient_variance(model, x, num_draws=20, estimator="straight_through")
     np.testing.assert_allclose(st["mean"], exact, rtol=1e-4, atol=1e-5)
     assert st["total_variance"] < 1e-8
-    plain = evaluation.gradient_variance(model, x, num_draws=2000, estimator="score_function",
+    plain = evaluation.gradient_variance(model, x, num_draws=500, estimator="score_function",
                                            baseline="none")
-    centred = evaluation.gradient_variance(model, x, num_draws=2000, estimator="score_function",
+    centred = evaluation.gradient_variance(model, x, num_draws=500, estimator="score_function",
                                            baseline="moving_average")
     for result in (plain, centred):
         stderr = np.sqrt(result["variance"] / result["num_draws"])

@@ -112,8 +112,8 @@ def test_analytic_and_monte_carlo_layer_kls_agree(families):
 
 
 @pytest.mark.parametrize("kind, kwargs", [
-    ("ladder", dict(batch_norm=True, conditional_kl_gradient="stop")),
-    ("ladder", dict(latent_families=("bernoulli", "gaussian"))),
+    ("ladder", dict(batch_norm=True, conditional_kl_gradient="stop",
+                    latent_families=("bernoulli", "gaussian"))),
     ("hierarchical", dict(latent_families=("gaussian", "bernoulli"))),
 ])
 def test_fit_with_xla_and_round_trip(kind, kwargs, binary_mnist_subset, tmp_path):
