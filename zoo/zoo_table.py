@@ -8,11 +8,15 @@ vae_mnist 86.76 (Burda et al. 2016, table 1, VAE k=1, 1 stochastic layer); iwae_
 lvae_mnist 81.74 (Sonderby et al. 2016, table 1, 5-layer LVAE); bvae_mnist 116.0 (ST) /
 105.0 (Gumbel-Softmax), Jang et al. 2017, fixed binarization.
 """
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tfvae import config as tfvae_config  # noqa: E402
 from tfvae import zoo  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 ANCHORS = {  # name: (published NLL, what it is, our target)
     "vae_mnist": ("86.76", "IWAE paper, VAE", "<= 88.0"),
@@ -31,16 +35,39 @@ def nll_text(m):
     return f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f} (IWAE k={m['num_samples']})"
 
 
+def leaves(tree, prefix=""):
+    """{"a.b": value} for every leaf of a nested dict."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def reproduce_command(entry):
+    """`tfvae train zoo/configs/<name>.py`, plus a `--set` for each training setting in which
+    the entry differs from the config file as it is now (a recipe changed after publishing).
+    Evaluation settings are left out: `zoo/build.py` evaluates separately."""
+    config = f"zoo/configs/{entry['config']['name']}.py"
+    if not os.path.exists(os.path.join(ROOT, config)):
+        return "see metadata.json config"
+    # (through JSON, as metadata.json holds it: tuples become lists)
+    current = leaves(json.loads(json.dumps(tfvae_config.load(os.path.join(ROOT, config)))))
+    used = leaves(entry["config"])
+    changed = [f"--set {key}={value!r}".replace("'", "") for key, value in sorted(used.items())
+               if not key.startswith("evaluation.") and current.get(key) != value]
+    return f"`tfvae train {' '.join([config] + changed)}`"
+
+
 def main():
     print("| name | model | epochs | test NLL | test ELBO | published | target | active units "
           "| reproduce |")
     print("|---|---|---|---|---|---|---|---|---|")
     for m in zoo.list():
         published, what, target = ANCHORS.get(m["name"], ("-", "", "report"))
-        config = f"zoo/configs/{m['config']['name']}.py"
-        command = (f"`tfvae train {config}`" if os.path.exists(
-            os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", config))
-                   else "see metadata.json config")
+        command = reproduce_command(m)
         print(f"| {m['name']} | {m['model']} | {m['epochs']} | {nll_text(m)} | {m['test_elbo']:.2f} "
               f"| {published}{' (' + what + ')' if what else ''} | {target} "
               f"| {m['active_units'] if m['active_units'] is not None else '-'} | {command} |")
