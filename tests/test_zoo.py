@@ -1,5 +1,6 @@
 """The zoo: publish a real training run, list and load it, refuse tampered files; and every
 shipped entry in saved_models/ reproduces the values recorded when it was published."""
+import importlib.util
 import io
 import json
 import os
@@ -49,6 +50,23 @@ def test_load_verifies_checksums_and_reproduces_the_recorded_outputs(published):
     recomputed = zoo.check_outputs(model, x)
     for key, values in metadata["checks"]["values"].items():
         np.testing.assert_allclose(recomputed[key], values, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_zoo_table_command_rebuilds_the_entrys_training_config(published):
+    """README's "reproduce" column: the config file plus the printed --set overrides gives the
+    configuration the entry was trained with."""
+    path = os.path.join(os.path.dirname(__file__), "..", "zoo", "zoo_table.py")
+    spec = importlib.util.spec_from_file_location("zoo_table", path)
+    zoo_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo_table)
+    _, metadata, _ = published
+    words = zoo_table.reproduce_command(metadata).strip("`").split()
+    assert words[:2] == ["tfvae", "train"] and set(words[3::2]) == {"--set"}
+    assert "training.epochs=1" in words and "model.hidden=[32]" in words
+    rebuilt = tfvae.config.load(os.path.join(os.path.dirname(path), "..", words[2]), words[4::2])
+    training = {k: v for k, v in zoo_table.leaves(metadata["config"]).items()
+                if not k.startswith("evaluation.")}
+    assert {k: zoo_table.leaves(json.loads(json.dumps(rebuilt)))[k] for k in training} == training
 
 
 def _rewrite_zip_member(path, member, change):
