@@ -8,8 +8,8 @@
    so the marginal q(u) is heavy-tailed: kurtosis of u_1 = (30 + 12 beta + 3 beta^2) / (2 + beta)^2
    = 7.28 (excess 4.28; a Gaussian has 0).
 
-    TFVAE_DATA_DIR=../shared/data python zoo/figures.py runs/vae2d_mnist runs/vae2d_vamp_mnist \\
-        runs/vae2d_mixture_mnist
+    TFVAE_DATA_DIR=../shared/data python zoo/figures.py runs/vae2d_mnist runs/vae2d_vamp_wu5_mnist \\
+        runs/vae2d_mixture_wu5_mnist
 """
 import argparse
 import os
