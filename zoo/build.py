@@ -3,9 +3,10 @@
     TFVAE_DATA_DIR=../shared/data python zoo/build.py vae_mnist [more names] [--runs runs/zoo]
 
 For each name, `zoo/configs/<name>.py` is trained into `<runs>/<name>/` (killed and rerun, it
-continues from its last finished epoch, and a finished run is not trained again; TensorBoard logs in `<runs>/<name>/logs`), evaluated by
-`tfvae evaluate` (IWAE k = 5000 on the test set, active units, ELBO surgery, figures) unless
-its `evaluation.json` is newer than the model, and published with `tfvae zoo publish`.
+continues from its last finished epoch, and a finished run is not trained again; TensorBoard
+logs in `<runs>/<name>/logs`), evaluated by `tfvae evaluate` (IWAE k = 5000 on the test set,
+active units, ELBO surgery, figures) unless its `evaluation.json` is newer than the model, and
+published with `tfvae zoo publish`.
 """
 import argparse
 import os

@@ -48,6 +48,12 @@ def leaves(tree, prefix=""):
     return flat
 
 
+def override_text(value):
+    """How `--set` reads `value` back (a Python literal, or a bare string), with no spaces, so
+    the command can be pasted into a shell: [200, 200] -> [200,200]."""
+    return value if isinstance(value, str) else repr(value).replace(" ", "")
+
+
 def reproduce_command(entry):
     """`tfvae train zoo/configs/<name>.py`, plus a `--set` for each training setting in which
     the entry differs from the config file as it is now (a recipe changed after publishing).
@@ -58,7 +64,7 @@ def reproduce_command(entry):
     # (through JSON, as metadata.json holds it: tuples become lists)
     current = leaves(json.loads(json.dumps(tfvae_config.load(os.path.join(ROOT, config)))))
     used = leaves(entry["config"])
-    changed = [f"--set {key}={value!r}".replace("'", "") for key, value in sorted(used.items())
+    changed = [f"--set {key}={override_text(value)}" for key, value in sorted(used.items())
                if not key.startswith("evaluation.") and current.get(key) != value]
     return f"`tfvae train {' '.join([config] + changed)}`"
 
