@@ -5,8 +5,9 @@
 For each name, `zoo/configs/<name>.py` is trained into `<runs>/<name>/` (killed and rerun, it
 continues from its last finished epoch, and a finished run is not trained again; TensorBoard
 logs in `<runs>/<name>/logs`), evaluated by `tfvae evaluate` (IWAE k = 5000 on the test set,
-active units, ELBO surgery, figures) unless its `evaluation.json` is newer than the model, and
-published with `tfvae zoo publish`.
+active units, ELBO surgery, figures) and published with `tfvae zoo publish`; a step whose output
+is newer than its input (evaluation.json than model.keras, the entry's metadata.json than
+evaluation.json) is skipped.
 """
 import argparse
 import os
@@ -14,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tfvae import cli, files  # noqa: E402
+from tfvae import cli, files, zoo  # noqa: E402
 from tfvae import config as tfvae_config  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -26,6 +27,12 @@ def finished(run, config):
     results = files.read_json(os.path.join(run, "metrics.json"), default={}).get("results", {})
     return (os.path.exists(os.path.join(run, "model.keras"))
             and results.get("epochs", 0) >= tfvae_config.load(config)["training"]["epochs"])
+
+
+def newer(path, than):
+    """Whether `path` exists and was written after `than`."""
+    return (os.path.exists(path) and os.path.exists(than)
+            and os.path.getmtime(path) > os.path.getmtime(than))
 
 
 def build(name, runs, num_samples):
@@ -42,13 +49,16 @@ def build(name, runs, num_samples):
     ]
     model = os.path.join(run, "model.keras")
     evaluation = os.path.join(run, "evaluation.json")
+    published = os.path.join(zoo.zoo_dir(), name, zoo.METADATA)
+    up_to_date = {  # step: (whether its output is current, which output)
+        "train": (lambda: finished(run, config), os.path.join(run, "metrics.json")),
+        "evaluate": (lambda: newer(evaluation, model), evaluation),
+        "publish": (lambda: newer(published, evaluation), published),
+    }
     for step, argv in steps:
-        if step == "train" and finished(run, config):
-            print(f"[{name}] train: finished ({run}/metrics.json)")
-            continue
-        if (step == "evaluate" and os.path.exists(evaluation)
-                and os.path.getmtime(evaluation) > os.path.getmtime(model)):
-            print(f"[{name}] evaluate: up to date ({evaluation})")
+        current, output = up_to_date[step]
+        if current():
+            print(f"[{name}] {step}: up to date ({output})")
             continue
         start = time.time()
         print(f"[{name}] {step}: tfvae {' '.join(argv)}", flush=True)
