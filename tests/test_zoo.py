@@ -52,13 +52,19 @@ def test_load_verifies_checksums_and_reproduces_the_recorded_outputs(published):
         np.testing.assert_allclose(recomputed[key], values, rtol=1e-5, atol=1e-5, err_msg=key)
 
 
+def _load_script(name):
+    path = os.path.join(os.path.dirname(__file__), "..", "zoo", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_zoo_table_command_rebuilds_the_entrys_training_config(published):
     """README's "reproduce" column: the config file plus the printed --set overrides gives the
     configuration the entry was trained with."""
     path = os.path.join(os.path.dirname(__file__), "..", "zoo", "zoo_table.py")
-    spec = importlib.util.spec_from_file_location("zoo_table", path)
-    zoo_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zoo_table)
+    zoo_table = _load_script("zoo_table")
     _, metadata, _ = published
     words = zoo_table.reproduce_command(metadata).strip("`").split()
     assert words[:2] == ["tfvae", "train"] and set(words[3::2]) == {"--set"}
@@ -67,6 +73,26 @@ def test_zoo_table_command_rebuilds_the_entrys_training_config(published):
     training = {k: v for k, v in zoo_table.leaves(metadata["config"]).items()
                 if not k.startswith("evaluation.")}
     assert {k: zoo_table.leaves(json.loads(json.dumps(rebuilt)))[k] for k in training} == training
+
+
+def test_zoo_build_skips_the_steps_whose_outputs_are_current(tmp_path, monkeypatch, capsys):
+    """zoo/build.py reruns nothing that is done (a finished run, an evaluation newer than the
+    model, an entry newer than the evaluation) and redoes a step whose input changed."""
+    build = _load_script("build")
+    run, entry = tmp_path / "runs" / "vae2d_mnist", tmp_path / "zoo" / "vae2d_mnist"
+    run.mkdir(parents=True)
+    entry.mkdir(parents=True)
+    monkeypatch.setenv("TFVAE_ZOO_DIR", str(tmp_path / "zoo"))
+    (run / "metrics.json").write_text(json.dumps({"epochs": [], "results": {"epochs": 30}}))
+    for i, path in enumerate([run / "model.keras", run / "evaluation.json", entry / "metadata.json"]):
+        path.write_text("{}")
+        os.utime(path, (1000 + i, 1000 + i))  # written in this order
+    build.build("vae2d_mnist", str(tmp_path / "runs"), num_samples=10)
+    assert capsys.readouterr().out.count(": up to date (") == 3
+    os.utime(run / "evaluation.json", (2000, 2000))  # re-evaluated: the entry is stale
+    with pytest.raises(SystemExit, match="publish failed"):  # (this run has no real model)
+        build.build("vae2d_mnist", str(tmp_path / "runs"), num_samples=10)
+    assert "[vae2d_mnist] publish: tfvae zoo publish" in capsys.readouterr().out
 
 
 def _rewrite_zip_member(path, member, change):
