@@ -91,10 +91,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch-{self._current_epoch}.weights.h5"
-        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}-{name}")
-        self.model.save_weights(tmp, overwrite=True)
-        _fsync(tmp)
-        os.replace(tmp, os.path.join(self.backup_dir, name))
+        with files.atomic_path(os.path.join(self.backup_dir, name), ".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
         seeds = {v.path: v.numpy().tolist() for v in self._seed_generator_states()}
         files.write_json(os.path.join(self.backup_dir, self.STATE),
                          {"epoch": self._current_epoch, "weights": name, "seed_generators": seeds})
@@ -121,9 +119,4 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             if variable.path in saved_seeds:
                 variable.assign(saved_seeds[variable.path])
         self.model._initial_epoch = state["epoch"]  # how Keras' own callback resumes fit
-
-
-def _fsync(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 

@@ -21,6 +21,8 @@ import shutil
 import keras
 import tensorflow as tf
 
+from tfvae import files
+
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 SIGNATURES = ("reconstruct", "encode", "decode", "sample", "log_prob")
 _TEMP_PREFIX = ".tmp-export-"
@@ -169,10 +171,8 @@ def write_model_config(models_dir, base_path_prefix="/models"):
         f'  config {{\n    name: "{n}"\n    base_path: "{base_path_prefix.rstrip("/")}/{n}/serving"\n'
         f'    model_platform: "tensorflow"\n  }}\n' for n in names)
     path = os.path.join(models_dir, "models.config")
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
+    with files.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(f"model_config_list {{\n{entries}}}\n")
-    os.replace(temporary, path)
     return path, names
 
 

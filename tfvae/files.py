@@ -1,17 +1,32 @@
 """Atomic file writes: a temporary file in the same folder, then a rename, so a reader or a
 killed process never leaves a half-written file under the final name."""
+import contextlib
 import json
 import os
 
 
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yields a temporary name beside `path` to write to; once the block succeeds the file is
+    synced to disk and renamed to `path`, and if the block fails it is removed. `suffix` ends
+    the temporary name, for writers that go by the extension (".keras", ".weights.h5", ".png").
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}{suffix}"
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, sort_keys=True, default=_to_builtin)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path, default=None):
@@ -24,9 +39,8 @@ def read_json(path, default=None):
 def save_model(model, path):
     """`model.save(path)` (a .keras file) atomically, creating the folder if needed."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, ".keras") as tmp:
+        model.save(tmp)
 
 
 def _to_builtin(value):

@@ -1,7 +1,6 @@
 """PNG figures of models and runs (matplotlib, no display needed): sample grids,
 reconstructions, the 2-D latent manifold, latent traversals and training curves."""
 import math
-import os
 from statistics import NormalDist
 
 import matplotlib
@@ -11,16 +10,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfvae import files  # noqa: E402
+
 IMAGE_SIDE = 28
 
 
 def save_figure(fig, path, dpi=120):
     """Writes `fig` as a PNG atomically (a temporary file, then a rename) and closes it."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi)
+    with files.atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def image_grid(images, path, columns=None, title=None, row_labels=None):
