@@ -19,6 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 D = 784
 
 
+# One worker exports the models once (under `pytest -n 2 --dist loadgroup`), not each worker.
+pytestmark = pytest.mark.xdist_group("export")
+
+
 def make_models():
     return {
         "vae": tfvae.VAE(input_dim=D, latent_dim=4, hidden=(32,), seed=0),

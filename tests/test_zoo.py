@@ -15,6 +15,10 @@ import tensorflow as tf
 import tfvae
 from tfvae import cli, export, files, zoo
 
+# Tests sharing an expensive module fixture run on one worker, so it is built once
+# (`pytest -n 2 --dist loadgroup`).
+uses_published = pytest.mark.xdist_group("zoo_published")
+uses_shipped_served = pytest.mark.xdist_group("zoo_shipped_served")
 ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
 
 
@@ -30,6 +34,7 @@ def published(mnist_arrays, tmp_path_factory):
     return str(root / "models"), metadata, run
 
 
+@uses_published
 def test_publish_writes_the_entry_and_list_finds_it(published):
     root, metadata, run = published
     results = files.read_json(os.path.join(run, "metrics.json"))["results"]
@@ -44,6 +49,7 @@ def test_publish_writes_the_entry_and_list_finds_it(published):
     assert not [f for f in os.listdir(root) if f.startswith(".tmp")]
 
 
+@uses_published
 def test_load_verifies_checksums_and_reproduces_the_recorded_outputs(published):
     root, metadata, _ = published
     model = zoo.load("tiny_vae", root)
@@ -62,6 +68,7 @@ def _load_script(name):
     return module
 
 
+@uses_published
 def test_zoo_table_command_rebuilds_the_entrys_training_config(published):
     """README's "reproduce" column: the config file plus the printed --set overrides gives the
     configuration the entry was trained with."""
@@ -109,6 +116,7 @@ def _rewrite_zip_member(path, member, change):
         f.write(buffer.getvalue())
 
 
+@uses_published
 def test_tampered_files_and_configs_are_refused(published, tmp_path):
     root, _, _ = published
     import shutil
@@ -144,6 +152,7 @@ def test_tampered_files_and_configs_are_refused(published, tmp_path):
         zoo.load("nope", str(copy))
 
 
+@uses_published
 def test_cli_zoo_list_and_sample_by_name(published, tmp_path, capsys, monkeypatch):
     root, _, _ = published
     monkeypatch.setenv("TFVAE_ZOO_DIR", root)
@@ -202,6 +211,7 @@ def shipped_served(mnist_arrays, tmp_path_factory):
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no zoo models in saved_models/")
+@uses_shipped_served
 @pytest.mark.parametrize("index, name", list(enumerate(SHIPPED)))
 def test_shipped_saved_model_serves_what_the_keras_model_computes(shipped_served, index, name):
     """The serving checks of the export tests, on each shipped entry: TensorFlow alone loads
