@@ -72,7 +72,6 @@ def _load_script(name):
 def test_zoo_table_command_rebuilds_the_entrys_training_config(published):
     """README's "reproduce" column: the config file plus the printed --set overrides gives the
     configuration the entry was trained with."""
-    path = os.path.join(os.path.dirname(__file__), "..", "zoo", "zoo_table.py")
     zoo_table = _load_script("zoo_table")
     _, metadata, _ = published
     words = zoo_table.reproduce_command(metadata).strip("`").split()
@@ -166,6 +165,15 @@ def test_cli_zoo_list_and_sample_by_name(published, tmp_path, capsys, monkeypatc
 
 
 SHIPPED = [m["name"] for m in zoo.list()]
+
+
+def test_readme_holds_the_zoo_table_of_the_shipped_metadata():
+    """README's zoo table is `zoo/zoo_table.py`'s, from saved_models/ as it is (regenerate it
+    with `python zoo/zoo_table.py --readme` after publishing)."""
+    zoo_table = _load_script("zoo_table")
+    text = open(zoo_table.README, encoding="utf-8").read()
+    start, end = zoo_table.readme_table(text)
+    assert text[start:end] == zoo_table.table()
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no zoo models in saved_models/")

@@ -1,6 +1,9 @@
-"""Prints the README's zoo table (markdown) from saved_models/*/metadata.json.
+"""The README's zoo table (markdown), made from saved_models/*/metadata.json.
 
-    python zoo/zoo_table.py            # paste the output under "Pretrained zoo" in README.md
+    python zoo/zoo_table.py            # print it
+    python zoo/zoo_table.py --readme   # replace the table in README.md with it
+
+`tests/test_zoo.py` checks that README.md holds the table the shipped metadata gives.
 
 Published anchors (test NLL on MNIST, nats) and the targets of the zoo issue:
 vae_mnist 86.76 (Burda et al. 2016, table 1, VAE k=1, 1 stochastic layer); iwae_mnist 84.78
@@ -15,9 +18,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tfvae import config as tfvae_config  # noqa: E402
-from tfvae import zoo  # noqa: E402
+from tfvae import files, zoo  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ANCHORS = {  # name: (published NLL, what it is, our target)
     "vae_mnist": ("86.76", "IWAE paper, VAE", "<= 88.0"),
@@ -69,17 +72,40 @@ def reproduce_command(entry):
     return f"`tfvae train {' '.join([config] + changed)}`"
 
 
-def main():
-    print("| name | model | epochs | test NLL | test ELBO | published | target | active units "
-          "| reproduce |")
-    print("|---|---|---|---|---|---|---|---|---|")
+HEADER = "| name | model | epochs | test NLL | test ELBO | published | target | active units | reproduce |"
+README = os.path.join(ROOT, "README.md")
+
+
+def table():
+    """The markdown table of every zoo entry, one row each, sorted by name."""
+    lines = [HEADER, "|---|---|---|---|---|---|---|---|---|"]
     for m in zoo.list():
         published, what, target = ANCHORS.get(m["name"], ("-", "", "report"))
-        command = reproduce_command(m)
-        print(f"| {m['name']} | {m['model']} | {m['epochs']} | {nll_text(m)} | {m['test_elbo']:.2f} "
-              f"| {published}{' (' + what + ')' if what else ''} | {target} "
-              f"| {m['active_units'] if m['active_units'] is not None else '-'} | {command} |")
+        lines.append(
+            f"| {m['name']} | {m['model']} | {m['epochs']} | {nll_text(m)} | {m['test_elbo']:.2f} "
+            f"| {published}{' (' + what + ')' if what else ''} | {target} "
+            f"| {m['active_units'] if m['active_units'] is not None else '-'} | {reproduce_command(m)} |")
+    return "\n".join(lines)
+
+
+def readme_table(text):
+    """(start, end) of the zoo table in README text: from its header line to the blank line."""
+    start = text.index(HEADER)
+    return start, text.index("\n\n", start)
+
+
+def main(argv):
+    if argv == ["--readme"]:
+        text = open(README, encoding="utf-8").read()
+        start, end = readme_table(text)
+        with files.atomic_path(README) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(text[:start] + table() + text[end:])
+        print(f"wrote the zoo table ({len(zoo.list())} entries) into {README}")
+    elif not argv:
+        print(table())
+    else:
+        sys.exit("usage: python zoo/zoo_table.py [--readme]")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
