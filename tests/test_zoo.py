@@ -77,7 +77,7 @@ def test_zoo_table_command_rebuilds_the_entrys_training_config(published):
     words = zoo_table.reproduce_command(metadata).strip("`").split()
     assert words[:2] == ["tfvae", "train"] and set(words[3::2]) == {"--set"}
     assert "training.epochs=1" in words and "model.hidden=[32]" in words
-    rebuilt = tfvae.config.load(os.path.join(os.path.dirname(path), "..", words[2]), words[4::2])
+    rebuilt = tfvae.config.load(os.path.join(zoo_table.ROOT, words[2]), words[4::2])
     training = {k: v for k, v in zoo_table.leaves(metadata["config"]).items()
                 if not k.startswith("evaluation.")}
     assert {k: zoo_table.leaves(json.loads(json.dumps(rebuilt)))[k] for k in training} == training
