@@ -3,6 +3,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 def assert_layer_round_trip(layer, inputs):
@@ -36,3 +37,21 @@ def assert_model_saving_round_trip(model, x, tmp_path):
     np.testing.assert_allclose(loaded.log_prob(x, 20, seed=3), model.log_prob(x, 20, seed=3), rtol=1e-5)
     np.testing.assert_allclose(loaded.sample(4, seed=5), model.sample(4, seed=5), rtol=1e-5, atol=1e-6)
     return loaded
+
+
+def assert_served_like_keras(model, inputs, outputs, index, tag):
+    """An export's reconstruct, encode, decode and log_prob answers (from tests/serving_client.py,
+    keys `<index>/<signature>:<tag>/<name>`) equal the Keras model's on the same inputs; log_prob
+    is the export's k = 100 IWAE estimate at its fixed seed, computed the same way in Keras."""
+    close = dict(rtol=1e-5, atol=1e-6)
+    decode = model.decode_top if hasattr(model, "decode_top") else model.decode
+    x = inputs[f"{index}/reconstruct:{tag}/x"]
+    np.testing.assert_allclose(outputs[f"{index}/reconstruct:{tag}/x_mean"], model.reconstruct(x), **close)
+    x = inputs[f"{index}/encode:{tag}/x"]
+    for key, value in model.encode(x).items():
+        np.testing.assert_allclose(outputs[f"{index}/encode:{tag}/{key}"], value, **close)
+    for key, value in decode(inputs[f"{index}/decode:{tag}/z"]).items():
+        np.testing.assert_allclose(outputs[f"{index}/decode:{tag}/{key}"], value, **close)
+    x = inputs[f"{index}/log_prob:{tag}/x"]
+    same_seed = model._log_weight_logsumexp(x, 100, tf.constant([0, 1], tf.int32)) - np.log(100)
+    np.testing.assert_allclose(outputs[f"{index}/log_prob:{tag}/log_prob"], same_seed, rtol=1e-5)

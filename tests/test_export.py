@@ -12,6 +12,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 import tfvae
+from helpers import assert_served_like_keras
 from tfvae import export
 
 RNG = np.random.default_rng(0)
@@ -75,23 +76,12 @@ def exported(tmp_path_factory):
 def test_signatures_match_the_keras_model_in_a_process_without_tfvae(exported, index, name):
     models, inputs, outputs, _ = exported
     model = models[name]
-    decode = model.decode_top if hasattr(model, "decode_top") else model.decode
     for batch in (1, 3):
-        x = inputs[f"{index}/reconstruct:{batch}/x"]
-        np.testing.assert_allclose(outputs[f"{index}/reconstruct:{batch}/x_mean"], model.reconstruct(x),
-                                   rtol=1e-5, atol=1e-6)
-        x = inputs[f"{index}/encode:{batch}/x"]
-        for key, value in model.encode(x).items():
-            np.testing.assert_allclose(outputs[f"{index}/encode:{batch}/{key}"], value, rtol=1e-5, atol=1e-6)
-        z = inputs[f"{index}/decode:{batch}/z"]
-        for key, value in decode(z).items():
-            np.testing.assert_allclose(outputs[f"{index}/decode:{batch}/{key}"], value, rtol=1e-5, atol=1e-6)
+        # The same answers as Keras, log_prob the same estimate (k = 100, the export's seed) ...
+        assert_served_like_keras(model, inputs, outputs, index, batch)
         x = inputs[f"{index}/log_prob:{batch}/x"]
         log_prob = outputs[f"{index}/log_prob:{batch}/log_prob"]
         assert log_prob.shape == (batch,)
-        # The same estimate (k = 100, the export's seed) as in Keras ...
-        same_seed = model._log_weight_logsumexp(x, 100, tf.constant([0, 1], tf.int32)) - np.log(100)
-        np.testing.assert_allclose(log_prob, same_seed, rtol=1e-5)
         # ... and within Monte Carlo error of Keras' k = 100 estimates at other seeds, in units
         # of their spread. (Single estimates of an untrained model have a heavy right tail, so
         # the median over the examples is compared; a wrong k or normalization moves them all.)

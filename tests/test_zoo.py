@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
+from helpers import assert_served_like_keras
 from tfvae import cli, export, files, zoo
 
 # Tests sharing an expensive module fixture run on one worker, so it is built once
@@ -181,7 +182,7 @@ def test_readme_holds_the_zoo_table_of_the_shipped_metadata():
 def test_shipped_zoo_model_matches_its_metadata(mnist_arrays, name):
     """Checksums, recorded outputs, the test ELBO within 0.3 nats, and its SavedModel."""
     model = zoo.load(name)
-    metadata = json.loads(open(os.path.join(zoo.zoo_dir(), name, zoo.METADATA)).read())
+    metadata = files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))
     test, _ = zoo.test_data(metadata["config"])
     x = next(iter(test))[:metadata["checks"]["num_examples"]]
     recomputed = zoo.check_outputs(model, x)
@@ -195,27 +196,26 @@ def test_shipped_zoo_model_matches_its_metadata(mnist_arrays, name):
 
 @pytest.fixture(scope="module")
 def shipped_served(mnist_arrays, tmp_path_factory):
-    """Every shipped SavedModel called through all its signatures, on 3 test images, by
-    tests/serving_client.py in one process that cannot import tfvae, Keras or TFP."""
+    """Every shipped model, and its SavedModel called through all its signatures on 3 test
+    images by tests/serving_client.py in one process that cannot import tfvae, Keras or TFP."""
     root = tmp_path_factory.mktemp("served")
     rng = np.random.default_rng(0)
-    inputs, dirs = {}, []
+    models, inputs, dirs = {}, {}, []
     for i, name in enumerate(SHIPPED):
-        config = json.loads(open(os.path.join(zoo.zoo_dir(), name, zoo.METADATA)).read())["config"]
-        test, _ = zoo.test_data(config)
+        test, _ = zoo.test_data(files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))["config"])
         x = next(iter(test))[:3].numpy()
-        model = zoo.load(name)
+        models[name] = zoo.load(name)
         for signature in ("reconstruct", "encode", "log_prob"):
-            inputs[f"{i}/{signature}/x"] = x
-        inputs[f"{i}/decode/z"] = rng.normal(size=(3, export.latent_width(model))).astype(np.float32)
-        inputs[f"{i}/sample/seed"] = np.array([5, 6], np.int64)
+            inputs[f"{i}/{signature}:3/x"] = x
+        inputs[f"{i}/decode:3/z"] = rng.normal(size=(3, export.latent_width(models[name]))).astype(np.float32)
+        inputs[f"{i}/sample:2/seed"] = np.array([5, 6], np.int64)
         dirs.append(os.path.join(zoo.zoo_dir(), name, "serving", "1"))
     np.savez(root / "inputs.npz", **inputs)
     client = os.path.join(os.path.dirname(__file__), "serving_client.py")
     result = subprocess.run([sys.executable, client, str(root / "inputs.npz"), str(root / "outputs.npz"), *dirs],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    return inputs, dict(np.load(root / "outputs.npz"))
+    return models, inputs, dict(np.load(root / "outputs.npz"))
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no zoo models in saved_models/")
@@ -224,21 +224,12 @@ def shipped_served(mnist_arrays, tmp_path_factory):
 def test_shipped_saved_model_serves_what_the_keras_model_computes(shipped_served, index, name):
     """The serving checks of the export tests, on each shipped entry: TensorFlow alone loads
     it, every signature answers as the zoo's Keras model does, the warm-up requests parse."""
-    inputs, outputs = shipped_served
-    model = zoo.load(name)
-    decode = model.decode_top if hasattr(model, "decode_top") else model.decode
-    close = dict(rtol=1e-5, atol=1e-6)
-    x = inputs[f"{index}/reconstruct/x"]
-    np.testing.assert_allclose(outputs[f"{index}/reconstruct/x_mean"], model.reconstruct(x), **close)
-    for key, value in model.encode(x).items():
-        np.testing.assert_allclose(outputs[f"{index}/encode/{key}"], value, **close)
-    for key, value in decode(inputs[f"{index}/decode/z"]).items():
-        np.testing.assert_allclose(outputs[f"{index}/decode/{key}"], value, **close)
-    # log_prob: the export's k = 100 IWAE estimate with its fixed seed, as Keras computes it
-    same_seed = model._log_weight_logsumexp(x, 100, tf.constant([0, 1], tf.int32)) - np.log(100)
-    np.testing.assert_allclose(outputs[f"{index}/log_prob/log_prob"], same_seed, rtol=1e-5)
-    samples = outputs[f"{index}/sample/x"]
-    np.testing.assert_allclose(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], **close)
+    models, inputs, outputs = shipped_served
+    model = models[name]
+    assert_served_like_keras(model, inputs, outputs, index, 3)
+    samples = outputs[f"{index}/sample:2/x"]
+    np.testing.assert_allclose(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0],
+                               rtol=1e-5, atol=1e-6)
     assert np.abs(samples[0] - samples[1]).max() > 1e-4
     logs = export.read_warmup_requests(os.path.join(zoo.zoo_dir(), name, "serving", "1"))
     assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == \
