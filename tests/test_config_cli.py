@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfvae import cli
+from tfvae import cli, files
 from tfvae import config as tfvae_config
 
 ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
@@ -113,3 +113,25 @@ def test_train_seed_flag_sets_the_training_seed(mnist_arrays, tmp_path):
                      "--set", "data.batch_size=1000", "--set", "evaluation.iwae_samples=0"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["seed"] == 7 and config["data"]["seed"] == 0
+
+
+def test_init_from_starts_training_at_the_weights_of_another_run(mnist_arrays, tmp_path, capsys):
+    """`training.init_from` copies a run's weights (checked with a zero learning rate, so the
+    new run ends where the source ended); a model of another shape is refused, naming it."""
+    common = ["--verbose", "0", "--set", "training.epochs=1", "--set", "model.hidden=(16,)",
+              "--set", "data.batch_size=1000", "--set", "evaluation.iwae_samples=0"]
+    source = tmp_path / "source"
+    assert cli.main(["train", ZOO_CONFIG, "--out", str(source)] + common) == 0
+    tuned = tmp_path / "tuned"  # the same network trained with the IWAE bound, k = 5
+    assert cli.main(["train", ZOO_CONFIG, "--out", str(tuned), "--set", f"training.init_from={str(source)!r}",
+                     "--set", "model.num_samples=5", "--set", "optimizer.learning_rate=0.0"] + common) == 0
+    source_model, tuned_model = files.load_model(str(source)), files.load_model(str(tuned))
+    assert tuned_model.num_samples == 5
+    for a, b in zip(source_model.trainable_weights, tuned_model.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    wider = ["--set", "model.hidden=(32,)", "--set", f"training.init_from={str(source)!r}"]
+    assert cli.main(["train", ZOO_CONFIG, "--out", str(tmp_path / "wider")] + common + wider) == 2
+    assert f"training.init_from={str(source)!r}: its weights do not fit" in capsys.readouterr().err
+    assert cli.main(["train", ZOO_CONFIG, "--out", str(tmp_path / "nope")] + common
+                    + ["--set", "training.init_from='nope_model'"]) == 2
+    assert "training.init_from='nope_model'" in capsys.readouterr().err

@@ -36,6 +36,7 @@ DEFAULTS = {
         "seed": 0,
         "dtype_policy": "float32",   # or "mixed_bfloat16": networks in bf16, log-densities in f32
         "distribute": "none",        # or "mirrored": data parallel over the local GPUs
+        "init_from": None,           # a zoo name, .keras file or run folder: start from its weights
     },
     "evaluation": {
         "iwae_samples": 0,           # k of the IWAE test NLL after training (0: skip)

@@ -61,6 +61,26 @@ def first_examples(dataset, count):
     raise ValueError(f"The dataset has {total} examples; {count} are needed.")
 
 
+def copy_weights(source, model):
+    """Sets `model`'s weights to those of `source`: a zoo name (`tfvae.zoo.load`, checksums
+    verified) or a `.keras` file or run folder. The two models must have the same variables,
+    e.g. the VAE trained with the ELBO and the same network trained with the IWAE bound."""
+    from tfvae import zoo
+
+    try:
+        trained = files.load_model(source) if os.path.exists(source) else zoo.load(source)
+    except zoo.ZooError as e:
+        raise tfvae_config.ConfigError(f"training.init_from={source!r}: {e}") from e
+    shapes = [tuple(w.shape) for w in model.weights]
+    source_shapes = [tuple(w.shape) for w in trained.weights]
+    if shapes != source_shapes:
+        raise tfvae_config.ConfigError(
+            f"training.init_from={source!r}: its weights do not fit this model "
+            f"({type(trained).__name__} with variable shapes {source_shapes}; this "
+            f"{type(model).__name__} has {shapes}).")
+    model.set_weights(trained.get_weights())
+
+
 def optimizer(config, steps_per_epoch):
     o = config["optimizer"]
     learning_rate = o["learning_rate"]
@@ -110,6 +130,9 @@ def train(config, out_dir, verbose=1):
                           jit_compile=config["training"]["jit_compile"])
             if getattr(model, "prior_kind", None) == "vamp":  # (a resumed run restores its own)
                 model.prior_layer.initialize_from_data(first_examples(train_ds, model.prior_components))
+            backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
+            if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
+                copy_weights(config["training"]["init_from"], model)
         return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, verbose)
     finally:
         keras.config.set_dtype_policy(previous_policy)
