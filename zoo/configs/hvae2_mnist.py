@@ -1,9 +1,11 @@
 """The IWAE paper's two-stochastic-layer VAE (Burda et al. 2016): 784-200-200-z100-100-100-z50,
 tanh, Bernoulli likelihood, dynamically binarized MNIST.
 
-The paper trains 3280 epochs (85.33 nats with the VAE bound); the zoo recipe is 500 epochs, the
+The paper trains 3280 epochs (85.33 nats with the VAE bound); the zoo recipe is 800 epochs, the
 KL warmed up over the first 10 (without warm-up the upper layer is unused: test ELBO -120.2
-against -102.4 after 20 epochs) and the learning rate decayed from 1e-3 by 0.995 per epoch.
+against -102.4 after 20 epochs) and the learning rate decayed from 1e-3 by 0.995 per epoch
+(to 1.8e-5). Its first 500 epochs, the first zoo entry, gave 86.11 +- 0.23 nats (target 86.0);
+the schedule depends only on the epoch, so training on from epoch 500 is the same run.
 
 python zoo/build.py hvae2_mnist
 tfvae train zoo/configs/hvae2_mnist.py --set training.epochs=20 --set optimizer.decay_per_epoch=1.0
@@ -22,6 +24,6 @@ def get_config():
         "activation": "tanh",
         "likelihood": "bernoulli",
     }
-    config["training"].update(epochs=500, kl_warmup_epochs=10)
+    config["training"].update(epochs=800, kl_warmup_epochs=10)
     config["optimizer"]["decay_per_epoch"] = 0.995
     return config
