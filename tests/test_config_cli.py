@@ -106,22 +106,16 @@ def test_console_script_help_has_an_example():
     assert "example: tfvae train zoo/configs/vae_mnist.py" in result.stdout
 
 
-def test_train_seed_flag_sets_the_training_seed(mnist_arrays, tmp_path):
-    out = tmp_path / "run"
-    assert cli.main(["train", ZOO_CONFIG, "--seed", "7", "--out", str(out), "--verbose", "0",
-                     "--set", "training.epochs=1", "--set", "model.hidden=(16,)",
-                     "--set", "data.batch_size=1000", "--set", "evaluation.iwae_samples=0"]) == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["training"]["seed"] == 7 and config["data"]["seed"] == 0
-
-
-def test_init_from_starts_training_at_the_weights_of_another_run(mnist_arrays, tmp_path, capsys):
-    """`training.init_from` copies a run's weights (checked with a zero learning rate, so the
-    new run ends where the source ended); a model of another shape is refused, naming it."""
+def test_seed_flag_and_init_from_another_run(mnist_arrays, tmp_path, capsys):
+    """`--seed` sets training.seed (not data.seed); `training.init_from` copies a run's weights
+    (checked with a zero learning rate, so the new run ends where the source ended); a model of
+    another shape, or an unknown zoo name, is refused naming it."""
     common = ["--verbose", "0", "--set", "training.epochs=1", "--set", "model.hidden=(16,)",
               "--set", "data.batch_size=1000", "--set", "evaluation.iwae_samples=0"]
     source = tmp_path / "source"
-    assert cli.main(["train", ZOO_CONFIG, "--out", str(source)] + common) == 0
+    assert cli.main(["train", ZOO_CONFIG, "--seed", "7", "--out", str(source)] + common) == 0
+    config = json.loads((source / "config.json").read_text())
+    assert config["training"]["seed"] == 7 and config["data"]["seed"] == 0
     tuned = tmp_path / "tuned"  # the same network trained with the IWAE bound, k = 5
     assert cli.main(["train", ZOO_CONFIG, "--out", str(tuned), "--set", f"training.init_from={str(source)!r}",
                      "--set", "model.num_samples=5", "--set", "optimizer.learning_rate=0.0"] + common) == 0
