@@ -103,6 +103,12 @@ def check_outputs(model, x):
     }
 
 
+def test_elbo(model, test):
+    """Per-example ELBO over the batches of `test_data`, batch i at seed CHECK_SEED + i: the
+    metadata's test ELBO, recomputed by the zoo test."""
+    return np.concatenate([np.asarray(model.elbo(x, seed=CHECK_SEED + i)) for i, x in enumerate(test)])
+
+
 def test_data(config):
     """The test split of a run's dataset, binarized as its config says, in batches of 500."""
     d = config["data"]
@@ -138,7 +144,7 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
     plots.sample_grid(model, os.path.join(tmp, "samples.png"), num_samples=64, seed=CHECK_SEED)
 
     start = time.time()
-    elbo = np.concatenate([np.asarray(model.elbo(x, seed=CHECK_SEED + i)) for i, x in enumerate(test)])
+    elbo = test_elbo(model, test)
     results = record["results"]
     iwae = evaluated.get("iwae") or {}
     metadata = {
