@@ -161,12 +161,10 @@ def _export(args):
 
 def _load(command, path):
     """A model from a path, or from the zoo when `path` is a zoo name and no such path exists."""
-    from tfvae import files, zoo
+    from tfvae import zoo
 
     try:
-        if not os.path.exists(path) and os.sep not in path and not path.endswith(".keras"):
-            return zoo.load(path)
-        return files.load_model(path)
+        return zoo.load_name_or_path(path)
     except (FileNotFoundError, zoo.ZooError) as e:
         print(f"tfvae {command}: {e}", file=sys.stderr)
         return None

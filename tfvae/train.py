@@ -68,8 +68,8 @@ def copy_weights(source, model):
     from tfvae import zoo
 
     try:
-        trained = files.load_model(source) if os.path.exists(source) else zoo.load(source)
-    except zoo.ZooError as e:
+        trained = zoo.load_name_or_path(source)
+    except (FileNotFoundError, zoo.ZooError) as e:
         raise tfvae_config.ConfigError(f"training.init_from={source!r}: {e}") from e
     shapes = [tuple(w.shape) for w in model.weights]
     source_shapes = [tuple(w.shape) for w in trained.weights]

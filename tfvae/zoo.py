@@ -84,6 +84,14 @@ def load(name, root=None):
     return files.load_model(os.path.join(verify(name, root), "model.keras"))
 
 
+def load_name_or_path(source):
+    """A model from a `.keras` file or run folder, or the zoo entry `source` (`load`) when
+    `source` names no path and does not look like one."""
+    if not os.path.exists(source) and os.sep not in source and not source.endswith(".keras"):
+        return load(source)
+    return files.load_model(source)
+
+
 def without_optimizer(model):
     """A copy of `model` with the same weights (and generator state) but no optimizer, so the
     shipped `.keras` file holds the weights once instead of with Adam's two moments."""
