@@ -77,3 +77,22 @@ def test_tfvae_evaluate_prints_and_writes_results(run_dir, tmp_path, capsys, mni
                                        "training_curves"}
     for path in results["figures"].values():
         read_png(path)
+
+
+def test_tfvae_evaluate_checks_an_exact_likelihood_with_a_small_k(binary_mnist_subset, tmp_path, capsys):
+    """For the tied harmonium, q(z|x) is the exact posterior, so every importance weight equals
+    p(x) and the IWAE estimate must reproduce the enumerated likelihood: evaluate defaults to a
+    small k for such a model instead of 5000."""
+    model = tfvae.HarmoniumVAE(input_dim=784, latent_dim=6, tie_weights=True, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(tf.data.Dataset.from_tensor_slices(binary_mnist_subset[0]).batch(100), epochs=1, verbose=0)
+    files.save_model(model, str(tmp_path / "model.keras"))
+    assert cli.main(["evaluate", str(tmp_path / "model.keras"), "--out", str(tmp_path)]) == 0
+    assert f"test NLL (IWAE, k={cli.IWAE_CHECK_SAMPLES})" in capsys.readouterr().out
+    results = json.loads((tmp_path / "evaluation.json").read_text())
+    assert results["iwae"]["num_samples"] == cli.IWAE_CHECK_SAMPLES
+    assert results["exact"]["num_examples"] == results["iwae"]["num_examples"] == 10000
+    np.testing.assert_allclose(results["iwae"]["nll"], results["exact"]["nll"], atol=1e-3)
+    np.testing.assert_allclose(-results["iwae"]["elbo"], results["exact"]["nll"], atol=1e-3)
+    for path in results["figures"].values():
+        read_png(path)

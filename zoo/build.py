@@ -4,8 +4,8 @@
 
 For each name, `zoo/configs/<name>.py` is trained into `<runs>/<name>/` (killed and rerun, it
 continues from its last finished epoch, and a finished run is not trained again; TensorBoard
-logs in `<runs>/<name>/logs`), evaluated by `tfvae evaluate` (IWAE k = 5000 on the test set,
-active units, ELBO surgery, figures) and published with `tfvae zoo publish`; a step whose output
+logs in `<runs>/<name>/logs`), evaluated by `tfvae evaluate` (IWAE k = 5000 on the test set, or
+the exact likelihood and an IWAE k = 50 check of it for a model with few binary latents; active units, ELBO surgery, figures) and published with `tfvae zoo publish`; a step whose output
 is newer than its input (evaluation.json than model.keras, the entry's metadata.json than
 evaluation.json) is skipped.
 """
@@ -44,7 +44,7 @@ def build(name, runs, num_samples):
         # IWAE is computed once, by `evaluate`, not also at the end of training
         ("train", ["train", config, "--out", run, "--verbose", "2",
                    "--set", "evaluation.iwae_samples=0"]),
-        ("evaluate", ["evaluate", run, "--num-samples", str(num_samples)]),
+        ("evaluate", ["evaluate", run] + (["--num-samples", str(num_samples)] if num_samples else [])),
         ("publish", ["zoo", "publish", run, "--name", name]),
     ]
     model = os.path.join(run, "model.keras")
@@ -74,7 +74,9 @@ def main():
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("names", nargs="+", help="zoo names, i.e. configs in zoo/configs/")
     parser.add_argument("--runs", default=os.path.join("runs", "zoo"), help="training folders")
-    parser.add_argument("--num-samples", type=int, default=5000, help="k of the IWAE test NLL")
+    parser.add_argument("--num-samples", type=int,
+                        help="k of the IWAE test NLL (default: `tfvae evaluate`'s, 5000, or 50 as a "
+                             "check where the exact likelihood is computed)")
     args = parser.parse_args()
     for name in args.names:
         build(name, args.runs, args.num_samples)
