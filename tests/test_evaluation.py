@@ -1,12 +1,13 @@
 """tfvae.evaluation against models whose answers are known in closed form."""
 import math
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfvae
-from tfvae import evaluation
+from tfvae import evaluation, files
 
 D, L, NOISE = 6, 2, 0.5
 
@@ -78,6 +79,43 @@ def test_iwae_nll_reports_mean_and_stderr(linear_gaussian):
     assert abs(result["nll"] + exact.mean()) < 0.02
     np.testing.assert_allclose(result["stderr"], exact.std(ddof=1) / math.sqrt(300), rtol=0.05)
     assert result["elbo"] < -result["nll"]
+
+
+def test_iwae_nll_resumes_an_interrupted_run_with_the_same_result(linear_gaussian, tmp_path):
+    kernel, bias, x = linear_gaussian
+    model, _ = linear_gaussian_vae(kernel, bias, scale_factor=1.2)
+    batches = [x[i:i + 50] for i in range(0, 300, 50)]
+    checkpoint = str(tmp_path / "iwae.partial.json")
+
+    def interrupt_after(n, data):  # a run killed while batch n is being estimated
+        yield from data[:n]
+        raise KeyboardInterrupt
+
+    def estimate(data, num_samples=200):
+        return evaluation.iwae_nll(model, data, num_samples, seed=3, verbose=0, checkpoint=checkpoint)
+
+    with pytest.raises(KeyboardInterrupt):
+        estimate(interrupt_after(4, batches))
+    assert len(files.read_json(checkpoint)["batches"]) == 4
+    resumed = estimate(batches)
+    assert not os.path.exists(checkpoint)  # removed once the estimate is complete
+    uninterrupted = evaluation.iwae_nll(model, batches, 200, seed=3, verbose=0)
+    assert (resumed["resumed_batches"], uninterrupted["resumed_batches"]) == (4, 0)
+    for key in ("nll", "stderr", "elbo", "num_examples"):
+        assert resumed[key] == uninterrupted[key], key
+
+    # Saved batches count only for the same data, weights and k.
+    with pytest.raises(KeyboardInterrupt):
+        estimate(interrupt_after(4, batches))
+    other_data = batches[:2] + [batches[2][::-1]] + batches[3:]
+    assert estimate(other_data)["resumed_batches"] == 2
+    with pytest.raises(KeyboardInterrupt):
+        estimate(interrupt_after(4, batches))
+    assert estimate(batches, num_samples=100)["resumed_batches"] == 0
+    with pytest.raises(KeyboardInterrupt):
+        estimate(interrupt_after(4, batches))
+    model.likelihood_layer.projection.set_weights([kernel, bias + 0.1])
+    assert estimate(batches)["resumed_batches"] == 0
 
 
 def test_active_units_finds_the_dead_units():

@@ -243,7 +243,8 @@ def _evaluate(args):
     num_samples = args.num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)
     print(f"IWAE estimate, k={num_samples}, on the {dataset} test set:")
     results = {"dataset": dataset, "binarization": binarize,
-               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed)}
+               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed,
+                                           checkpoint=os.path.join(out, "iwae.partial.json"))}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
                                if k != "activity"}
     if exact:

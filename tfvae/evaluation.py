@@ -4,18 +4,20 @@ active units, ELBO surgery, the amortization gap, the variance of gradient estim
 Every function takes a model and data (a `tf.data.Dataset` of batches, or an array) and returns
 a dict of plain floats and arrays, ready for JSON.
 """
+import hashlib
 import math
+import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import distributions
+from tfvae import distributions, files
 from tfvae.models import harmonium
 
 
-def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1):
+def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None):
     """Test negative log-likelihood by the IWAE estimate, -log (1/k) sum_i p(x, z_i)/q(z_i|x).
 
     Burda, Grosse & Salakhutdinov 2016 (section 5 uses k = 5000). The estimate of log p(x) is
@@ -28,25 +30,47 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
         chunk_size: samples per chunk (see `BaseVAE.log_prob`).
         seed: makes the estimate reproducible.
         verbose: 1 shows a progress bar.
+        checkpoint: a JSON file that keeps the finished batches' estimates, so that a run stopped
+            part-way continues where it stopped, with the same result (every batch has its own
+            seed). A saved batch is used only for the same weights, k, seed and batch contents
+            (SHA-256 of each); the file is removed at the end.
 
     Returns:
         dict: `nll` (mean over examples), `stderr` (its standard error over examples), `elbo`
-        (mean one-sample ELBO), `num_samples`, `num_examples`, `seconds`.
+        (mean one-sample ELBO), `num_samples`, `num_examples`, `seconds` (of this call),
+        `resumed_batches` (batches taken from `checkpoint`).
 
     Example:
     >>> tfvae.evaluation.iwae_nll(model, tfvae.data.load("mnist", "test", binarize="fixed"))
     """
     start = time.time()
-    log_px, elbos = [], []
+    key = {"weights_sha256": weights_sha256(model), "num_samples": int(num_samples), "seed": int(seed)}
+    saved = files.read_json(checkpoint, default={}) if checkpoint else {}
+    done = saved.get("batches", []) if saved.get("key") == key else []  # {x_sha256, log_px, elbo}
+    if done and verbose:
+        print(f"resuming from {checkpoint}: {len(done)} batches done")
+    log_px, elbos, resumed = [], [], 0
     progress = (keras.utils.Progbar(_num_batches(dataset), unit_name="batch", stateful_metrics=["nll"])
                 if verbose else None)
     for i, x in enumerate(_batches(dataset)):
-        batch_seed = (seed * 7919 + i) % (2 ** 31 - 1)
-        log_px.append(np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed)))
-        elbos.append(np.asarray(model.elbo(x, seed=batch_seed)))
+        x_sha256 = hashlib.sha256(np.asarray(x).tobytes()).hexdigest()
+        if i < len(done) and done[i]["x_sha256"] == x_sha256:  # the same batch, already estimated
+            resumed += 1
+        else:
+            batch_seed = (seed * 7919 + i) % (2 ** 31 - 1)
+            del done[i:]
+            done.append({"x_sha256": x_sha256,
+                         "log_px": np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed)).tolist(),
+                         "elbo": np.asarray(model.elbo(x, seed=batch_seed)).tolist()})
+            if checkpoint:
+                files.write_json(checkpoint, {"key": key, "batches": done})
+        log_px.append(np.asarray(done[i]["log_px"]))
+        elbos.append(np.asarray(done[i]["elbo"]))
         if progress is not None:
             progress.update(i + 1, [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
     log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
+    if checkpoint and os.path.exists(checkpoint):
+        os.remove(checkpoint)
     return {
         "nll": float(-log_px.mean()),
         "stderr": stderr(log_px),
@@ -54,7 +78,16 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
         "num_samples": int(num_samples),
         "num_examples": int(len(log_px)),
         "seconds": time.time() - start,
+        "resumed_batches": resumed,
     }
+
+
+def weights_sha256(model):
+    """SHA-256 over a model's weights in order: identifies the model a partial result belongs to."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
 
 
 def active_units(model, dataset, threshold=0.01):
