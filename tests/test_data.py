@@ -122,10 +122,26 @@ def nowhere(tmp_path, monkeypatch):
 
 def test_missing_data_names_every_place_looked(nowhere):
     with pytest.raises(FileNotFoundError) as info:
-        data.load("mnist", "train", data_dir=nowhere / "explicit")
+        data.load("mnist", "train")
     message = str(info.value)
-    for place in ("explicit", os.path.join("env", "mnist"), "deb", "tensorflow-datasets", "To get it"):
+    for place in (os.path.join("env", "mnist"), "deb", "tensorflow-datasets", "To get it"):
         assert place in message
+
+
+@pytest.mark.parametrize("make_folder", [True, False])
+def test_an_explicit_data_dir_without_the_data_is_an_error_naming_it(tmp_path, monkeypatch,
+                                                                       make_folder):
+    """data_dir is the caller's word: the real MNIST in $TFVAE_DATA_DIR is not used instead."""
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    write_split(tmp_path / "env" / "mnist", "train", images, [1, 2, 3])
+    monkeypatch.setenv("TFVAE_DATA_DIR", str(tmp_path / "env"))
+    assert len(data.load_arrays("mnist", "train")[0]) == 3  # the fall-back is really there
+    explicit = tmp_path / "mine"
+    if make_folder:
+        explicit.mkdir()
+    with pytest.raises(FileNotFoundError, match="data_dir") as info:
+        data.load("mnist", "train", data_dir=explicit)
+    assert str(explicit) in str(info.value) and "data_dir=None" in str(info.value)
 
 
 def test_tfds_is_the_last_resort(nowhere):

@@ -45,7 +45,8 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         name: "mnist" or "fashion_mnist".
         split: "train", "validation" or "test". With `validation_size=v > 0` the last v
             training images form "validation" and "train" is the rest.
-        data_dir: a folder holding the IDX files; searched before anything else.
+        data_dir: a folder holding the IDX files; when given, the only place looked in (no
+            files there is an error).
         binarize: None (grey levels in [0, 1]); "dynamic" (x ~ Bernoulli(intensity), drawn
             anew every epoch, the protocol of Burda et al. 2016 and Sonderby et al. 2016);
             "fixed" (drawn once from `seed`, identical across runs: use it for test sets).
@@ -92,6 +93,21 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
 
 def load_arrays(name, split, *, data_dir=None):
     """Returns `(images, labels)`: uint8 [N, 784] and int32 [N] for split "train" or "test"."""
+    if data_dir is not None:
+        # An explicit folder is the caller's word: no data there is an error naming it, never
+        # a silent fall-back to $TFVAE_DATA_DIR, Debian's packages or tensorflow-datasets.
+        folder = os.fspath(data_dir)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"data_dir {folder!r} is not a folder. Pass the folder that "
+                                    f"holds the {name} IDX files, or data_dir=None to search "
+                                    "$TFVAE_DATA_DIR, Debian's dataset packages and "
+                                    "tensorflow-datasets.")
+        if _find_idx_files(folder, split) is None:
+            raise FileNotFoundError(
+                f"data_dir {folder!r} holds no {name} {split} split: expected "
+                f"{' and '.join(s + '[.gz]' for s in _IDX_STEMS[split])} there. Put the files "
+                "there, or pass data_dir=None to search $TFVAE_DATA_DIR, Debian's dataset "
+                "packages and tensorflow-datasets.")
     looked = []
     for folder in _candidate_dirs(name, data_dir):
         found = _find_idx_files(folder, split)
@@ -157,9 +173,9 @@ def binarize_fixed(images, seed=0):
 
 
 def _candidate_dirs(name, data_dir):
-    dirs = []
     if data_dir is not None:
-        dirs.append(os.fspath(data_dir))
+        return [os.fspath(data_dir)]
+    dirs = []
     if os.environ.get("TFVAE_DATA_DIR"):
         dirs.append(os.path.join(os.environ["TFVAE_DATA_DIR"], name))
     else:

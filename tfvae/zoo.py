@@ -186,4 +186,4 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
     return metadata
 
 
-list = list_models  # noqa: A001  (the DESIGN.md name: tfvae.zoo.list())
+list = list_models  # noqa: A001  (the public spelling, as in README: tfvae.zoo.list())

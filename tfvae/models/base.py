@@ -2,9 +2,10 @@
 
 A model subclass says how to encode, decode and draw its latents (`_forward`); this class turns
 that into the training objective (ELBO or IWAE bound, beta, KL warm-up), Keras metrics and the
-public API of DESIGN.md. Keras owns the loop: only `compute_loss` and `metrics` are overridden.
+public API every model shares (README, "The library"). Keras owns the loop: only `compute_loss` and `metrics` are overridden.
 """
 import math
+import re
 
 import keras
 import numpy as np
@@ -114,6 +115,7 @@ class BaseVAE(keras.Model):
 
     def generate(self, num_samples, seed):
         """Parameters of p(x|z) for `num_samples` draws of the latents from the prior."""
+        self._ensure_built()
         return self.decode(self.prior_sample(num_samples, seed))
 
     def reconstruct(self, x):
@@ -211,6 +213,7 @@ class BaseVAE(keras.Model):
             seed: int for reproducible samples; None draws from the model's generator.
             mean: return E[x|z] (smooth images) instead of a sample of p(x|z).
         """
+        self._ensure_built()
         seed = self.seed_generator if seed is None else seed
         z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(
             estimators.seed_pair(seed), 2))
@@ -219,11 +222,83 @@ class BaseVAE(keras.Model):
             return self.likelihood_layer.mean(params)
         return self.likelihood_layer.sample(params, x_seed)
 
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, **kwargs):
+        """`keras.Model.compile` with the optimizer and training options (`jit_compile`,
+        `steps_per_execution`, ...). The loss and metrics are the model's own (minus the ELBO or
+        IWAE bound; `loss`, `elbo`, `kl`, `distortion`), so `loss=`, `metrics=` and their
+        weights are refused: Keras would compare the model's output with a `y` the data does
+        not have, or silently drop the loss."""
+        given = {name: value for name, value in (("loss", loss), ("loss_weights", loss_weights),
+                                                 ("metrics", metrics),
+                                                 ("weighted_metrics", weighted_metrics))
+                 if value is not None}
+        if given:
+            raise ValueError(
+                f"{type(self).__name__} computes its own loss (minus the ELBO, or the IWAE bound "
+                "when num_samples > 1) and tracks its own metrics (loss, elbo, kl, distortion): "
+                "compile it with the optimizer only. For other figures use tfvae.evaluation or a "
+                "callback. Received: " + ", ".join(f"{k}={v!r}" for k, v in given.items()))
+        super().compile(optimizer=optimizer, **kwargs)
+
     def fit(self, x=None, *args, **kwargs):
-        """`keras.Model.fit`; arrays (numpy or tensors) are checked first (`check_data`)."""
-        if isinstance(x, (np.ndarray, tf.Tensor)):
-            self.check_data(x)
-        return super().fit(x, *args, **kwargs)
+        """`keras.Model.fit`, with the data checked first (`check_data`): arrays at once, a
+        `tf.data.Dataset` by its element shape and then batch by batch as it is read. A fit
+        that fails leaves no half-made train function behind, so the next one starts clean."""
+        x = self._checked_data(x, "x")
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._checked_data(kwargs["validation_data"],
+                                                           "validation_data")
+        try:
+            return super().fit(x, *args, **kwargs)
+        except BaseException as e:
+            self.train_function = self.test_function = self.predict_function = None
+            found = re.search(r"Training data has .*? before training\.", str(e))
+            if isinstance(e, tf.errors.InvalidArgumentError) and found:
+                raise ValueError(found.group(0)) from None  # a batch failed `_checked_batch`
+            raise
+
+    def _checked_data(self, data, what):
+        if isinstance(data, (np.ndarray, tf.Tensor)):
+            self.check_data(data)
+        elif isinstance(data, tf.data.Dataset):
+            self._check_element_spec(data.element_spec, what)
+            data = data.map(self._checked_batch)
+        return data
+
+    def _check_element_spec(self, spec, what):
+        """Refuses a dataset whose batches this model cannot take, before Keras builds anything."""
+        if isinstance(spec, (tuple, list)) and spec:
+            spec = spec[0]  # (x, ...) pairs: the model reads x
+        expected = f"batches of shape [batch, {self.input_dim}]"
+        if not isinstance(spec, tf.TensorSpec):
+            raise ValueError(f"{what}: a tfvae model trains on a dataset of {expected} (or of "
+                             f"(x, ...) tuples). Received: element_spec={spec}")
+        shape = spec.shape
+        if shape.rank == 1 and shape[0] in (None, self.input_dim):
+            raise ValueError(f"{what}: the dataset yields single examples of shape {shape}, not "
+                             f"batches: call .batch(batch_size) on it. A {type(self).__name__} "
+                             f"takes {expected}.")
+        if shape.rank != 2 or shape[-1] not in (None, self.input_dim):
+            raise ValueError(f"{what}: {type(self).__name__} takes {expected}. Received a "
+                             f"dataset of shape {shape}.")
+        if not spec.dtype.is_floating:
+            raise ValueError(f"{what}: {type(self).__name__} takes float batches. Received "
+                             f"dtype {spec.dtype.name}; map it with tf.cast(x, tf.float32) / 255.")
+
+    def _checked_batch(self, *element):
+        """A dataset's batch, with the checks of `check_data` run as it is read."""
+        x = element[0]
+        checks = [tf.debugging.assert_all_finite(
+            x, "Training data has a non-finite value. Fix or drop it before training.")]
+        if self.likelihood == "bernoulli":
+            message = ("Training data has a value outside [0, 1] (a Bernoulli likelihood needs x "
+                       "in [0, 1]; scale images with x / 255). Fix or drop it before training.")
+            checks += [tf.debugging.assert_greater_equal(x, tf.cast(0, x.dtype), message=message),
+                       tf.debugging.assert_less_equal(x, tf.cast(1, x.dtype), message=message)]
+        with tf.control_dependencies(checks):
+            x = tf.identity(x)
+        return (x,) + element[1:] if len(element) > 1 else x
 
     def check_data(self, x):
         """Raises ValueError for data this model cannot train on, naming the first bad example:
@@ -248,10 +323,33 @@ class BaseVAE(keras.Model):
         if x.shape.rank != 2 or (x.shape[-1] is not None and x.shape[-1] != self.input_dim):
             raise ValueError(f"{type(self).__name__} expects inputs of shape [batch, "
                              f"{self.input_dim}]. Received shape {x.shape}.")
-        if not self.built:
-            # Build from the declared width, not the first batch, so any batch size works later.
-            self.build((None, self.input_dim))
+        self._ensure_built()
         return tf.cast(x, tf.float32)
+
+    def _check_latent(self, z, width, method="decode"):
+        """z as float32 [batch, width], or a ValueError naming the shape expected; builds the
+        model first (from the declared widths), so a wrong z never builds a network at its width."""
+        z = tf.convert_to_tensor(z)
+        if not z.dtype.is_floating:
+            raise ValueError(f"{type(self).__name__}.{method} expects float z of shape [batch, "
+                             f"{width}]. Received dtype {z.dtype.name}.")
+        if z.shape.rank != 2 or (z.shape[-1] is not None and z.shape[-1] != width):
+            raise ValueError(f"{type(self).__name__}.{method} expects z of shape [batch, {width}]. "
+                             f"Received shape {z.shape}.")
+        self._ensure_built()
+        return tf.cast(z, tf.float32)
+
+    def _ensure_built(self):
+        # Build from the declared width, not the first batch, so any batch size works later.
+        if not self.built:
+            self.build((None, self.input_dim))
+
+    def _check_build_shape(self, input_shape):
+        """`build` takes the declared input shape only (Keras may offer a dataset's shape)."""
+        shape = tuple(input_shape)
+        if len(shape) != 2 or shape[-1] not in (None, self.input_dim):
+            raise ValueError(f"{type(self).__name__} is built for inputs of shape [batch, "
+                             f"{self.input_dim}]. Received input_shape={shape}.")
 
     def _decode_samples(self, z, training=False):
         """Decodes z of shape [k, B, L] by flattening to [k*B, L]; params come back [k, B, D]."""

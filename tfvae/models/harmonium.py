@@ -98,6 +98,12 @@ class HarmoniumVAE(BaseVAE):
         if estimator == "score_function" and kwargs.get("num_samples", 1) > 1:
             raise ValueError("estimator='score_function' trains the ELBO (num_samples=1); the "
                              "IWAE bound needs a multi-sample estimator such as VIMCO.")
+        if kwargs.get("free_bits", 0.0):
+            raise ValueError(
+                "HarmoniumVAE does not apply free bits: the tied harmonium's prior does not "
+                "factorize over units, so there is no per-unit KL to floor, and the untied model "
+                "does not implement it. Use tfvae.VAE(free_bits=...) for Gaussian latents, or "
+                f"free_bits=0. Received: free_bits={kwargs['free_bits']!r}")
         self.latent_dim = latent_dim
         self.latent = latent
         self.tie_weights = bool(tie_weights)
@@ -123,6 +129,7 @@ class HarmoniumVAE(BaseVAE):
         return not self.tie_weights
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
         d, m = self.input_dim, self.latent_dim
         if self.tie_weights:
             self.W = self.add_weight(shape=(d, m), name="W",
@@ -150,6 +157,7 @@ class HarmoniumVAE(BaseVAE):
 
     def decode(self, z, training=False):
         """p(x|z)'s parameters, [batch, input_dim]."""
+        z = self._check_latent(z, self.latent_dim)
         if self.tie_weights:
             return self.likelihood_layer(tf.matmul(z, self.W, transpose_b=True) + self.u)
         return self.likelihood_layer(self.decoder(z, training=training))
@@ -198,6 +206,8 @@ class HarmoniumVAE(BaseVAE):
 
     def log_partition(self):
         """Tied: log Z = log sum_z exp(<v, z> + A(W z + u)) over all 2^m binary states."""
+        self._require_tied("log_partition")
+        self._ensure_built()
         return tf.reduce_logsumexp(self.state_log_potentials())
 
     def prior_log_prob(self, z, log_partition=None):
@@ -216,6 +226,7 @@ class HarmoniumVAE(BaseVAE):
 
     def prior_sample(self, num_samples, seed):
         """z ~ p(z): a categorical draw over the 2^m states (tied), or the factorized prior."""
+        self._ensure_built()
         if not self.tie_weights:
             return self.posterior_layer.sample(self._factorized_prior(num_samples), seed)
         index = tf.random.stateless_categorical(self.state_log_potentials()[None], num_samples,
@@ -224,12 +235,21 @@ class HarmoniumVAE(BaseVAE):
 
     def log_marginal(self, x):
         """Tied: the exact log p(x) = log h(x) + <u, x> + sum_j softplus((W^T x + v)_j) - log Z."""
+        self._require_tied("log_marginal")
         x = self._check_input(x)
         log_h = 0.0
         if self.likelihood == "gaussian":
             log_h = -0.5 * tf.reduce_sum(tf.square(x), -1) - 0.5 * self.input_dim * math.log(2 * math.pi)
         return (log_h + tf.linalg.matvec(x, self.u)
                 + tf.reduce_sum(tf.nn.softplus(tf.matmul(x, self.W) + self.v), -1) - self.log_partition())
+
+    def _require_tied(self, method):
+        if not self.tie_weights:
+            raise ValueError(
+                f"HarmoniumVAE.{method} is the tied harmonium's exact computation (enumerating the "
+                "2^m latent states of the prior its shared W defines); this model has "
+                "tie_weights=False, whose log p(x) has no closed form: estimate it with "
+                "model.log_prob(x, num_samples=5000) or tfvae.evaluation.iwae_nll.")
 
     # -- the objective --------------------------------------------------------------------------
     def _draw(self, q, seed, relaxed):

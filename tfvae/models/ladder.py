@@ -127,17 +127,19 @@ class _TopDownVAE(BaseVAE):
 
     def decode(self, z, training=False):
         """p(x | z_0)'s parameters for the BOTTOM layer's z_0, [batch, latent_dims[0]]."""
+        z = self._check_latent(z, self.latent_dims[0])
         return self.likelihood_layer(self.decoder(z, training=training))
 
     def decode_top(self, z_top):
         """p(x|.)'s parameters from the top layer, following the prior means down."""
-        z = z_top
+        z = self._check_latent(z_top, self.latent_dims[-1], method="decode_top")
         for i in reversed(range(self.num_layers - 1)):
             z = self.prior_heads[i].mean(self.conditional_prior(i, z))
         return self.decode(z)
 
     def prior_sample(self, num_samples, seed):
         """Top-layer draws z_{L-1} ~ p(z_{L-1})."""
+        self._ensure_built()
         if self.latent_families[-1] == "gaussian":
             return self.prior_layer.sample(num_samples, seed)
         return self.latent_sample(self.num_layers - 1, self.top_prior(num_samples), seed)
@@ -257,7 +259,8 @@ class LadderVAE(_TopDownVAE):
         self.up_heads = [self.latent_layer(i, "evidence") for i in range(self.num_layers)]
 
     def build(self, input_shape):
-        shape = input_shape
+        self._check_build_shape(input_shape)
+        shape = (None, self.input_dim)
         for up_block, head in zip(self.up_blocks, self.up_heads):
             up_block.build(shape)
             shape = up_block.compute_output_shape(shape)
@@ -351,7 +354,8 @@ class HierarchicalVAE(_TopDownVAE):
         self.up_heads = [self.latent_layer(i, "posterior") for i in range(self.num_layers)]
 
     def build(self, input_shape):
-        shape = input_shape
+        self._check_build_shape(input_shape)
+        shape = (None, self.input_dim)
         for i, (up_block, head) in enumerate(zip(self.up_blocks, self.up_heads)):
             up_block.build(shape)
             head.build(up_block.compute_output_shape(shape))

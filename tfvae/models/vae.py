@@ -114,6 +114,8 @@ class VAE(BaseVAE):
         return self.architecture == "mlp"
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
+        input_shape = (None, self.input_dim)
         self.encoder.build(input_shape)
         self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
         latent_shape = (None, self.latent_dim)
@@ -136,12 +138,14 @@ class VAE(BaseVAE):
 
     def decode(self, z, training=False):
         """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, input_dim]."""
+        z = self._check_latent(z, self.latent_dim)
         return self.likelihood_layer(self.decoder(z, training=training))
 
     def reconstruct(self, x):
         return self.likelihood_layer.mean(self.decode(self.encode(x)["loc"]))
 
     def prior_sample(self, num_samples, seed):
+        self._ensure_built()
         return self.prior_layer.sample(num_samples, seed)
 
     def latent_means(self, x):
