@@ -12,7 +12,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 import tfvae
-from helpers import assert_served_like_keras
+from helpers import assert_float32_close, assert_served_like_keras
 from tfvae import export
 
 RNG = np.random.default_rng(0)
@@ -87,16 +87,14 @@ def test_signatures_match_the_keras_model_in_a_process_without_tfvae(exported, i
         # the median over the examples is compared; a wrong k or normalization moves them all.)
         others = np.stack([model.log_prob(x, 100, seed=s) for s in range(10, 16)])
         assert np.median(np.abs(log_prob - others.mean(0)) / (others.std(0) + 0.1)) < 6
-        np.testing.assert_allclose(outputs[f"{index}/log_prob:{batch}/elbo"],
-                                   model.loss_terms(x, 1, seed=tf.constant([0, 2], tf.int32))["elbo"],
-                                   rtol=1e-5)
+        assert_float32_close(outputs[f"{index}/log_prob:{batch}/elbo"],
+                             model.loss_terms(x, 1, seed=tf.constant([0, 2], tf.int32))["elbo"], "elbo")
     samples, single = outputs[f"{index}/sample:3/x"], outputs[f"{index}/sample:1/x"]
     assert samples.shape == (3, D)
     np.testing.assert_allclose(samples[0], samples[2])        # same seed, same sample
     assert np.abs(samples[0] - samples[1]).max() > 1e-4       # another seed, another sample
-    np.testing.assert_allclose(single[0], samples[0], rtol=1e-5, atol=1e-6)  # whatever the batch
-    np.testing.assert_allclose(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0],
-                               rtol=1e-5, atol=1e-6)
+    assert_float32_close(single[0], samples[0], "sample at batch 1")  # whatever the batch
+    assert_float32_close(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], "sample")
 
 
 def test_bad_input_fails_with_a_message_naming_the_expected_shape(exported):
@@ -124,8 +122,7 @@ def test_saved_model_cli_shows_and_runs_the_export(exported, tmp_path):
                           "serving_default", "--inputs", f"x={tmp_path / 'x.npy'}", "--outdir", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "x_mean.npy"), exported[0]["vae"].reconstruct(x),
-                               rtol=1e-5)
+    assert_float32_close(np.load(tmp_path / "x_mean.npy"), exported[0]["vae"].reconstruct(x), "x_mean")
 
 
 def test_warmup_requests_parse_back(exported):

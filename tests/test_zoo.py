@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from helpers import assert_served_like_keras
+from helpers import assert_float32_close, assert_served_like_keras
 from tfvae import cli, export, files, zoo
 
 # Tests sharing an expensive module fixture run on one worker, so it is built once
@@ -58,7 +58,7 @@ def test_load_verifies_checksums_and_reproduces_the_recorded_outputs(published):
     x = next(iter(test))[:metadata["checks"]["num_examples"]]
     recomputed = zoo.check_outputs(model, x)
     for key, values in metadata["checks"]["values"].items():
-        np.testing.assert_allclose(recomputed[key], values, rtol=1e-5, atol=1e-5, err_msg=key)
+        assert_float32_close(recomputed[key], values, err_msg=key)
 
 
 def _load_script(name):
@@ -168,6 +168,49 @@ def test_cli_zoo_list_and_sample_by_name(published, tmp_path, capsys, monkeypatc
 SHIPPED = [m["name"] for m in zoo.list()]
 
 
+def _skip_without_data(error):
+    """An entry whose dataset is not installed is skipped with the reason (CI, which sets
+    TFVAE_REQUIRE_DATA=1, fails instead); the other entries are still checked."""
+    if os.environ.get("TFVAE_REQUIRE_DATA") == "1":
+        raise error
+    pytest.skip(f"dataset not installed: {str(error).splitlines()[0]}")
+
+
+def _test_data_or_skip(config):
+    try:
+        return zoo.test_data(config)[0]
+    except FileNotFoundError as e:
+        _skip_without_data(e)
+
+
+def test_an_entry_whose_dataset_is_missing_is_skipped_alone(tmp_path, monkeypatch):
+    """Without dataset-fashion-mnist only the Fashion-MNIST entry's checks skip (naming what is
+    missing); under TFVAE_REQUIRE_DATA=1 they fail. MNIST entries still load their data."""
+    monkeypatch.setattr(tfvae.data, "_DEBIAN_DIRS", {"mnist": str(tmp_path), "fashion_mnist": str(tmp_path)})
+    monkeypatch.setattr(tfvae.data, "_online", lambda *a, **k: False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.delenv("TFVAE_REQUIRE_DATA", raising=False)
+    fashion = {"data": {"name": "fashion_mnist"}, "model": {"likelihood": "bernoulli"}}
+    with pytest.raises(pytest.skip.Exception, match="dataset not installed: Could not find the 'fashion_mnist'"):
+        _test_data_or_skip(fashion)
+    monkeypatch.setenv("TFVAE_REQUIRE_DATA", "1")
+    with pytest.raises(FileNotFoundError, match="fashion_mnist"):
+        _test_data_or_skip(fashion)
+    if os.environ.get("TFVAE_DATA_DIR"):
+        assert _test_data_or_skip({"data": {"name": "mnist"}, "model": {}}) is not None
+
+
+def test_the_cross_program_tolerance_is_float32_rounding_of_the_output_and_no_more():
+    """128 eps of the array's magnitude passes, at every element, also one near 0; an error of
+    1e-4 of the magnitude (a real mistake is far larger) fails."""
+    expected = np.array([30.0, -12.0, 1e-3], np.float32)
+    eps = np.finfo(np.float32).eps
+    assert_float32_close(expected + np.array([0, 0, 100 * eps * 30]), expected)
+    for wrong in (expected * (1 + 1e-4), expected + np.array([0, 0, 1e-4 * 30])):
+        with pytest.raises(AssertionError):
+            assert_float32_close(wrong, expected)
+
+
 def test_readme_holds_the_zoo_table_of_the_shipped_metadata():
     """README's zoo table is `zoo/zoo_table.py`'s, from saved_models/ as it is (regenerate it
     with `python zoo/zoo_table.py --readme` after publishing)."""
@@ -183,11 +226,12 @@ def test_shipped_zoo_model_matches_its_metadata(mnist_arrays, name):
     """Checksums, recorded outputs, the test ELBO within 0.3 nats, and its SavedModel."""
     model = zoo.load(name)
     metadata = files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))
-    test, _ = zoo.test_data(metadata["config"])
+    test = _test_data_or_skip(metadata["config"])
     x = next(iter(test))[:metadata["checks"]["num_examples"]]
     recomputed = zoo.check_outputs(model, x)
     for key, values in metadata["checks"]["values"].items():
-        np.testing.assert_allclose(recomputed[key], values, rtol=1e-4, atol=1e-4, err_msg=key)
+        # recorded on the machine that published the entry: another CPU, another program
+        assert_float32_close(recomputed[key], values, err_msg=key)
     assert abs(zoo.test_elbo(model, test).mean() - metadata["test_elbo"]) < 0.3
     assert isinstance(model, tfvae.BaseVAE)
 
@@ -198,22 +242,26 @@ def shipped_served(mnist_arrays, tmp_path_factory):
     images by tests/serving_client.py in one process that cannot import tfvae, Keras or TFP."""
     root = tmp_path_factory.mktemp("served")
     rng = np.random.default_rng(0)
-    models, inputs, dirs = {}, {}, []
+    models, inputs, dirs, missing = {}, {}, [], {}
     for i, name in enumerate(SHIPPED):
-        test, _ = zoo.test_data(files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))["config"])
+        dirs.append(os.path.join(zoo.zoo_dir(), name, "serving", "1"))  # index i in the client
+        try:
+            test, _ = zoo.test_data(files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))["config"])
+        except FileNotFoundError as e:  # that entry's test is skipped (or fails under CI)
+            missing[name] = e
+            continue
         x = next(iter(test))[:3].numpy()
         models[name] = zoo.load(name)
         for signature in ("reconstruct", "encode", "log_prob"):
             inputs[f"{i}/{signature}:3/x"] = x
         inputs[f"{i}/decode:3/z"] = rng.normal(size=(3, export.latent_width(models[name]))).astype(np.float32)
         inputs[f"{i}/sample:2/seed"] = np.array([5, 6], np.int64)
-        dirs.append(os.path.join(zoo.zoo_dir(), name, "serving", "1"))
     np.savez(root / "inputs.npz", **inputs)
     client = os.path.join(os.path.dirname(__file__), "serving_client.py")
     result = subprocess.run([sys.executable, client, str(root / "inputs.npz"), str(root / "outputs.npz"), *dirs],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    return models, inputs, dict(np.load(root / "outputs.npz"))
+    return models, inputs, dict(np.load(root / "outputs.npz")), missing
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no zoo models in saved_models/")
@@ -222,12 +270,13 @@ def shipped_served(mnist_arrays, tmp_path_factory):
 def test_shipped_saved_model_serves_what_the_keras_model_computes(shipped_served, index, name):
     """The serving checks of the export tests, on each shipped entry: TensorFlow alone loads
     it, every signature answers as the zoo's Keras model does, the warm-up requests parse."""
-    models, inputs, outputs = shipped_served
+    models, inputs, outputs, missing = shipped_served
+    if name in missing:
+        _skip_without_data(missing[name])
     model = models[name]
     assert_served_like_keras(model, inputs, outputs, index, 3)
     samples = outputs[f"{index}/sample:2/x"]
-    np.testing.assert_allclose(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0],
-                               rtol=1e-5, atol=1e-6)
+    assert_float32_close(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], "sample")
     assert np.abs(samples[0] - samples[1]).max() > 1e-4
     logs = export.read_warmup_requests(os.path.join(zoo.zoo_dir(), name, "serving", "1"))
     assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == \
