@@ -17,8 +17,9 @@ from tfvae import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_CONFIG = os.path.join(ROOT, "zoo", "configs", "vae_mnist.py")
+# (without XLA each process starts training sooner)
 TINY = ["--set", "model.hidden=(8,)", "--set", "data.batch_size=500",
-        "--set", "evaluation.iwae_samples=0"]
+        "--set", "evaluation.iwae_samples=0", "--set", "training.jit_compile=False"]
 # what pip writes for setup.py's console script `tfvae = tfvae.cli:main`
 CONSOLE_SCRIPT = """import re
 import sys
@@ -181,7 +182,9 @@ def test_ctrl_c_during_training_is_one_line_and_130(mnist_arrays, tfvae_command,
     assert stderr.splitlines() == [
         f"interrupted; rerun the same command to resume (from epoch {finished + 1})"]
     assert not {"\r", "\x08"} & set(stdout)
-    assert len([line for line in stdout.splitlines() if " - loss: " in line]) == finished
+    # (Keras prints an epoch's line after the backup callback has run, so the last finished
+    # epoch's line may not be out yet)
+    assert finished - 1 <= len([line for line in stdout.splitlines() if " - loss: " in line]) <= finished
 
 
 def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae_command, tmp_path, capsys):
@@ -190,9 +193,11 @@ def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae
     out = tmp_path / "run"
     command = ["train", ZOO_CONFIG, "--out", str(out), "--set", "training.epochs=1",
                "--set", "model.hidden=(8,)", "--set", "data.batch_size=500",
-               # the pass over 1,000 held-out images in 10 batches, about half a second each
-               "--set", "data.validation_size=1000", "--set", "data.test_batch_size=100",
-               "--set", "evaluation.iwae_samples=3000"]
+               "--set", "training.jit_compile=False",
+               # the pass over 320 held-out images in 20 batches of 16, 16 chunks of 256 samples
+               # each: the batches and the timed probe (16 images) share one compiled shape
+               "--set", "data.validation_size=320", "--set", "data.test_batch_size=16",
+               "--set", "evaluation.iwae_samples=4096"]
     process = subprocess.Popen(tfvae_command + command, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=_env())
     try:
@@ -206,12 +211,12 @@ def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae
     assert re.fullmatch(r"interrupted; rerun the same command to resume \(from the test "
                         r"evaluation, \d+ IWAE batches done\)\n", stderr), stderr
     announced = [line for line in stdout.splitlines() if line.startswith("test NLL by IWAE")]
-    assert len(announced) == 1 and "k=3000, over 10 test batches: about " in announced[0]
+    assert len(announced) == 1 and "k=4096, over 20 test batches: about " in announced[0]
     assert "--set evaluation.iwae_samples=0 skips it" in announced[0]
 
     assert cli.main(command) == 0
     printed = capsys.readouterr().out
-    assert "resuming from its saved batches" in printed and "test NLL (IWAE, k=3000)" in printed
+    assert "resuming from its saved batches" in printed and "test NLL (IWAE, k=4096)" in printed
     results = json.loads((out / "metrics.json").read_text())["results"]
     assert results["epochs"] == 1 and results["nll_resumed_batches"] >= 1
     assert not (out / "iwae.partial.json").exists()

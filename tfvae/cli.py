@@ -147,7 +147,7 @@ def _start_tensorflow(show_logging):
 
             tf.config.list_physical_devices()  # where CUDA is probed (cuInit) on a CPU machine
             import tfvae.models  # noqa: F401
-        except BaseException:
+        except Exception:  # (not KeyboardInterrupt: Ctrl-C gets its one line)
             os.dup2(saved, 2)
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace"))
