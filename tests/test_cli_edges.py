@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import keras
 import pytest
 
 import tfvae

@@ -78,10 +78,11 @@ def check_same_model(config, out_dir):
         old = _as_json(tfvae_config.model_arguments(previous))
     except (tfvae_config.ConfigError, KeyError, TypeError):
         old = _as_json(previous.get("model", {}))
-    differ = sorted(k for k in set(old) | set(new) if old.get(k, "(not set)") != new.get(k, "(not set)"))
+    unset = "(not set)"
+    differ = sorted(k for k in set(old) | set(new) if old.get(k, unset) != new.get(k, unset))
     if differ:
-        there = ", ".join(f"model.{k}={old.get(k, '(not set)')!r}" for k in differ)
-        here = ", ".join(f"model.{k}={new.get(k, '(not set)')!r}" for k in differ)
+        there = ", ".join(f"model.{k}={old.get(k, unset)!r}" for k in differ)
+        here = ", ".join(f"model.{k}={new.get(k, unset)!r}" for k in differ)
         raise tfvae_config.ConfigError(
             f"{out_dir} holds a run of another model ({there}): rerun with that model to resume "
             f"it, or train this one in another output folder (--out). Received: {here}")
@@ -93,8 +94,8 @@ def _as_json(value):
 
 def resume_point(config, out_dir):
     """Where rerunning `train(config, out_dir)` starts, e.g. "from epoch 3"."""
-    state = files.read_json(os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE),
-                            default={})
+    backup_state = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
+    state = files.read_json(backup_state, default={})
     finished = int(state.get("epoch", 0))
     if finished < config["training"]["epochs"]:
         return f"from epoch {finished + 1}"
@@ -166,7 +167,13 @@ def train(config, out_dir, verbose=1):
     Args:
         config: a full config (see `tfvae.config.load`).
         out_dir: output folder, created if needed; rerunning with the same folder resumes.
-        verbose: Keras' fit verbosity (1: progress bar, 2: a line per epoch, 0: silent).
+        verbose: Keras' fit verbosity (1: progress bar, 2: a line per epoch, 0: silent); with
+            `evaluation.iwae_samples`, 1 and 2 also announce the IWAE pass and its expected time.
+
+    Raises:
+        ConfigError: for a config that cannot run (an unknown dataset, a model of another
+            width than the data) or an `out_dir` holding a run of another model; nothing is
+            written to `out_dir` then.
     """
     tfvae_config.validate(config)
     check_same_model(config, out_dir)
