@@ -208,7 +208,7 @@ def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae
             process.wait()
     assert status == 130, stderr
     assert re.fullmatch(r"interrupted; rerun the same command to resume \(from the test "
-                        r"evaluation, \d+ IWAE batches done\)\n", stderr), stderr
+                        r"evaluation, \d+ IWAE batch(es)? done\)\n", stderr), stderr
     announced = [line for line in stdout.splitlines() if line.startswith("test NLL by IWAE")]
     assert len(announced) == 1 and "k=4096, over 20 test batches: about " in announced[0]
     assert "--set evaluation.iwae_samples=0 skips it" in announced[0]

@@ -100,8 +100,9 @@ def resume_point(config, out_dir):
     if finished < config["training"]["epochs"]:
         return f"from epoch {finished + 1}"
     partial = files.read_json(os.path.join(out_dir, IWAE_CHECKPOINT), default={})
-    if partial.get("batches"):
-        return f"from the test evaluation, {len(partial['batches'])} IWAE batches done"
+    done = len(partial.get("batches", []))
+    if done:
+        return f"from the test evaluation, {done} IWAE batch{'es' if done > 1 else ''} done"
     return "from the test evaluation; training is finished"
 
 
