@@ -1,7 +1,13 @@
-"""The `tfvae` command."""
+"""The `tfvae` command.
+
+It imports TensorFlow only once a command runs (`tfvae --help` answers at once), with
+TensorFlow's C++ start-up logging hidden unless `tfvae --verbose`. User errors print one line
+on stderr and exit with status 2; Ctrl-C prints one line and exits with 130.
+"""
 import argparse
 import os
 import sys
+import tempfile
 
 EXAMPLES = {
     "train": "example: tfvae train zoo/configs/vae_mnist.py --set training.epochs=3 --out runs/try",
@@ -16,11 +22,22 @@ EXAMPLES = {
 # that checks the bound against the exact likelihood where that is computed by enumeration
 IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
 MODEL_HELP = "a zoo name (see `tfvae zoo list`), a .keras file or a `tfvae train` output folder"
+# The width of the images `tfvae sample` and the figures of `tfvae evaluate` draw (28 x 28)
+IMAGE_WIDTH = 784
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-    parser = argparse.ArgumentParser(prog="tfvae", description="Variational autoencoders for Keras 3.")
+    from tfvae import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tfvae", description="Variational autoencoders for Keras 3.",
+        epilog="Output: `tfvae --verbose COMMAND ...` also shows TensorFlow's C++ start-up "
+               "logging (oneDNN, CUDA, XLA), hidden by default; `tfvae train --verbose 0|1|2` "
+               "chooses Keras' training output.")
+    parser.add_argument("--version", action="version", version=f"tfvae {__version__}")
+    parser.add_argument("--verbose", dest="tensorflow_logging", action="store_true",
+                        help="show TensorFlow's C++ start-up logging (given before the command)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model from a config file",
@@ -31,8 +48,10 @@ def main(argv=None):
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set training.epochs=3 (repeatable)")
     train.add_argument("--out", help="output folder (default: runs/<config name>)")
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                       help="0 silent, 1 progress bar, 2 one line per epoch")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2),
+                       help="Keras' training output: 0 silent, 1 progress bar, 2 one line per "
+                            "epoch (default: 1 on a terminal, 2 when stdout is a file or a pipe; "
+                            "TensorFlow's own logging: tfvae --verbose train ...)")
     train.add_argument("--seed", type=int, help="training.seed: the initial weights and the "
                                                 "posterior noise (data.seed, default 0, fixes "
                                                 "the data order and the test binarization)")
@@ -98,7 +117,55 @@ def main(argv=None):
         export.error("give MODEL and DIR, or --model-config MODELS_DIR")
     commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export,
                 "zoo": _zoo}
-    return commands[args.command](args)
+    try:
+        _start_tensorflow(args.tensorflow_logging)
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print(_interrupted(args), file=sys.stderr)
+        return INTERRUPTED
+
+
+def _start_tensorflow(show_logging):
+    """Imports TensorFlow, finds its devices and registers the model classes with Keras.
+
+    TensorFlow's C++ start-up logging (oneDNN, CUDA, XLA) is hidden unless `show_logging`:
+    TF_CPP_MIN_LOG_LEVEL=2 quiets what comes after the start-up, but several lines are written
+    before TensorFlow reads it ("All log messages before absl::InitializeLog() is called are
+    written to STDERR"), so stderr (file descriptor 2) is captured while TensorFlow starts and
+    replayed only if the start-up fails. A TF_CPP_MIN_LOG_LEVEL the user set is kept.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if show_logging else "2")
+    if show_logging or "tensorflow" in sys.modules:  # (already started: nothing more to hide)
+        import tfvae.models  # noqa: F401  (registers the model classes with Keras)
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # where CUDA is probed (cuInit) on a CPU machine
+            import tfvae.models  # noqa: F401
+        except Exception:  # (not KeyboardInterrupt: Ctrl-C gets its one line)
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _interrupted(args):
+    """The line printed on Ctrl-C: what a rerun of the same command does."""
+    if args.command == "train" and getattr(args, "train_run", None):
+        from tfvae import train
+
+        return f"interrupted; rerun the same command to resume ({train.resume_point(*args.train_run)})"
+    if args.command in ("train", "evaluate"):
+        return "interrupted; rerun the same command to resume"
+    return "interrupted"
 
 
 def _train(args):
@@ -119,8 +186,11 @@ def _train(args):
 
         tf.config.experimental.enable_op_determinism()
     out_dir = args.out or os.path.join("runs", config["name"])
+    args.train_run = (config, out_dir)  # for the line printed on Ctrl-C
+    # Progress bars are for terminals: in a log file each redraw is kept (control codes and all).
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
-        _, results = train.train(config, out_dir, verbose=args.verbose)
+        _, results = train.train(config, out_dir, verbose=verbose)
     except (tfvae_config.ConfigError, FileNotFoundError) as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 2
@@ -212,6 +282,11 @@ def _sample(args):
     if args.num < 1:
         print(f"tfvae sample: --num must be positive. Received: {args.num}", file=sys.stderr)
         return 2
+    if model.input_dim != IMAGE_WIDTH:
+        print(f"tfvae sample: the PNG grid shows 28x28 images, x of shape ({IMAGE_WIDTH},), but "
+              f"this model draws x of shape ({model.input_dim},). Received: model={args.model!r}",
+              file=sys.stderr)
+        return 2
     plots.sample_grid(model, args.out, num_samples=args.num, seed=args.seed)
     print(f"wrote {args.num} samples to {args.out}")
     return 0
@@ -219,6 +294,7 @@ def _sample(args):
 
 def _evaluate(args):
     from tfvae import data, distributions, evaluation, files, plots, zoo
+    from tfvae import train as train_lib
 
     model = _load("evaluate", args.model)
     if model is None:
@@ -232,12 +308,18 @@ def _evaluate(args):
     dataset = args.dataset or config.get("data", {}).get("name", "mnist")
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder
-    os.makedirs(out, exist_ok=True)
     try:
         test = data.load(dataset, "test", binarize=binarize, batch_size=500)
-    except (FileNotFoundError, data.DataError) as e:
+    except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
         print(f"tfvae evaluate: {e}", file=sys.stderr)
         return 2
+    shape = train_lib.example_shape(test)
+    if shape != (model.input_dim,):
+        print(f"tfvae evaluate: the model takes x of shape ({model.input_dim},) but the {dataset} "
+              f"test set has x of shape {shape}; give --dataset a dataset of the model's shape. "
+              f"Received: model={args.model!r}, dataset={dataset!r}", file=sys.stderr)
+        return 2
+    os.makedirs(out, exist_ok=True)
 
     exact = evaluation.supports_exact_likelihood(model)
     num_samples = args.num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)

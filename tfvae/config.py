@@ -148,6 +148,29 @@ def build_model(config):
         raise ConfigError(f"model config: {e}") from e
 
 
+def model_arguments(config):
+    """The model section of a config with the constructor's defaults filled in, so that two
+    configs of the same model compare equal however many of its defaults they spell out."""
+    from tfvae import models
+
+    class_name = config["model"].get("class_name")
+    model_class = getattr(models, str(class_name), None)
+    if not (inspect.isclass(model_class) and issubclass(model_class, models.BaseVAE)):
+        raise ConfigError(f"model.class_name must name a tfvae model (e.g. 'VAE'). "
+                          f"Received: {class_name!r}")
+    arguments = {}
+    for klass in model_class.__mro__:  # a subclass's default wins over its base's
+        if "__init__" in vars(klass):
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if (name not in ("self", "kwargs", "args") and p.default is not p.empty
+                        and name not in arguments):
+                    arguments[name] = p.default
+        if klass.__name__ == "BaseVAE":
+            break
+    arguments.update(config["model"])
+    return arguments
+
+
 def _constructor_args(cls):
     names = set()
     for klass in cls.__mro__:

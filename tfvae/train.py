@@ -4,8 +4,10 @@ The output folder holds `model.keras`, `config.json` and `metrics.json` (one ent
 then the test results), all written atomically, TensorBoard logs in `logs/`, and `backup/`
 (`BackupAndRestore`): a run that is killed resumes from its last finished epoch when started
 again with the same output folder, and a finished run started again with more epochs continues
-from where it ended.
+from where it ended. The final IWAE evaluation keeps its finished batches in `iwae.partial.json`,
+so an interrupted one resumes too.
 """
+import json
 import os
 import time
 
@@ -15,6 +17,8 @@ import tensorflow as tf
 from tfvae import callbacks as tfvae_callbacks
 from tfvae import config as tfvae_config
 from tfvae import data, evaluation, files
+
+IWAE_CHECKPOINT = "iwae.partial.json"  # the finished batches of an interrupted IWAE evaluation
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -41,12 +45,65 @@ def datasets(config, epoch=None):
     """(train, test) datasets of the config's `data` section; `epoch` (a tf.Variable) selects
     the training data's epoch (see `tfvae.data.load`)."""
     d = config["data"]
-    train = data.load(d["name"], "train", binarize=d["binarize"], batch_size=d["batch_size"],
-                      seed=d["seed"], validation_size=d["validation_size"], epoch=epoch)
-    test = data.load(d["name"], "validation" if d["validation_size"] else "test",
-                     binarize=d["test_binarize"], batch_size=d["test_batch_size"], seed=d["seed"],
-                     validation_size=d["validation_size"])
+    try:
+        train = data.load(d["name"], "train", binarize=d["binarize"], batch_size=d["batch_size"],
+                          seed=d["seed"], validation_size=d["validation_size"], epoch=epoch)
+        test = data.load(d["name"], "validation" if d["validation_size"] else "test",
+                         binarize=d["test_binarize"], batch_size=d["test_batch_size"],
+                         seed=d["seed"], validation_size=d["validation_size"])
+    except data.DataError:
+        raise  # a damaged file: its message names the file
+    except ValueError as e:  # a data.* value that `data.load` refuses
+        raise tfvae_config.ConfigError(f"data config: {e}") from e
     return train, test
+
+
+def example_shape(dataset):
+    """The shape of one example of a batched dataset of x (or of (x, label) pairs)."""
+    spec = dataset.element_spec
+    spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+    return tuple(spec.shape[1:])
+
+
+def check_same_model(config, out_dir):
+    """Refuses an `out_dir` that holds a run of another model: resuming would load its backup
+    into this model, or pair this config with the other model's weights."""
+    previous = files.read_json(os.path.join(out_dir, "config.json"))
+    if previous is None:
+        return
+    # As JSON (tuples become lists), with the constructor's defaults, so that `hidden=(64,)`
+    # equals the stored [64] and an argument given at its default value equals one left out.
+    new = _as_json(tfvae_config.model_arguments(config))
+    try:
+        old = _as_json(tfvae_config.model_arguments(previous))
+    except (tfvae_config.ConfigError, KeyError, TypeError):
+        old = _as_json(previous.get("model", {}))
+    unset = "(not set)"
+    differ = sorted(k for k in set(old) | set(new) if old.get(k, unset) != new.get(k, unset))
+    if differ:
+        there = ", ".join(f"model.{k}={old.get(k, unset)!r}" for k in differ)
+        here = ", ".join(f"model.{k}={new.get(k, unset)!r}" for k in differ)
+        raise tfvae_config.ConfigError(
+            f"{out_dir} holds a run of another model ({there}): rerun with that model to resume "
+            f"it, or train this one in another output folder (--out). Received: {here}")
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def resume_point(config, out_dir):
+    """Where rerunning `train(config, out_dir)` starts, e.g. "from epoch 3"."""
+    backup_state = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
+    state = files.read_json(backup_state, default={})
+    finished = int(state.get("epoch", 0))
+    if finished < config["training"]["epochs"]:
+        return f"from epoch {finished + 1}"
+    partial = files.read_json(os.path.join(out_dir, IWAE_CHECKPOINT), default={})
+    done = len(partial.get("batches", []))
+    if done:
+        return f"from the test evaluation, {done} IWAE batch{'es' if done > 1 else ''} done"
+    return "from the test evaluation; training is finished"
 
 
 def first_examples(dataset, count):
@@ -111,15 +168,25 @@ def train(config, out_dir, verbose=1):
     Args:
         config: a full config (see `tfvae.config.load`).
         out_dir: output folder, created if needed; rerunning with the same folder resumes.
-        verbose: Keras' fit verbosity (1: progress bar, 2: a line per epoch, 0: silent).
+        verbose: Keras' fit verbosity (1: progress bar, 2: a line per epoch, 0: silent); with
+            `evaluation.iwae_samples`, 1 and 2 also announce the IWAE pass and its expected time.
+
+    Raises:
+        ConfigError: for a config that cannot run (an unknown dataset, a model of another
+            width than the data) or an `out_dir` holding a run of another model; nothing is
+            written to `out_dir` then.
     """
     tfvae_config.validate(config)
+    check_same_model(config, out_dir)
     strategy = distribution_strategy(config["training"]["distribute"])
-    os.makedirs(out_dir, exist_ok=True)
-    files.write_json(os.path.join(out_dir, "config.json"), config)
     keras.utils.set_random_seed(config["training"]["seed"])
     data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # set by DataEpoch
     train_ds, test_ds = datasets(config, data_epoch)
+    shape = example_shape(train_ds)
+    if "input_dim" in config["model"] and shape != (config["model"]["input_dim"],):
+        raise tfvae_config.ConfigError(
+            f"model.input_dim must match the data: data.name={config['data']['name']!r} has "
+            f"examples of shape {shape}. Received: model.input_dim={config['model']['input_dim']!r}")
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config["training"]["dtype_policy"])  # the networks' precision
     try:
@@ -133,6 +200,10 @@ def train(config, out_dir, verbose=1):
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
             if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
                 copy_weights(config["training"]["init_from"], model)
+        # Written once the config, the data and the model are known to work, so a refused
+        # config leaves nothing behind.
+        os.makedirs(out_dir, exist_ok=True)
+        files.write_json(os.path.join(out_dir, "config.json"), config)
         return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, verbose)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -153,8 +224,9 @@ def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, ver
     ]
     if config["training"]["kl_warmup_epochs"]:
         fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
+    # (shuffle=False: data.load already orders each epoch by (seed, epoch); Keras would only warn)
     model.fit(train_ds, epochs=config["training"]["epochs"], validation_data=test_ds,
-              callbacks=fit_callbacks, verbose=verbose)
+              callbacks=fit_callbacks, verbose=verbose, shuffle=False)
 
     record = files.read_json(metrics_path, default={"epochs": []})
     test = model.evaluate(test_ds, return_dict=True, verbose=0)
@@ -166,9 +238,14 @@ def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, ver
     files.save_model(model, os.path.join(out_dir, "model.keras"))  # before the long evaluation
     k = config["evaluation"]["iwae_samples"]
     if k:
-        nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=verbose)
+        checkpoint = os.path.join(out_dir, IWAE_CHECKPOINT)
+        if verbose:
+            print(announce_iwae(model, test_ds, k, checkpoint), flush=True)
+        # (verbose 2 is for logs: no progress bar)
+        nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=int(verbose == 1),
+                                  checkpoint=checkpoint)
         results.update(test_nll=nll["nll"], test_nll_stderr=nll["stderr"], num_samples=k,
-                       nll_seconds=nll["seconds"])
+                       nll_seconds=nll["seconds"], nll_resumed_batches=nll["resumed_batches"])
     if config["evaluation"]["exact_likelihood"]:
         start = time.time()
         log_px = evaluation.exact_log_likelihood(model, test_ds, verbose=verbose)
@@ -177,3 +254,31 @@ def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, ver
     record["results"] = results
     files.write_json(metrics_path, record)
     return model, results
+
+
+def announce_iwae(model, dataset, num_samples, checkpoint, probe=16):
+    """One line saying what the IWAE evaluation after training will cost and how to skip it:
+    the time is extrapolated from timing `probe` examples (after a call that compiles)."""
+    batch = next(iter(dataset))
+    batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+    batches = int(dataset.cardinality())
+    if batches < 0:  # (unknown cardinality: count)
+        batches = sum(1 for _ in dataset)
+    examples = batches * int(batch.shape[0])  # (about: the last batch may be smaller)
+    x = batch[:probe]
+    model.log_prob(x, num_samples, seed=0)  # compiles
+    start = time.time()
+    model.log_prob(x, num_samples, seed=0)
+    seconds = (time.time() - start) * examples / int(x.shape[0])
+    resumes = ", resuming from its saved batches" if os.path.exists(checkpoint) else ""
+    return (f"test NLL by IWAE, k={num_samples}, over {batches} test batches{resumes}: about "
+            f"{_duration(seconds)} (--set evaluation.iwae_samples=0 skips it; interrupted, a "
+            f"rerun resumes it)")
+
+
+def _duration(seconds):
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
