@@ -120,10 +120,10 @@ def test_a_changed_model_in_the_same_out_is_refused_naming_the_keys(mnist_arrays
 
 @pytest.fixture(scope="module")
 def wide_model(tmp_path_factory):
-    """A model of 64-dimensional data, which MNIST (784) does not fit."""
+    """A model of 65-dimensional data, which MNIST (784) does not fit (nor a square image)."""
     path = tmp_path_factory.mktemp("wide") / "model.keras"
-    model = tfvae.VAE(input_dim=64, latent_dim=2, hidden=(8,))
-    model.build((None, 64))
+    model = tfvae.VAE(input_dim=65, latent_dim=2, hidden=(8,))
+    model.build((None, 65))
     model.save(str(path))
     return str(path)
 
@@ -131,11 +131,11 @@ def wide_model(tmp_path_factory):
 def test_evaluate_and_sample_refuse_a_model_of_another_width(mnist_arrays, wide_model, tmp_path, capsys):
     assert cli.main(["evaluate", wide_model, "--out", str(tmp_path / "eval")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "(64,)" in err and "(784,)" in err and "mnist" in err
+    assert err.count("\n") == 1 and "(65,)" in err and "(784,)" in err and "mnist" in err
     assert not (tmp_path / "eval").exists()
     assert cli.main(["sample", wide_model, "--out", str(tmp_path / "grid.png")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "(64,)" in err and "(784,)" in err
+    assert err.count("\n") == 1 and "(65,)" in err and "(784,)" in err
     assert not (tmp_path / "grid.png").exists()
 
 

@@ -200,7 +200,7 @@ def test_bad_input_names_the_expected_shape(x, message):
     (dict(num_samples=0), "num_samples"),
     (dict(free_bits=0.5, num_samples=5), "free_bits"),
     (dict(likelihood_scale=0.5), "likelihood_scale"),
-    (dict(architecture="conv", input_dim=100), "input_dim"),
+    (dict(architecture="conv", input_dim=100), "input_shape"),
 ])
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -22,8 +22,6 @@ EXAMPLES = {
 # that checks the bound against the exact likelihood where that is computed by enumeration
 IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
 MODEL_HELP = "a zoo name (see `tfvae zoo list`), a .keras file or a `tfvae train` output folder"
-# The width of the images `tfvae sample` and the figures of `tfvae evaluate` draw (28 x 28)
-IMAGE_WIDTH = 784
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 
@@ -274,6 +272,8 @@ def _zoo(args):
 
 
 def _sample(args):
+    import numpy as np
+
     from tfvae import plots
 
     model = _load("sample", args.model)
@@ -282,10 +282,11 @@ def _sample(args):
     if args.num < 1:
         print(f"tfvae sample: --num must be positive. Received: {args.num}", file=sys.stderr)
         return 2
-    if model.input_dim != IMAGE_WIDTH:
-        print(f"tfvae sample: the PNG grid shows 28x28 images, x of shape ({IMAGE_WIDTH},), but "
-              f"this model draws x of shape ({model.input_dim},). Received: model={args.model!r}",
-              file=sys.stderr)
+    try:  # a grid of images needs examples that are images
+        plots.as_images(np.zeros((1,) + model.input_shape))
+    except ValueError as e:
+        print(f"tfvae sample: this model's samples are not images: {e}. Received: "
+              f"model={args.model!r}", file=sys.stderr)
         return 2
     plots.sample_grid(model, args.out, num_samples=args.num, seed=args.seed)
     print(f"wrote {args.num} samples to {args.out}")
@@ -314,8 +315,8 @@ def _evaluate(args):
         print(f"tfvae evaluate: {e}", file=sys.stderr)
         return 2
     shape = train_lib.example_shape(test)
-    if shape != (model.input_dim,):
-        print(f"tfvae evaluate: the model takes x of shape ({model.input_dim},) but the {dataset} "
+    if shape != model.input_shape:
+        print(f"tfvae evaluate: the model takes x of shape {model.input_shape} but the {dataset} "
               f"test set has x of shape {shape}; give --dataset a dataset of the model's shape. "
               f"Received: model={args.model!r}, dataset={dataset!r}", file=sys.stderr)
         return 2

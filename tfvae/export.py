@@ -7,10 +7,10 @@ Signatures (inputs and outputs by name; the batch size is dynamic):
 
 | signature | input | outputs |
 |---|---|---|
-| `reconstruct`, `serving_default` | `x` float32 [batch, D] | `x_mean` [batch, D] |
+| `reconstruct`, `serving_default` | `x` float32 [batch, *input_shape] | `x_mean` [batch, *input_shape] |
 | `encode` | `x` | the posterior's parameters: `loc`, `scale` (Gaussian), `logits`, `probs` (binary); `loc_0`, `scale_0`, ... per layer for hierarchical models |
 | `decode` | `z` float32 [batch, L] (the top layer's L for hierarchical models) | the likelihood's parameters: `logits`, `probs` (Bernoulli) or `loc`, `scale` (Gaussian) |
-| `sample` | `seed` int64 [batch] | `x` [batch, D]: E[x given z], z drawn from the prior with that seed (stateless) |
+| `sample` | `seed` int64 [batch] | `x` [batch, *input_shape]: E[x given z], z drawn from the prior with that seed (stateless) |
 | `log_prob` | `x` | `log_prob` (IWAE estimate with k fixed at export) and `elbo`, [batch] |
 """
 import math
@@ -39,19 +39,19 @@ def serving_functions(model, log_prob_samples=100):
     """{signature name: (function, input spec)} for every signature of the serving contract."""
     # The width is left open in the spec and checked in the graph, so a request of the wrong
     # width gets a message naming the expected shape instead of a failed matrix product.
-    x_spec = tf.TensorSpec([None, None], tf.float32, name="x")
+    x_spec = tf.TensorSpec([None] * (1 + len(model.input_shape)), tf.float32, name="x")
     z_spec = tf.TensorSpec([None, None], tf.float32, name="z")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
     decode = model.decode_top if hasattr(model, "decode_top") else model.decode
 
     def reconstruct(x):
-        return {"x_mean": model.reconstruct(checked(x, "x", model.input_dim))}
+        return {"x_mean": model.reconstruct(checked(x, "x", model.input_shape))}
 
     def encode(x):
-        return dict(model.encode(checked(x, "x", model.input_dim)))
+        return dict(model.encode(checked(x, "x", model.input_shape)))
 
     def decode_fn(z):
-        return dict(decode(checked(z, "z", latent_width(model))))
+        return dict(decode(checked(z, "z", (latent_width(model),))))
 
     def sample(seed):
         def one(s):  # one reproducible draw per seed, whatever else is in the batch
@@ -59,7 +59,7 @@ def serving_functions(model, log_prob_samples=100):
         return {"x": tf.map_fn(one, seed, fn_output_signature=tf.float32)}
 
     def log_prob(x):
-        x = checked(x, "x", model.input_dim)
+        x = checked(x, "x", model.input_shape)
         log_weight_sum = model._log_weight_logsumexp(x, log_prob_samples, tf.constant([0, 1], tf.int32))
         return {"log_prob": log_weight_sum - math.log(log_prob_samples),
                 "elbo": model.loss_terms(x, num_samples=1, seed=tf.constant([0, 2], tf.int32))["elbo"]}
@@ -69,14 +69,17 @@ def serving_functions(model, log_prob_samples=100):
             "log_prob": (log_prob, x_spec)}
 
 
-def checked(tensor, name, width):
-    """`tensor` with its static shape set to [batch, width], after a run-time check that
+def checked(tensor, name, shape):
+    """`tensor` with its static shape set to [batch, *shape], after a run-time check that
     fails with "[input x must have shape [batch, 784] (float32); received shape:] [2 785]"."""
-    ok = tf.logical_and(tf.equal(tf.rank(tensor), 2), tf.equal(tf.shape(tensor)[-1], width))
-    check = tf.debugging.Assert(ok, [f"input {name} must have shape [batch, {width}] (float32); "
+    shape = tuple(shape)
+    ok = tf.logical_and(tf.equal(tf.rank(tensor), 1 + len(shape)),
+                        tf.reduce_all(tf.equal(tf.shape(tensor)[1:], shape)))
+    expected = ", ".join(["batch"] + [str(d) for d in shape])
+    check = tf.debugging.Assert(ok, [f"input {name} must have shape [{expected}] (float32); "
                                      "received shape:", tf.shape(tensor)])
     with tf.control_dependencies([check]):
-        return tf.ensure_shape(tf.identity(tensor), [None, width])
+        return tf.ensure_shape(tf.identity(tensor), (None,) + shape)
 
 
 def next_version(base_dir):
@@ -111,7 +114,7 @@ def export_saved_model(model, base_dir, version=None, log_prob_samples=100, name
     final = os.path.join(base_dir, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; export to a new version (version=None picks the next).")
-    model._check_input(tf.zeros([1, model.input_dim]))  # builds an unbuilt model
+    model._check_input(tf.zeros((1,) + model.input_shape))  # builds an unbuilt model
     archive = keras.export.ExportArchive()
     archive.track(model)
     for signature, (fn, spec) in serving_functions(model, log_prob_samples).items():
@@ -129,11 +132,11 @@ def write_warmup_requests(export_dir, model, name):
     which TF Serving replays before it serves a new version."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    inputs = {"reconstruct": ("x", tf.zeros([1, model.input_dim])),
-              "encode": ("x", tf.zeros([1, model.input_dim])),
+    inputs = {"reconstruct": ("x", tf.zeros((1,) + model.input_shape)),
+              "encode": ("x", tf.zeros((1,) + model.input_shape)),
               "decode": ("z", tf.zeros([1, latent_width(model)])),
               "sample": ("seed", tf.zeros([1], tf.int64)),
-              "log_prob": ("x", tf.zeros([1, model.input_dim]))}
+              "log_prob": ("x", tf.zeros((1,) + model.input_shape))}
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:

@@ -1,43 +1,67 @@
 """PNG figures of models and runs (matplotlib, no display needed): sample grids,
-reconstructions, the 2-D latent manifold, latent traversals and training curves."""
+reconstructions, the 2-D latent manifold, latent traversals and training curves.
+
+Figures are drawn on `matplotlib.figure.Figure` objects, not through pyplot, so using them
+neither selects nor changes the user's matplotlib backend.
+"""
 import math
 from statistics import NormalDist
 
-import matplotlib
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from tfvae import files
 
-from tfvae import files  # noqa: E402
 
-IMAGE_SIDE = 28
+def new_figure(figsize):
+    return Figure(figsize=figsize)
 
 
 def save_figure(fig, path, dpi=120):
-    """Writes `fig` as a PNG atomically (a temporary file, then a rename) and closes it."""
+    """Writes `fig` as a PNG atomically (a temporary file, then a rename)."""
     with files.atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
+        fig.savefig(tmp, dpi=dpi, format="png")
+
+
+def as_images(images):
+    """[N, H, W] grey or [N, H, W, 3] colour images from a batch of examples: images (H, W, 1)
+    or (H, W, 3), or flat vectors of a square length (784 -> 28x28)."""
+    images = np.asarray(images, np.float32)
+    shape = images.shape[1:]
+    if len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]:
+        side = math.isqrt(shape[0])
+        return images.reshape(-1, side, side)
+    if len(shape) == 2 or (len(shape) == 3 and shape[-1] == 3):
+        return images
+    if len(shape) == 3 and shape[-1] == 1:
+        return images[..., 0]
+    raise ValueError("An image grid needs images: examples of shape (H, W), (H, W, 1), (H, W, 3) "
+                     f"or flat of a square length such as (784,). Received examples of shape {shape}")
 
 
 def image_grid(images, path, columns=None, title=None, row_labels=None):
-    """Saves [N, 784] images (values in [0, 1]) as one grid PNG; returns the path."""
-    images = np.asarray(images, np.float32).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    """Saves a batch of images (values in [0, 1]; see `as_images`) as one grid PNG; returns
+    the path."""
+    images = np.clip(as_images(images), 0.0, 1.0)
+    height, width = images.shape[1:3]
     columns = columns or int(math.ceil(math.sqrt(len(images))))
     rows = int(math.ceil(len(images) / columns))
-    canvas = np.ones((rows * (IMAGE_SIDE + 2), columns * (IMAGE_SIDE + 2)), np.float32)
+    canvas = np.ones((rows * (height + 2), columns * (width + 2)) + images.shape[3:], np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
-        canvas[r * (IMAGE_SIDE + 2) + 1: r * (IMAGE_SIDE + 2) + 1 + IMAGE_SIDE,
-               c * (IMAGE_SIDE + 2) + 1: c * (IMAGE_SIDE + 2) + 1 + IMAGE_SIDE] = image
-    scale = 0.35
-    fig, ax = plt.subplots(figsize=(max(2.0, columns * scale + 0.6), max(2.0, rows * scale + 0.6)))
-    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        canvas[r * (height + 2) + 1: r * (height + 2) + 1 + height,
+               c * (width + 2) + 1: c * (width + 2) + 1 + width] = image
+    scale = 0.35 * max(height, width) / 28
+    fig = new_figure((max(2.0, columns * scale + 0.6), max(2.0, rows * scale + 0.6)))
+    ax = fig.subplots()
+    if images.ndim == 3:
+        ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(canvas, interpolation="nearest")
     ax.set_xticks([])
     if row_labels:
-        ax.set_yticks([(i + 0.5) * (IMAGE_SIDE + 2) for i in range(len(row_labels))], row_labels,
+        ax.set_yticks([(i + 0.5) * (height + 2) for i in range(len(row_labels))], row_labels,
                       fontsize=7)
     else:
         ax.set_yticks([])
@@ -96,7 +120,8 @@ def training_curves(metrics, path):
     epochs = metrics["epochs"]
     x = [e["epoch"] for e in epochs]
     panels = [("elbo", "ELBO (nats)"), ("kl", "KL / rate (nats)"), ("distortion", "distortion (nats)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    fig = new_figure((4 * len(panels), 3.2))
+    axes = fig.subplots(1, len(panels))
     for ax, (name, label) in zip(axes, panels):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = [e.get(prefix + name) for e in epochs]
@@ -116,7 +141,8 @@ def aggregate_posterior(models, x, labels, path, titles=None, points_per_axis=20
     over the contours of the prior's log density (each panel spans its own draws). Where the
     prior fits the aggregate posterior q(z) = (1/N) sum_n q(z|x_n), the marginal KL of the ELBO
     surgery is small."""
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.0), squeeze=False)
+    fig = new_figure((4.2 * len(models), 4.0))
+    axes = fig.subplots(1, len(models), squeeze=False)
     for i, (model, ax) in enumerate(zip(models, axes[0])):
         if getattr(model, "latent_dim", None) != 2:
             raise ValueError(f"aggregate_posterior needs 2-latent models. Received latent_dim="

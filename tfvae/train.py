@@ -12,6 +12,7 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
@@ -183,16 +184,18 @@ def train(config, out_dir, verbose=1):
     data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # set by DataEpoch
     train_ds, test_ds = datasets(config, data_epoch)
     shape = example_shape(train_ds)
-    if "input_dim" in config["model"] and shape != (config["model"]["input_dim"],):
-        raise tfvae_config.ConfigError(
-            f"model.input_dim must match the data: data.name={config['data']['name']!r} has "
-            f"examples of shape {shape}. Received: model.input_dim={config['model']['input_dim']!r}")
+    for key in ("input_shape", "input_dim"):  # (input_dim: the old spelling of a flat shape)
+        declared = config["model"].get(key)
+        if declared is not None and shape != tuple(np.atleast_1d(declared).tolist()):
+            raise tfvae_config.ConfigError(
+                f"model.{key} must match the data: data.name={config['data']['name']!r} has "
+                f"examples of shape {shape}. Received: model.{key}={declared!r}")
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config["training"]["dtype_policy"])  # the networks' precision
     try:
         with strategy.scope():
             model = tfvae_config.build_model(config)
-            model.build((None, model.input_dim))  # BackupAndRestore needs the weights to exist
+            model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
                           jit_compile=config["training"]["jit_compile"])
             if getattr(model, "prior_kind", None) == "vamp":  # (a resumed run restores its own)

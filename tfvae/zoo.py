@@ -96,7 +96,7 @@ def without_optimizer(model):
     """A copy of `model` with the same weights (and generator state) but no optimizer, so the
     shipped `.keras` file holds the weights once instead of with Adam's two moments."""
     clean = type(model).from_config(model.get_config())
-    clean.build((None, model.input_dim))
+    clean.build((None,) + model.input_shape)
     clean.set_weights(model.get_weights())
     return clean
 

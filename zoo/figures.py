@@ -14,13 +14,9 @@
 import argparse
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import tfvae  # noqa: E402
+import tfvae
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
 BETA, F = 0.05, np.array([1.0, 0.5])
@@ -33,7 +29,8 @@ def hierarchical_posterior(path, num_samples=200000, seed=0):
     u = mean * (1 + rng.normal(size=(num_samples, 1))) + np.sqrt(BETA) * rng.normal(size=(num_samples, 2))
     kurtosis = np.mean(u[:, 0] ** 4) / np.mean(u[:, 0] ** 2) ** 2
     expected = (30 + 12 * BETA + 3 * BETA ** 2) / (2 + BETA) ** 2
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4.0))
+    fig = tfvae.plots.new_figure((12.5, 4.0))
+    axes = fig.subplots(1, 3)
     show = slice(0, 20000)
     axes[0].scatter(v[show], u[show, 0], s=1, alpha=0.3)
     axes[0].set(xlabel="v", ylabel="u_1", title="q(v, u_1): the funnel", xlim=(-4, 4), ylim=(-10, 10))

@@ -16,17 +16,45 @@ from tfvae import distributions, estimators, objectives
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-def make_likelihood(likelihood, input_dim, likelihood_scale=None, project=True):
-    """The distribution layer for p(x|z): Bernoulli (binary data) or Gaussian (real data)."""
+def make_likelihood(likelihood, input_shape, likelihood_scale=None, project=True):
+    """The distribution layer for p(x|z) over data of `input_shape`: Bernoulli (binary data, or
+    intensities in [0, 1]) or Gaussian (real data)."""
     if likelihood == "bernoulli":
         if likelihood_scale is not None:
             raise ValueError("likelihood_scale applies to likelihood='gaussian' only. "
                              f"Received: likelihood_scale={likelihood_scale!r}")
-        return distributions.Bernoulli(input_dim, project=project, name="likelihood")
+        return distributions.Bernoulli(input_shape, project=project, name="likelihood")
     if likelihood == "gaussian":
-        return distributions.GaussianLikelihood(input_dim, scale=likelihood_scale, project=project,
+        return distributions.GaussianLikelihood(input_shape, scale=likelihood_scale, project=project,
                                                 name="likelihood")
     raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
+
+
+def standardize_input_shape(input_shape, input_dim=None):
+    """`input_shape` as a tuple of positive ints; an int n, or the old keyword `input_dim=n`
+    (configs saved before input shapes of any rank), means (n,)."""
+    if input_shape is None and input_dim is not None:
+        input_shape = input_dim
+    elif input_dim is not None:
+        raise ValueError("Give input_shape only (input_dim is its old spelling for flat data). "
+                         f"Received: input_shape={input_shape!r}, input_dim={input_dim!r}")
+    if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+        input_shape = (int(input_shape),)
+    try:
+        shape = tuple(int(d) for d in input_shape)
+        valid = bool(shape) and all(d >= 1 for d in shape) and shape == tuple(input_shape)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError("input_shape must be the shape of one example, a tuple of positive "
+                         "integers such as (784,) or (28, 28, 1). "
+                         f"Received: input_shape={input_shape!r}")
+    return shape
+
+
+def format_shape(shape):
+    """[batch, 28, 28, 1]: how messages write a batch of examples of `shape`."""
+    return "[" + ", ".join(["batch"] + [str(d) for d in shape]) + "]"
 
 
 class BaseVAE(keras.Model):
@@ -38,8 +66,9 @@ class BaseVAE(keras.Model):
     Metrics: `loss`, `elbo`, `kl` (the rate) and `distortion` (-log p(x|z)), in nats per example.
     """
 
-    def __init__(self, input_dim, likelihood="bernoulli", likelihood_scale=None, analytic_kl=True,
-                 num_samples=1, beta=1.0, free_bits=0.0, seed=None, **kwargs):
+    def __init__(self, input_shape=None, likelihood="bernoulli", likelihood_scale=None,
+                 analytic_kl=True, num_samples=1, beta=1.0, free_bits=0.0, seed=None,
+                 metric_names=("elbo", "kl", "distortion"), input_dim=None, **kwargs):
         # Mixed precision: the networks (sublayers) take the global dtype policy, e.g.
         # keras.config.set_dtype_policy("mixed_bfloat16") before building the model; the model's
         # own maths (log-densities, KL, bounds) always runs in float32.
@@ -52,9 +81,10 @@ class BaseVAE(keras.Model):
         if keras.config.dtype_policy().compute_dtype == "float16":
             raise ValueError("float16 networks need loss scaling, which tfvae models do not do; "
                              "use keras.config.set_dtype_policy('mixed_bfloat16') instead.")
+        input_shape = standardize_input_shape(input_shape, input_dim)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
         super().__init__(dtype="float32", **kwargs)
-        if not isinstance(input_dim, int) or input_dim < 1:
-            raise ValueError(f"input_dim must be a positive integer. Received: input_dim={input_dim!r}")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}")
         if not beta >= 0:
@@ -64,7 +94,7 @@ class BaseVAE(keras.Model):
         if free_bits > 0 and num_samples > 1:
             raise ValueError("free_bits applies to the ELBO (num_samples=1), not the IWAE bound. "
                              f"Received: free_bits={free_bits}, num_samples={num_samples}")
-        self.input_dim = input_dim
+        self.input_shape = input_shape
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
         self.analytic_kl = bool(analytic_kl)
@@ -72,21 +102,22 @@ class BaseVAE(keras.Model):
         self.beta = float(beta)
         self.free_bits = float(free_bits)
         self.seed = seed
-        self.likelihood_layer = make_likelihood(likelihood, input_dim, likelihood_scale,
-                                                project=self._projects_likelihood())
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         # Multiplies beta; the KLWarmup callback moves it from 0 to 1.
         self.kl_warmup = keras.Variable(1.0, trainable=False, dtype="float32", name="kl_warmup")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names()}
+        # Per-example terms of `loss_terms` tracked as metrics besides Keras' own `loss`; a
+        # subclass passes its extra terms (e.g. the per-layer KLs `kl_0`, `kl_1`, ...).
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in metric_names}
+
+    @property
+    def input_dim(self):
+        """The number of values per example, prod(input_shape) (D of flat data)."""
+        return int(np.prod(self.input_shape))
 
     # -- what a subclass provides -------------------------------------------------------------
-    def _projects_likelihood(self):
-        """False when the decoder network already outputs the likelihood's parameters."""
-        return True
-
     def metric_names(self):
         """Per-example terms tracked as metrics besides Keras' own `loss`."""
-        return ("elbo", "kl", "distortion")
+        return tuple(self.trackers)
 
     def latent_means(self, x):
         """E_q[z] for each stochastic layer: a list of [batch, units] tensors."""
@@ -241,6 +272,12 @@ class BaseVAE(keras.Model):
                 "callback. Received: " + ", ".join(f"{k}={v!r}" for k, v in given.items()))
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        """Restores the compiled state of a saved model (Keras skips a custom `compile` here)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`, with the data checked first (`check_data`): arrays at once, a
         `tf.data.Dataset` by its element shape and then batch by batch as it is read. A fit
@@ -270,16 +307,16 @@ class BaseVAE(keras.Model):
         """Refuses a dataset whose batches this model cannot take, before Keras builds anything."""
         if isinstance(spec, (tuple, list)) and spec:
             spec = spec[0]  # (x, ...) pairs: the model reads x
-        expected = f"batches of shape [batch, {self.input_dim}]"
+        expected = f"batches of shape {format_shape(self.input_shape)}"
         if not isinstance(spec, tf.TensorSpec):
             raise ValueError(f"{what}: a tfvae model trains on a dataset of {expected} (or of "
                              f"(x, ...) tuples). Received: element_spec={spec}")
         shape = spec.shape
-        if shape.rank == 1 and shape[0] in (None, self.input_dim):
+        if _matches(shape, self.input_shape):
             raise ValueError(f"{what}: the dataset yields single examples of shape {shape}, not "
                              f"batches: call .batch(batch_size) on it. A {type(self).__name__} "
                              f"takes {expected}.")
-        if shape.rank != 2 or shape[-1] not in (None, self.input_dim):
+        if shape.rank is None or not _matches(shape[1:], self.input_shape):
             raise ValueError(f"{what}: {type(self).__name__} takes {expected}. Received a "
                              f"dataset of shape {shape}.")
         if not spec.dtype.is_floating:
@@ -310,19 +347,21 @@ class BaseVAE(keras.Model):
         if not bad.any() and self.likelihood == "bernoulli":
             bad, what = (x < 0) | (x > 1), "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])"
         if bad.any():
-            row, column = np.argwhere(bad)[0]
-            raise ValueError(f"Training data example {row} has {what}: x[{row}, {column}] = "
-                             f"{x[row, column]}. Fix or drop it before training.")
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            at = ", ".join(str(i) for i in index)
+            raise ValueError(f"Training data example {index[0]} has {what}: x[{at}] = "
+                             f"{x[index]}. Fix or drop it before training.")
 
     def _check_input(self, x):
         x = tf.convert_to_tensor(x)
+        expected = format_shape(self.input_shape)
         if not x.dtype.is_floating:
             raise ValueError(f"{type(self).__name__} expects float inputs in [0, 1] of shape "
-                             f"[batch, {self.input_dim}]. Received dtype {x.dtype.name}; "
+                             f"{expected}. Received dtype {x.dtype.name}; "
                              "convert images with x.astype('float32') / 255.")
-        if x.shape.rank != 2 or (x.shape[-1] is not None and x.shape[-1] != self.input_dim):
-            raise ValueError(f"{type(self).__name__} expects inputs of shape [batch, "
-                             f"{self.input_dim}]. Received shape {x.shape}.")
+        if x.shape.rank is None or not _matches(x.shape[1:], self.input_shape):
+            raise ValueError(f"{type(self).__name__} expects inputs of shape {expected}. "
+                             f"Received shape {x.shape}.")
         self._ensure_built()
         return tf.cast(x, tf.float32)
 
@@ -342,14 +381,14 @@ class BaseVAE(keras.Model):
     def _ensure_built(self):
         # Build from the declared width, not the first batch, so any batch size works later.
         if not self.built:
-            self.build((None, self.input_dim))
+            self.build((None,) + self.input_shape)
 
     def _check_build_shape(self, input_shape):
         """`build` takes the declared input shape only (Keras may offer a dataset's shape)."""
         shape = tuple(input_shape)
-        if len(shape) != 2 or shape[-1] not in (None, self.input_dim):
-            raise ValueError(f"{type(self).__name__} is built for inputs of shape [batch, "
-                             f"{self.input_dim}]. Received input_shape={shape}.")
+        if not shape or not _matches(shape[1:], self.input_shape):
+            raise ValueError(f"{type(self).__name__} is built for inputs of shape "
+                             f"{format_shape(self.input_shape)}. Received input_shape={shape}.")
 
     def _decode_samples(self, z, training=False):
         """Decodes z of shape [k, B, L] by flattening to [k*B, L]; params come back [k, B, D]."""
@@ -360,11 +399,18 @@ class BaseVAE(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(input_dim=self.input_dim, likelihood=self.likelihood,
+        config.update(input_shape=self.input_shape, likelihood=self.likelihood,
                       likelihood_scale=self.likelihood_scale, analytic_kl=self.analytic_kl,
                       num_samples=self.num_samples, beta=self.beta, free_bits=self.free_bits,
                       seed=self.seed)
         return config
+
+
+def _matches(shape, expected):
+    """Whether a (possibly partly unknown) shape is `expected`; unknown sizes match any."""
+    shape = tuple(tf.TensorShape(shape).as_list()) if shape is not None else None
+    return (shape is not None and len(shape) == len(expected)
+            and all(d is None or d == e for d, e in zip(shape, expected)))
 
 
 def _weighted_mean(values, sample_weight):

@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, estimators
-from tfvae.models.base import BaseVAE
+from tfvae.models.base import BaseVAE, make_likelihood, standardize_input_shape
 from tfvae.models.vae import mlp
 
 LATENT_FAMILIES = ("bernoulli", "gaussian")
@@ -43,7 +43,7 @@ class HarmoniumVAE(BaseVAE):
     """Harmonium VAE (tied) or binary-latent VAE (untied); see the module docstring.
 
     Args:
-        input_dim: D.
+        input_shape: (D,), the shape of one example (flat; `input_dim=D` is the old spelling).
         latent_dim: m latent units (tied: at most 20, the prior's normalizer enumerates 2^m).
         latent: latent family, "bernoulli" or "gaussian" (untied only).
         tie_weights: the consistent-set harmonium (True) or free networks (False).
@@ -60,15 +60,20 @@ class HarmoniumVAE(BaseVAE):
         the Monte Carlo estimate log q(z|x) - log p(z).
 
     Example:
-    >>> model = tfvae.HarmoniumVAE(input_dim=784, latent_dim=16)          # an RBM, as a VAE
-    >>> model = tfvae.HarmoniumVAE(input_dim=784, latent_dim=200, tie_weights=False,
+    >>> model = tfvae.HarmoniumVAE(input_shape=(784,), latent_dim=16)          # an RBM, as a VAE
+    >>> model = tfvae.HarmoniumVAE(input_shape=(784,), latent_dim=200, tie_weights=False,
     ...                            hidden=(512, 256))                      # binary-latent VAE
     """
 
-    def __init__(self, input_dim, latent_dim=16, latent="bernoulli", tie_weights=True,
+    def __init__(self, input_shape=None, latent_dim=16, latent="bernoulli", tie_weights=True,
                  hidden=(200, 200), activation="tanh", estimator=None, baseline="moving_average",
                  baseline_decay=0.99, temperature=0.5, likelihood="bernoulli", likelihood_scale=None,
-                 **kwargs):
+                 input_dim=None, **kwargs):
+        input_shape = standardize_input_shape(input_shape, input_dim)
+        if len(input_shape) != 1:
+            raise ValueError("HarmoniumVAE takes flat examples (its W pairs every visible unit "
+                             "with every latent one): reshape x to [batch, D] and pass "
+                             f"input_shape=(D,). Received: input_shape={input_shape!r}")
         if latent not in LATENT_FAMILIES:
             raise ValueError(f"latent must be one of {LATENT_FAMILIES}. Received: latent={latent!r}")
         if not isinstance(latent_dim, int) or latent_dim < 1:
@@ -107,8 +112,10 @@ class HarmoniumVAE(BaseVAE):
         self.latent_dim = latent_dim
         self.latent = latent
         self.tie_weights = bool(tie_weights)
-        super().__init__(input_dim=input_dim, likelihood=likelihood,
+        super().__init__(input_shape=input_shape, likelihood=likelihood,
                          likelihood_scale=likelihood_scale, **kwargs)
+        self.likelihood_layer = make_likelihood(likelihood, input_shape, likelihood_scale,
+                                                project=not self.tie_weights)
         self.hidden = tuple(hidden)
         self.activation = activation
         self.estimator = estimator
@@ -124,9 +131,6 @@ class HarmoniumVAE(BaseVAE):
         self.signal_mean = keras.Variable(0.0, trainable=False, dtype="float32", name="signal_mean",
                                           aggregation="mean")
         self.baseline_net = keras.layers.Dense(1, name="baseline") if baseline == "learned" else None
-
-    def _projects_likelihood(self):
-        return not self.tie_weights
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, estimators, objectives, priors
-from tfvae.models.base import BaseVAE
+from tfvae.models.base import BaseVAE, make_likelihood, standardize_input_shape
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
 LATENT_FAMILIES = ("gaussian", "bernoulli")
@@ -47,9 +47,13 @@ def _widths(hidden, num_layers):
 class _TopDownVAE(BaseVAE):
     """The generative model and KL accounting shared by the hierarchical VAEs."""
 
-    def __init__(self, input_dim, latent_dims, hidden, activation="tanh", batch_norm=False,
+    def __init__(self, input_shape, latent_dims, hidden, activation="tanh", batch_norm=False,
                  posterior_scale="softplus", min_scale=1e-4, latent_families=None,
-                 prior="standard_normal", prior_components=500, **kwargs):
+                 prior="standard_normal", prior_components=500, input_dim=None, **kwargs):
+        input_shape = standardize_input_shape(input_shape, input_dim)
+        if len(input_shape) != 1:
+            raise ValueError(f"{type(self).__name__} takes flat examples: reshape x to [batch, D] "
+                             f"and pass input_shape=(D,). Received: input_shape={input_shape!r}")
         latent_dims = tuple(latent_dims)
         if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
             raise ValueError(f"latent_dims must be positive integers, bottom layer first. "
@@ -59,9 +63,12 @@ class _TopDownVAE(BaseVAE):
                 or not all(f in LATENT_FAMILIES for f in latent_families)):
             raise ValueError(f"latent_families needs one of {LATENT_FAMILIES} per stochastic layer "
                              f"({len(latent_dims)}). Received: latent_families={latent_families!r}")
+        super().__init__(input_shape=input_shape,
+                         metric_names=("elbo", "kl", "distortion")
+                         + tuple(f"kl_{i}" for i in range(len(latent_dims))), **kwargs)
         self.latent_families = latent_families
-        self.latent_dims = latent_dims  # metric_names() needs it during BaseVAE.__init__
-        super().__init__(input_dim=input_dim, **kwargs)
+        self.latent_dims = latent_dims
+        self.likelihood_layer = make_likelihood(self.likelihood, input_shape, self.likelihood_scale)
         # Tuples throughout, so the config survives the JSON of a .keras file unchanged.
         self.hidden = tuple(h if isinstance(h, int) else tuple(h) for h in hidden)
         self.widths = _widths(self.hidden, len(latent_dims))
@@ -75,7 +82,7 @@ class _TopDownVAE(BaseVAE):
         priors.check_free_bits(self.free_bits, prior)
         self.prior_kind, self.prior_components = prior, prior_components
         # p(z_{L-1}): N(0, I) or learned; a VampPrior's components are q(z_{L-1} | u_k)
-        self.prior_layer = priors.make_prior(prior, latent_dims[-1], prior_components, input_dim,
+        self.prior_layer = priors.make_prior(prior, latent_dims[-1], prior_components, self.input_dim,
                                              encode=self._top_posterior)
 
         # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I). The network
@@ -97,9 +104,6 @@ class _TopDownVAE(BaseVAE):
     @property
     def num_layers(self):
         return len(self.latent_dims)
-
-    def metric_names(self):
-        return ("elbo", "kl", "distortion") + tuple(f"kl_{i}" for i in range(len(self.latent_dims)))
 
     def _build_top_down(self):
         for i, (prior_block, head) in enumerate(zip(self.prior_blocks, self.prior_heads)):
@@ -229,7 +233,7 @@ class LadderVAE(_TopDownVAE):
     diverged. "full" is the default.
 
     Args:
-        input_dim: D.
+        input_shape: (D,), the shape of one example (flat; `input_dim=D` is the old spelling).
         latent_dims: units per stochastic layer, bottom first (the paper: (64, 32, 16, 8, 4)).
         hidden: one entry per layer: the width of its two-layer deterministic block, or a tuple
             of widths (the paper: (512, 256, 128, 64, 32)).
@@ -241,17 +245,17 @@ class LadderVAE(_TopDownVAE):
         Other arguments as in `tfvae.VAE`.
 
     Example:
-    >>> model = tfvae.LadderVAE(input_dim=784, latent_dims=(64, 32, 16, 8, 4),
+    >>> model = tfvae.LadderVAE(input_shape=(784,), latent_dims=(64, 32, 16, 8, 4),
     ...                         hidden=(512, 256, 128, 64, 32), batch_norm=True)
     """
 
-    def __init__(self, input_dim, latent_dims=(64, 32, 16, 8, 4), hidden=(512, 256, 128, 64, 32),
-                 activation="leaky_relu", batch_norm=False, conditional_kl_gradient="full",
-                 **kwargs):
+    def __init__(self, input_shape=None, latent_dims=(64, 32, 16, 8, 4),
+                 hidden=(512, 256, 128, 64, 32), activation="leaky_relu", batch_norm=False,
+                 conditional_kl_gradient="full", **kwargs):
         if conditional_kl_gradient not in CONDITIONAL_KL_GRADIENTS:
             raise ValueError(f"conditional_kl_gradient must be one of {CONDITIONAL_KL_GRADIENTS}. "
                              f"Received: conditional_kl_gradient={conditional_kl_gradient!r}")
-        super().__init__(input_dim, latent_dims, hidden, activation=activation,
+        super().__init__(input_shape, latent_dims, hidden, activation=activation,
                          batch_norm=batch_norm, **kwargs)
         self.conditional_kl_gradient = conditional_kl_gradient
         self.up_blocks = [block(w, activation, batch_norm, f"up_block_{i}")
@@ -334,20 +338,20 @@ class HierarchicalVAE(_TopDownVAE):
     layer's KL to N(0, I) is closed-form when `analytic_kl`.
 
     Args:
-        input_dim: D.
+        input_shape: (D,), the shape of one example (flat; `input_dim=D` is the old spelling).
         latent_dims: units per stochastic layer, bottom first.
         hidden: one tuple of widths per layer: the MLP below that layer (mirrored in the
             generative model); an int w means (w, w).
         Other arguments as in `tfvae.VAE` (and `batch_norm` as in `LadderVAE`).
 
     Example:
-    >>> model = tfvae.HierarchicalVAE(input_dim=784, latent_dims=(100, 50),
+    >>> model = tfvae.HierarchicalVAE(input_shape=(784,), latent_dims=(100, 50),
     ...                               hidden=((200, 200), (100, 100)))
     """
 
-    def __init__(self, input_dim, latent_dims=(100, 50), hidden=((200, 200), (100, 100)),
+    def __init__(self, input_shape=None, latent_dims=(100, 50), hidden=((200, 200), (100, 100)),
                  activation="tanh", batch_norm=False, **kwargs):
-        super().__init__(input_dim, latent_dims, hidden, activation=activation,
+        super().__init__(input_shape, latent_dims, hidden, activation=activation,
                          batch_norm=batch_norm, **kwargs)
         self.up_blocks = [block(w, activation, batch_norm, f"posterior_block_{i}")
                           for i, w in enumerate(self.widths)]

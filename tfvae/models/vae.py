@@ -3,39 +3,63 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, objectives, priors
-from tfvae.models.base import BaseVAE
+from tfvae.models.base import BaseVAE, make_likelihood
 
 ARCHITECTURES = ("mlp", "conv")
-_IMAGE_SIDE = 28  # the conv architecture is for 28x28 single-channel images
+_IMAGE_SIDE = 28  # the conv shorthand for flat data is for 28x28 single-channel images (784,)
 
 
-def mlp(units, activation, name):
+def mlp(units, activation, name, flatten=False):
     """Dense layers of the given widths, all with `activation` (the identity when `units` is
-    empty: a linear encoder/decoder, e.g. probabilistic PCA)."""
-    layers = [keras.layers.Dense(u, activation=activation) for u in units]
+    empty: a linear encoder/decoder, e.g. probabilistic PCA); `flatten` first for inputs of
+    rank > 1."""
+    layers = [keras.layers.Flatten()] if flatten else []
+    layers += [keras.layers.Dense(u, activation=activation) for u in units]
     return keras.Sequential(layers or [keras.layers.Identity()], name=name)
 
 
-def conv_encoder(hidden, activation, name):
-    """28x28x1 -> two stride-2 3x3 convolutions (32, 64 channels) -> Dense layers `hidden`."""
+def conv_encoder(hidden, activation, name, image_shape=None):
+    """Images (H, W, C) -> two stride-2 3x3 convolutions (32, 64 channels) -> Dense layers
+    `hidden`. Without `image_shape`, flat 784-vectors are read as 28x28x1 images."""
+    reshape = [] if image_shape else [keras.layers.Reshape((_IMAGE_SIDE, _IMAGE_SIDE, 1))]
     return keras.Sequential(
-        [keras.layers.Reshape((_IMAGE_SIDE, _IMAGE_SIDE, 1)),
-         keras.layers.Conv2D(32, 3, strides=2, padding="same", activation=activation),
-         keras.layers.Conv2D(64, 3, strides=2, padding="same", activation=activation),
-         keras.layers.Flatten()]
+        reshape
+        + [keras.layers.Conv2D(32, 3, strides=2, padding="same", activation=activation),
+           keras.layers.Conv2D(64, 3, strides=2, padding="same", activation=activation),
+           keras.layers.Flatten()]
         + [keras.layers.Dense(u, activation=activation) for u in hidden], name=name)
 
 
-def conv_decoder(hidden, activation, channels, name):
-    """The mirror of `conv_encoder`, ending in `channels` un-activated outputs per pixel."""
-    side = _IMAGE_SIDE // 4
+def conv_decoder(hidden, activation, channels, name, image_shape=None):
+    """The mirror of `conv_encoder`, ending in `channels` un-activated outputs per pixel: an
+    image of `image_shape` (H, W, C = channels), or flat (784 * channels,) without it."""
+    height, width = image_shape[:2] if image_shape else (_IMAGE_SIDE, _IMAGE_SIDE)
+    ending = [] if image_shape else [keras.layers.Flatten()]
     return keras.Sequential(
         [keras.layers.Dense(u, activation=activation) for u in reversed(hidden)]
-        + [keras.layers.Dense(side * side * 64, activation=activation),
-           keras.layers.Reshape((side, side, 64)),
+        + [keras.layers.Dense((height // 4) * (width // 4) * 64, activation=activation),
+           keras.layers.Reshape((height // 4, width // 4, 64)),
            keras.layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation=activation),
-           keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same"),
-           keras.layers.Flatten()], name=name)
+           keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same")]
+        + ending, name=name)
+
+
+def _network(network, what):
+    """A user's encoder or decoder: a Keras layer or model (from a config: its serialization)."""
+    if isinstance(network, dict):
+        network = keras.saving.deserialize_keras_object(network)
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(f"{what} must be a Keras layer or model (e.g. keras.Sequential([...]) "
+                         f"or a functional keras.Model). Received: {what}={network!r}")
+    return network
+
+
+def _output_shape(network, input_shape):
+    """The network's output shape for a batch of `input_shape`, or None when it cannot say."""
+    try:
+        return tuple(network.compute_output_shape((None,) + tuple(input_shape)))
+    except Exception:  # noqa: BLE001  (a layer without shape inference: decided at build)
+        return None
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -47,14 +71,24 @@ class VAE(BaseVAE):
     (k = 1; closed-form KL when `analytic_kl` and the prior is N(0, I), else the Monte Carlo
     estimate) or on the IWAE bound with k = `num_samples` > 1 (Burda et al. 2016).
 
+    The networks are parts: pass your own `encoder` (x [batch, *input_shape] -> features of
+    any shape) and `decoder` (z [batch, latent_dim] -> features), any serializable Keras layer
+    or model, or let `hidden` / `architecture` build them. q's parameters are a Dense
+    projection of the encoder's (flattened) features. When the decoder's output has the data's
+    shape it is taken as the likelihood's parameters (logits, or the Gaussian's mean);
+    otherwise a Dense projection of its features gives them, in the data's shape.
+
     Args:
-        input_dim: data dimension D (784 for MNIST).
+        input_shape: the shape of one example, any rank: (784,), (28, 28, 1), (32, 32, 3),
+            (64,). (`input_dim=D` is the old spelling of (D,).)
         latent_dim: latent dimension L.
-        hidden: widths of the encoder MLP; the decoder uses them reversed.
+        encoder, decoder: Keras layers or models; None builds them from `hidden`/`architecture`.
+        hidden: widths of the encoder's Dense layers; the decoder uses them reversed.
         activation: activation of the hidden layers.
-        architecture: "mlp", or "conv" (small convolutional codecs for 28x28 images).
-        likelihood: "bernoulli" or "gaussian".
-        likelihood_scale: Gaussian likelihood only: None learns a scale per pixel.
+        architecture: "mlp", or "conv" (small convolutional codecs for images (H, W, C) with H
+            and W divisible by 4, or for flat 784-vectors read as 28x28 images).
+        likelihood: "bernoulli" (data in [0, 1]) or "gaussian" (real data).
+        likelihood_scale: Gaussian likelihood only: None learns a scale per value.
         posterior_scale: "softplus" or "exp" for sigma(x); `min_scale` floors it.
         analytic_kl: closed-form KL (True) or the one-sample Monte Carlo estimate.
         num_samples: k; 1 trains the ELBO, k > 1 the IWAE bound.
@@ -65,57 +99,82 @@ class VAE(BaseVAE):
         seed: seed of the model's sampling.
 
     Example:
-    >>> model = tfvae.VAE(input_dim=784, latent_dim=50, hidden=(200, 200))
+    >>> model = tfvae.VAE(input_shape=(784,), latent_dim=50, hidden=(200, 200))
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
     >>> model.fit(tfvae.data.load("mnist", "train", binarize="dynamic"), epochs=10)
+    >>> encoder = keras.Sequential([keras.layers.Conv2D(32, 3, 2, activation="relu"),
+    ...                             keras.layers.Flatten()])
+    >>> decoder = keras.Sequential([keras.layers.Dense(7 * 7 * 32, activation="relu"),
+    ...                             keras.layers.Reshape((7, 7, 32)),
+    ...                             keras.layers.Conv2DTranspose(1, 4, 4)])
+    >>> model = tfvae.VAE(input_shape=(28, 28, 1), latent_dim=16, encoder=encoder,
+    ...                   decoder=decoder)                    # your own networks
     """
 
-    def __init__(self, input_dim, latent_dim, hidden=(200, 200), activation="tanh",
+    def __init__(self, input_shape=None, latent_dim=None, hidden=(200, 200), activation="tanh",
                  architecture="mlp", likelihood="bernoulli", likelihood_scale=None,
                  posterior_scale="softplus", min_scale=1e-4, analytic_kl=True, num_samples=1,
                  beta=1.0, free_bits=0.0, prior="standard_normal", prior_components=500, seed=None,
-                 **kwargs):
+                 encoder=None, decoder=None, **kwargs):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}. "
                              f"Received: architecture={architecture!r}")
-        if architecture == "conv" and input_dim != _IMAGE_SIDE ** 2:
-            raise ValueError(f"architecture='conv' is for 28x28 images (input_dim=784). "
-                             f"Received: input_dim={input_dim}")
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer. Received: latent_dim={latent_dim!r}")
         hidden = tuple(hidden)
         if not all(isinstance(u, int) and u > 0 for u in hidden):
             raise ValueError(f"hidden must be a sequence of positive integers. Received: hidden={hidden!r}")
-        self.architecture = architecture
-        super().__init__(input_dim=input_dim, likelihood=likelihood,
+        super().__init__(input_shape=input_shape, likelihood=likelihood,
                          likelihood_scale=likelihood_scale, analytic_kl=analytic_kl,
                          num_samples=num_samples, beta=beta, free_bits=free_bits, seed=seed,
                          **kwargs)
+        shape = self.input_shape
+        image_shape = shape if len(shape) == 3 else None
+        if architecture == "conv" and (encoder is None or decoder is None):
+            if not (shape == (_IMAGE_SIDE ** 2,) or (image_shape and shape[0] % 4 == 0
+                                                      and shape[1] % 4 == 0)):
+                raise ValueError("architecture='conv' is for images (H, W, C) with H and W "
+                                 "divisible by 4, or flat 28x28 images (784,); pass your own "
+                                 f"encoder and decoder for other data. Received: input_shape={shape}")
+        self.architecture = architecture
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.activation = activation
         self.posterior_scale = posterior_scale
         self.min_scale = min_scale
+        # The user's own networks are part of the config; the shorthand's are rebuilt from it.
+        self.custom_encoder, self.custom_decoder = encoder is not None, decoder is not None
+        if encoder is not None:
+            self.encoder = _network(encoder, "encoder")
+        elif architecture == "mlp":
+            self.encoder = mlp(hidden, activation, name="encoder", flatten=len(shape) > 1)
+        else:
+            self.encoder = conv_encoder(hidden, activation, name="encoder", image_shape=image_shape)
+        if decoder is not None:
+            self.decoder = _network(decoder, "decoder")
+        elif architecture == "mlp":
+            self.decoder = mlp(tuple(reversed(hidden)), activation, name="decoder")
+        else:  # one output channel per pixel: the logits, or the Gaussian's mean
+            channels = image_shape[-1] if image_shape else 1
+            self.decoder = conv_decoder(hidden, activation, channels, name="decoder",
+                                        image_shape=image_shape)
+        if self.custom_decoder:
+            decoded = _output_shape(self.decoder, (latent_dim,))
+            parameters_out = decoded is not None and tuple(decoded[1:]) == shape
+        else:
+            parameters_out = architecture == "conv"
+        self.likelihood_layer = make_likelihood(likelihood, shape, likelihood_scale,
+                                                project=not parameters_out)
         self.posterior_layer = distributions.DiagonalGaussian(
             latent_dim, scale_activation=posterior_scale, min_scale=min_scale, name="posterior")
         self.prior_kind, self.prior_components = prior, prior_components
-        self.prior_layer = priors.make_prior(prior, latent_dim, prior_components, input_dim,
+        self.prior_layer = priors.make_prior(prior, latent_dim, prior_components, self.input_dim,
                                              encode=self.encode)
         priors.check_free_bits(free_bits, prior)
-        if architecture == "mlp":
-            self.encoder = mlp(hidden, activation, name="encoder")
-            self.decoder = mlp(tuple(reversed(hidden)), activation, name="decoder")
-        else:
-            channels = self.likelihood_layer.params_size // input_dim
-            self.encoder = conv_encoder(hidden, activation, name="encoder")
-            self.decoder = conv_decoder(hidden, activation, channels, name="decoder")
-
-    def _projects_likelihood(self):
-        return self.architecture == "mlp"
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
-        input_shape = (None, self.input_dim)
+        input_shape = (None,) + self.input_shape
         self.encoder.build(input_shape)
         self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
         latent_shape = (None, self.latent_dim)
@@ -137,7 +196,7 @@ class VAE(BaseVAE):
         return self.prior_layer.distribution()
 
     def decode(self, z, training=False):
-        """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, input_dim]."""
+        """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, *input_shape]."""
         z = self._check_latent(z, self.latent_dim)
         return self.likelihood_layer(self.decoder(z, training=training))
 
@@ -175,6 +234,10 @@ class VAE(BaseVAE):
         config.update(latent_dim=self.latent_dim, hidden=self.hidden, activation=self.activation,
                       architecture=self.architecture, posterior_scale=self.posterior_scale,
                       min_scale=self.min_scale, prior=self.prior_kind,
-                      prior_components=self.prior_components)
+                      prior_components=self.prior_components,
+                      encoder=(keras.saving.serialize_keras_object(self.encoder)
+                               if self.custom_encoder else None),
+                      decoder=(keras.saving.serialize_keras_object(self.decoder)
+                               if self.custom_decoder else None))
         return config
 

@@ -1,0 +1,98 @@
+"""README "Bring your own networks", run as written: a VAE of your own convolutional networks on
+(N, 28, 28, 1) images and one of your own MLPs on (N, 64) real-valued data, each trained with
+`model.fit`, saved and reloaded as .keras with identical outputs, exported and served by a
+process that can import TensorFlow only."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import assert_float32_close, assert_model_saving_round_trip, assert_served_like_keras
+
+README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+MARKER = "<!-- bring-your-own: run by tests/test_bring_your_own.py -->"
+
+
+def readme_block():
+    text = open(README, encoding="utf-8").read()
+    found = re.search(re.escape(MARKER) + r"\s*```python\n(.*?)```", text, re.S)
+    assert found, f"README has no python block after {MARKER}"
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def ran(mnist_arrays, tmp_path_factory):
+    """The README block's variables, run in a fresh folder (it writes .keras files and exports)."""
+    folder = tmp_path_factory.mktemp("byo")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        namespace = {}
+        exec(compile(readme_block(), "README.md (Bring your own networks)", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    return namespace, folder
+
+
+def test_both_models_take_their_data_shape_and_the_decoder_gives_the_parameters(ran):
+    ns, _ = ran
+    conv, mlp = ns["conv_vae"], ns["mlp_vae"]
+    assert conv.input_shape == (28, 28, 1) and mlp.input_shape == (64,)
+    assert conv.reconstruct(ns["images"][:2]).shape == (2, 28, 28, 1)
+    assert conv.sample(3, seed=0).shape == (3, 28, 28, 1)
+    assert mlp.decode(np.zeros((2, 4), np.float32))["loc"].shape == (2, 64)
+    # the decoders' outputs have the data's shape, so no projection was added after them
+    assert not conv.likelihood_layer.project and not mlp.likelihood_layer.project
+    assert conv.encoder.name == "conv_encoder" and mlp.decoder.name == "mlp_decoder"
+
+
+def test_fit_trained_them(ran):
+    ns, _ = ran
+    elbo = ns["history"].history["elbo"]
+    assert elbo[-1] > elbo[0] + 10, elbo  # the Gaussian model learned the 4-factor structure
+    x = ns["images"][:500]
+    assert np.mean(ns["conv_vae"].elbo(x, seed=0)) > -400  # untrained: about -784 log 2 = -543
+
+
+def test_the_saved_file_reloads_with_identical_outputs(ran, tmp_path):
+    ns, folder = ran
+    reloaded = assert_model_saving_round_trip(ns["conv_vae"], ns["images"][:8], tmp_path)
+    assert reloaded.encoder.name == "conv_encoder"
+    assert_model_saving_round_trip(ns["mlp_vae"], ns["features"][:8], tmp_path)
+    import keras
+    from_readme = keras.saving.load_model(str(folder / "mlp_vae.keras"), safe_mode=True)
+    np.testing.assert_array_equal(from_readme.reconstruct(ns["features"][:8]),
+                                  ns["mlp_vae"].reconstruct(ns["features"][:8]))
+
+
+def test_the_exports_serve_in_a_tensorflow_only_process(ran, tmp_path):
+    ns, folder = ran
+    models = [ns["conv_vae"], ns["mlp_vae"]]
+    xs = [ns["images"][:3], ns["features"][:3]]
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for i, (model, x) in enumerate(zip(models, xs)):
+        for signature in ("reconstruct", "encode", "log_prob"):
+            inputs[f"{i}/{signature}:3/x"] = x
+        inputs[f"{i}/decode:3/z"] = rng.normal(size=(3, model.latent_dim)).astype(np.float32)
+        inputs[f"{i}/sample:2/seed"] = np.array([5, 6], np.int64)
+    inputs["0/reconstruct:flat/x"] = ns["images"][:2].reshape(2, 784)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    client = os.path.join(os.path.dirname(__file__), "serving_client.py")
+    dirs = [str(folder / "exports" / name / "1") for name in ("conv_vae", "mlp_vae")]
+    result = subprocess.run([sys.executable, client, str(tmp_path / "inputs.npz"),
+                             str(tmp_path / "outputs.npz"), *dirs],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = dict(np.load(tmp_path / "outputs.npz"))
+    import tensorflow as tf
+    for i, model in enumerate(models):
+        assert_served_like_keras(model, inputs, outputs, i, 3)
+        assert_float32_close(outputs[f"{i}/sample:2/x"][0],
+                             model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], "sample")
+    assert outputs["0/reconstruct:3/x_mean"].shape == (3, 28, 28, 1)
+    error = str(outputs["0/reconstruct:flat/error"])  # flat images: refused, naming the shape
+    assert "input x must have shape [batch, 28, 28, 1] (float32)" in error, error
