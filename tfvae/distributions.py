@@ -1,10 +1,12 @@
 """Keras 3 layers that map features to the parameters of TFP distributions, and the KL helper.
 
 Layers return dicts of tensors (never `tfp.layers`, which only runs on Keras 2); each layer's
-`distribution(params)` builds the matching `tfd` distribution over its last axis. Parameters are
+`distribution(params)` builds the matching `tfd` distribution over its event axes (any
+event shape: `event_shape=(28, 28, 1)` as well as `(784,)`). Parameters are
 cast to float32 so the distribution maths stays in float32 under mixed precision.
 """
 import math
+import numbers
 
 import keras
 import tensorflow as tf
@@ -17,38 +19,108 @@ tfd = tfp.distributions
 SCALE_ACTIVATIONS = ("softplus", "exp")
 
 
-class DistributionLayer(keras.layers.Layer):
-    """Base: a Dense projection of the features to `params_size` numbers, split into parameters.
+def normalize_event_shape(event_shape):
+    """`event_shape` as a tuple of positive ints; an int n means (n,)."""
+    if isinstance(event_shape, numbers.Integral) and not isinstance(event_shape, bool):
+        event_shape = (event_shape,)
+    if (not isinstance(event_shape, (tuple, list)) or not event_shape
+            or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+                       for n in event_shape)):
+        raise ValueError("event_shape must be a positive integer or a non-empty tuple of positive "
+                         "integers (`event_size=` is its old spelling). "
+                         f"Received: event_shape={event_shape!r}")
+    return tuple(int(n) for n in event_shape)
 
-    With `project=False` the features must already have `params_size` columns (e.g. the output
-    of a convolutional decoder), and are split without a projection.
+
+def event_axes(event_ndims):
+    """The last `event_ndims` axes, as a list of negative indices for `tf.reduce_sum`."""
+    return list(range(-event_ndims, 0))
+
+
+class DistributionLayer(keras.layers.Layer):
+    """Base: features -> a dict of parameters, each of shape [batch, *event_shape].
+
+    With `project=True` the features (any rank >= 2, flattened to [batch, F]) go through a Dense
+    layer named "projection" to `params_size` = `units_per_param` * prod(event_shape) numbers,
+    read as [batch, units_per_param, *event_shape]: parameter j is slice j of axis 1 (for a flat
+    event shape the first L numbers are the first parameter, the next L the second, as in
+    `tf.split(raw, units_per_param, axis=-1)`).
+
+    With `project=False` the features must already have shape
+    [batch, *event_shape[:-1], units_per_param * event_shape[-1]] (e.g. the output of a
+    convolutional decoder) and are split on their last axis without a projection.
+
+    Args:
+        event_shape: shape of one draw, a tuple of positive ints (an int n means (n,)).
+            `event_size=n` (configs saved by earlier versions) is accepted as (n,).
+        project: whether to apply the Dense projection.
     """
 
-    def __init__(self, event_size, project=True, **kwargs):
+    units_per_param = 1  # network outputs per event unit and parameter set (2 for loc and scale)
+
+    def __init__(self, event_shape=None, project=True, event_size=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(event_size, int) or event_size < 1:
-            raise ValueError(f"event_size must be a positive integer. Received: event_size={event_size!r}")
-        self.event_size = event_size
+        if event_size is not None:  # the old spelling, in configs saved by earlier versions
+            if event_shape is not None:
+                raise ValueError("Pass event_shape or its old spelling event_size, not both. "
+                                 f"Received: event_shape={event_shape!r}, event_size={event_size!r}")
+            event_shape = event_size
+        self.event_shape = normalize_event_shape(event_shape)
         self.project = project
         self.projection = keras.layers.Dense(self.params_size, name="projection") if project else None
 
     @property
+    def event_ndims(self):
+        """Number of event axes, len(event_shape): log_prob sums over that many trailing axes."""
+        return len(self.event_shape)
+
+    @property
+    def event_size(self):
+        """Number of units in one event, prod(event_shape)."""
+        return math.prod(self.event_shape)
+
+    @property
     def params_size(self):
         """Number of network outputs the layer consumes per example."""
-        raise NotImplementedError
+        return self.units_per_param * self.event_size
+
+    def _raw_shape(self):
+        """The shape [*event_shape[:-1], units_per_param * event_shape[-1]] of `params_from_raw`'s
+        input per example (what project=False expects)."""
+        return (*self.event_shape[:-1], self.units_per_param * self.event_shape[-1])
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         if self.project:
-            self.projection.build(input_shape)
-        elif input_shape[-1] is not None and input_shape[-1] != self.params_size:
-            raise ValueError(f"{self.name}: with project=False the features need {self.params_size} "
-                             f"columns. Received: input_shape={input_shape}")
+            if len(input_shape) < 2 or any(n is None for n in input_shape[1:]):
+                raise ValueError(f"{self.name}: the features need a batch axis and known feature "
+                                 f"axes. Received: input_shape={input_shape}")
+            self.projection.build((input_shape[0], math.prod(input_shape[1:])))
+        else:
+            expected = self._raw_shape()
+            received = input_shape[1:]
+            if len(received) != len(expected) or any(r is not None and r != e
+                                                     for r, e in zip(received, expected)):
+                raise ValueError(
+                    f"{self.name}: with project=False the features need shape (batch, "
+                    f"{', '.join(map(str, expected))}): event_shape {self.event_shape} with "
+                    f"{self.units_per_param} x {self.event_shape[-1]} = {expected[-1]} columns on the "
+                    f"last axis. Received: input_shape={input_shape}")
 
     def call(self, features):
-        raw = self.projection(features) if self.project else features
-        return self.params_from_raw(tf.cast(raw, tf.float32))
+        if not self.project:
+            return self.params_from_raw(tf.cast(features, tf.float32))
+        if len(features.shape) > 2:
+            features = tf.reshape(features, [tf.shape(features)[0], -1])
+        raw = tf.cast(self.projection(features), tf.float32)
+        if self.event_ndims > 1:
+            # [batch, units_per_param, *event_shape] -> the last-axis layout of params_from_raw
+            pieces = tf.unstack(tf.reshape(raw, [-1, self.units_per_param, *self.event_shape]), axis=1)
+            raw = tf.concat(pieces, axis=-1)
+        return self.params_from_raw(raw)
 
     def params_from_raw(self, raw):
+        """Parameters from raw network outputs [..., *event_shape[:-1], units_per_param * event_shape[-1]]."""
         raise NotImplementedError
 
     def mean(self, params):
@@ -56,7 +128,7 @@ class DistributionLayer(keras.layers.Layer):
         raise NotImplementedError
 
     def log_prob(self, params, x):
-        """log p(x) summed over the event axis; equal to `distribution(params).log_prob(x)`."""
+        """log p(x) summed over the event axes; equal to `distribution(params).log_prob(x)`."""
         return self.distribution(params).log_prob(x)
 
     def natural_params(self, params):
@@ -76,15 +148,21 @@ class DistributionLayer(keras.layers.Layer):
         return self.from_natural_params({name: tf.add_n([n[name] for n in naturals])
                                          for name in naturals[0]})
 
+    def _flat(self, tensor):
+        """[..., *event_shape] -> [..., prod(event_shape)] (for the flat-only matrix forms)."""
+        if self.event_ndims == 1:
+            return tensor
+        return tf.reshape(tensor, tf.concat([tf.shape(tensor)[:-self.event_ndims], [-1]], 0))
+
     def get_config(self):
         config = super().get_config()
-        config.update(event_size=self.event_size, project=self.project)
+        config.update(event_shape=self.event_shape, project=self.project)
         return config
 
 
-def diagonal_gaussian(params):
-    """tfd N(loc, diag(scale^2)) over the last axis, from a {"loc", "scale"} dict."""
-    return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+def diagonal_gaussian(params, event_ndims=1):
+    """tfd N(loc, diag(scale^2)) over the last `event_ndims` axes, from a {"loc", "scale"} dict."""
+    return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), event_ndims)
 
 
 def standard_normal(event_size):
@@ -131,23 +209,21 @@ class DiagonalGaussian(DistributionLayer):
     (Kingma & Welling 2014, section 2.4), so gradients flow to loc and scale.
     """
 
-    def __init__(self, event_size, scale_activation="softplus", min_scale=1e-4, project=True,
+    units_per_param = 2  # loc, raw scale
+
+    def __init__(self, event_shape=None, scale_activation="softplus", min_scale=1e-4, project=True,
                  **kwargs):
         _check_scale_options(scale_activation, min_scale)
-        super().__init__(event_size, project=project, **kwargs)
+        super().__init__(event_shape, project=project, **kwargs)
         self.scale_activation = scale_activation
         self.min_scale = min_scale
-
-    @property
-    def params_size(self):
-        return 2 * self.event_size
 
     def params_from_raw(self, raw):
         loc, raw_scale = tf.split(raw, 2, axis=-1)
         return {"loc": loc, "scale": _positive(raw_scale, self.scale_activation, self.min_scale)}
 
     def distribution(self, params):
-        return diagonal_gaussian(params)
+        return diagonal_gaussian(params, self.event_ndims)
 
     def sample(self, params, seed, num_samples=None):
         """Pathwise sample(s): [num_samples, *batch, event] (or [*batch, event] when None)."""
@@ -167,8 +243,10 @@ class DiagonalGaussian(DistributionLayer):
                 "scale": tf.math.rsqrt(natural["precision"])}
 
     def log_prob_matrix(self, params, z):
-        """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m)."""
-        return gaussian_log_prob_matrix(params, z)
+        """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m).
+
+        Works on flat events: z [Z, *event_shape] and params [M, *event_shape] are flattened."""
+        return gaussian_log_prob_matrix({k: self._flat(v) for k, v in params.items()}, self._flat(z))
 
     def free_parameters(self, params):
         """Unconstrained coordinates of the parameters: {"loc", "log_scale"}."""
@@ -185,14 +263,10 @@ class DiagonalGaussian(DistributionLayer):
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class Bernoulli(DistributionLayer):
-    """Independent Bernoulli(sigmoid(logits)) over `event_size` binary units.
+    """Independent Bernoulli(sigmoid(logits)) over binary units of shape `event_shape`.
 
     Outputs {"logits", "probs"}; log p(x) = sum_i x_i l_i - softplus(l_i).
     """
-
-    @property
-    def params_size(self):
-        return self.event_size
 
     def params_from_raw(self, raw):
         return {"logits": raw, "probs": tf.sigmoid(raw)}
@@ -203,7 +277,8 @@ class Bernoulli(DistributionLayer):
         return estimators.straight_through_bernoulli(params["probs"], seed)
 
     def distribution(self, params):
-        return tfd.Independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32), 1)
+        return tfd.Independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32),
+                               self.event_ndims)
 
     def mean(self, params):
         return params["probs"]
@@ -219,11 +294,13 @@ class Bernoulli(DistributionLayer):
         log(1 - sigmoid(l)) = -softplus(l): one transcendental per unit, about 3x faster than
         TFP's Bernoulli.log_prob under XLA on the IWAE evaluation."""
         logits = params["logits"]
-        return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
+        return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=event_axes(self.event_ndims))
 
     def log_prob_matrix(self, params, x):
-        """[N, M] matrix of log p(x_n | logits_m) for every pair: x @ logits^T - sum softplus."""
-        logits = params["logits"]
+        """[N, M] matrix of log p(x_n | logits_m) for every pair: x @ logits^T - sum softplus.
+
+        Works on flat events: x [N, *event_shape] and logits [M, *event_shape] are flattened."""
+        logits, x = self._flat(params["logits"]), self._flat(x)
         return (tf.matmul(x, logits, transpose_b=True)
                 - tf.reduce_sum(tf.nn.softplus(logits), axis=-1))
 
@@ -236,23 +313,19 @@ class GaussianLikelihood(DistributionLayer):
     examples); a float fixes it. Outputs {"loc", "scale"}.
     """
 
-    def __init__(self, event_size, scale=None, min_scale=1e-3, project=True, **kwargs):
+    def __init__(self, event_shape=None, scale=None, min_scale=1e-3, project=True, **kwargs):
         if scale is not None and not scale > 0:
             raise ValueError(f"scale must be None (learned) or a positive float. Received: scale={scale!r}")
         _check_scale_options("softplus", min_scale)
-        super().__init__(event_size, project=project, **kwargs)
+        super().__init__(event_shape, project=project, **kwargs)
         self.scale = scale
         self.min_scale = min_scale
-
-    @property
-    def params_size(self):
-        return self.event_size
 
     def build(self, input_shape):
         super().build(input_shape)
         if self.scale is None:
             # softplus(0.5413) = 1: start at unit scale.
-            self.raw_scale = self.add_weight(shape=(self.event_size,), name="raw_scale",
+            self.raw_scale = self.add_weight(shape=self.event_shape, name="raw_scale",
                                              initializer=keras.initializers.Constant(0.5413))
 
     def params_from_raw(self, raw):
@@ -263,7 +336,7 @@ class GaussianLikelihood(DistributionLayer):
         return {"loc": raw, "scale": tf.broadcast_to(scale, tf.shape(raw))}
 
     def distribution(self, params):
-        return diagonal_gaussian(params)
+        return diagonal_gaussian(params, self.event_ndims)
 
     def sample(self, params, seed):
         return estimators.pathwise_gaussian(params["loc"], params["scale"], seed)
@@ -272,8 +345,10 @@ class GaussianLikelihood(DistributionLayer):
         return params["loc"]
 
     def log_prob_matrix(self, params, x):
-        """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m)."""
-        return gaussian_log_prob_matrix(params, x)
+        """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m).
+
+        Works on flat events: x [N, *event_shape] and params [M, *event_shape] are flattened."""
+        return gaussian_log_prob_matrix({k: self._flat(v) for k, v in params.items()}, self._flat(x))
 
     def get_config(self):
         config = super().get_config()
