@@ -2,8 +2,9 @@
 
 Layers return dicts of tensors (never `tfp.layers`, which only runs on Keras 2); each layer's
 `distribution(params)` builds the matching `tfd` distribution over its event axes (any
-event shape: `event_shape=(28, 28, 1)` as well as `(784,)`). Parameters are
-cast to float32 so the distribution maths stays in float32 under mixed precision.
+event shape: `event_shape=(28, 28, 1)` as well as `(784,)`). The maths (log_prob, mean, sample,
+natural parameters, combine, KL) is the exponential family's, in `tfvae.families`. Parameters
+are cast to float32 so the distribution maths stays in float32 under mixed precision.
 """
 import math
 import numbers
@@ -12,11 +13,12 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import estimators
+from tfvae import families
+from tfvae.families import kl_divergence  # noqa: F401 (tfvae.distributions.kl_divergence)
 
 tfd = tfp.distributions
 
-SCALE_ACTIVATIONS = ("softplus", "exp")
+SCALE_ACTIVATIONS = families.gaussian.SCALE_ACTIVATIONS
 
 
 def normalize_event_shape(event_shape):
@@ -30,11 +32,6 @@ def normalize_event_shape(event_shape):
                          "integers (`event_size=` is its old spelling). "
                          f"Received: event_shape={event_shape!r}")
     return tuple(int(n) for n in event_shape)
-
-
-def event_axes(event_ndims):
-    """The last `event_ndims` axes, as a list of negative indices for `tf.reduce_sum`."""
-    return list(range(-event_ndims, 0))
 
 
 class DistributionLayer(keras.layers.Layer):
@@ -56,7 +53,10 @@ class DistributionLayer(keras.layers.Layer):
         project: whether to apply the Dense projection.
     """
 
-    units_per_param = 1  # network outputs per event unit and parameter set (2 for loc and scale)
+    @property
+    def units_per_param(self):
+        """Network outputs per event unit: the family's `raw_size` (2 for loc and raw scale)."""
+        return self.family.raw_size
 
     def __init__(self, event_shape=None, project=True, event_size=None, **kwargs):
         super().__init__(**kwargs)
@@ -119,24 +119,34 @@ class DistributionLayer(keras.layers.Layer):
             raw = tf.concat(pieces, axis=-1)
         return self.params_from_raw(raw)
 
+    # The maths is the family's (tfvae.families); the layer adds the event shape.
     def params_from_raw(self, raw):
-        """Parameters from raw network outputs [..., *event_shape[:-1], units_per_param * event_shape[-1]]."""
-        raise NotImplementedError
+        """Parameters from raw outputs [..., *event_shape[:-1], units_per_param * event_shape[-1]]."""
+        return self.family.params_from_raw(raw)
 
     def mean(self, params):
-        """E[x] under the distribution given by `params`."""
-        raise NotImplementedError
+        """E[x] under the distribution given by `params`, [..., *event_shape]."""
+        return self.family.mean(params)
 
     def log_prob(self, params, x):
         """log p(x) summed over the event axes; equal to `distribution(params).log_prob(x)`."""
-        return self.distribution(params).log_prob(x)
+        return self.family.log_prob(params, x, self.event_ndims)
+
+    def distribution(self, params):
+        """The `tfd` distribution: tfd.Independent(..., reinterpreted_batch_ndims=len(event_shape))."""
+        return self.family.distribution(params, self.event_ndims)
+
+    def sample(self, params, seed, num_samples=None):
+        """A draw with the family's default estimator: [num_samples, *batch, *event_shape]
+        (or [*batch, *event_shape] when `num_samples` is None), stateless from `seed`."""
+        return self.family.sample(params, seed, num_samples=num_samples)
 
     def natural_params(self, params):
         """The exponential family's natural parameters (a dict of tensors)."""
-        raise NotImplementedError
+        return self.family.natural_params(params)
 
     def from_natural_params(self, natural):
-        raise NotImplementedError
+        return self.family.from_natural_params(natural)
 
     def combine(self, *params):
         """The normalized product of densities of this family: their natural parameters add.
@@ -144,9 +154,7 @@ class DistributionLayer(keras.layers.Layer):
         This is how evidence meets a prior in every hierarchical model of tfvae: precision
         weighting for Gaussians (Sonderby et al. 2016, eq. 17-18), added logits for Bernoulli.
         """
-        naturals = [self.natural_params(p) for p in params]
-        return self.from_natural_params({name: tf.add_n([n[name] for n in naturals])
-                                         for name in naturals[0]})
+        return self.family.combine(*params)
 
     def _flat(self, tensor):
         """[..., *event_shape] -> [..., prod(event_shape)] (for the flat-only matrix forms)."""
@@ -162,7 +170,7 @@ class DistributionLayer(keras.layers.Layer):
 
 def diagonal_gaussian(params, event_ndims=1):
     """tfd N(loc, diag(scale^2)) over the last `event_ndims` axes, from a {"loc", "scale"} dict."""
-    return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), event_ndims)
+    return families.Gaussian().distribution(params, event_ndims)
 
 
 def standard_normal(event_size):
@@ -188,59 +196,21 @@ def gaussian_log_prob_matrix(params, x):
     return tf.cast(-0.5 * quadratic - log_norm, tf.float32)
 
 
-def _positive(raw, activation, min_scale):
-    """softplus(raw) + min or exp(raw) + min: a scale bounded away from zero."""
-    return (tf.nn.softplus(raw) if activation == "softplus" else tf.exp(raw)) + min_scale
-
-
-def _check_scale_options(scale_activation, min_scale):
-    if scale_activation not in SCALE_ACTIVATIONS:
-        raise ValueError(f"scale_activation must be one of {SCALE_ACTIVATIONS}. "
-                         f"Received: scale_activation={scale_activation!r}")
-    if not min_scale >= 0:
-        raise ValueError(f"min_scale must be >= 0. Received: min_scale={min_scale!r}")
-
-
 @keras.saving.register_keras_serializable(package="tfvae")
 class DiagonalGaussian(DistributionLayer):
     """N(loc, diag(scale^2)) with scale = softplus(raw) + min_scale (or exp(raw) + min_scale).
 
     Outputs {"loc", "scale"}; `sample` is pathwise: z = loc + scale * eps, eps ~ N(0, I)
-    (Kingma & Welling 2014, section 2.4), so gradients flow to loc and scale.
+    (Kingma & Welling 2014, section 2.4), so gradients flow to loc and scale. The maths is
+    `families.Gaussian`'s.
     """
-
-    units_per_param = 2  # loc, raw scale
 
     def __init__(self, event_shape=None, scale_activation="softplus", min_scale=1e-4, project=True,
                  **kwargs):
-        _check_scale_options(scale_activation, min_scale)
+        self.family = families.Gaussian(scale_activation, min_scale)  # validates the options
         super().__init__(event_shape, project=project, **kwargs)
         self.scale_activation = scale_activation
         self.min_scale = min_scale
-
-    def params_from_raw(self, raw):
-        loc, raw_scale = tf.split(raw, 2, axis=-1)
-        return {"loc": loc, "scale": _positive(raw_scale, self.scale_activation, self.min_scale)}
-
-    def distribution(self, params):
-        return diagonal_gaussian(params, self.event_ndims)
-
-    def sample(self, params, seed, num_samples=None):
-        """Pathwise sample(s): [num_samples, *batch, event] (or [*batch, event] when None)."""
-        return estimators.pathwise_gaussian(params["loc"], params["scale"], seed, num_samples)
-
-    def mean(self, params):
-        return params["loc"]
-
-    def natural_params(self, params):
-        """Precision 1/s^2 and precision-weighted mean m/s^2 (the natural parameters up to
-        the factor -1/2 on the precision)."""
-        precision = 1.0 / tf.square(params["scale"])
-        return {"precision": precision, "precision_loc": precision * params["loc"]}
-
-    def from_natural_params(self, natural):
-        return {"loc": natural["precision_loc"] / natural["precision"],
-                "scale": tf.math.rsqrt(natural["precision"])}
 
     def log_prob_matrix(self, params, z):
         """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m).
@@ -265,36 +235,15 @@ class DiagonalGaussian(DistributionLayer):
 class Bernoulli(DistributionLayer):
     """Independent Bernoulli(sigmoid(logits)) over binary units of shape `event_shape`.
 
-    Outputs {"logits", "probs"}; log p(x) = sum_i x_i l_i - softplus(l_i).
+    Outputs {"logits", "probs"}; log p(x) = sum_i x_i l_i - softplus(l_i) (`families.Bernoulli`:
+    one transcendental per unit, about 3x faster than TFP's Bernoulli.log_prob under XLA on the
+    IWAE evaluation). `sample` is straight-through: x_i = 1[u_i < p_i], u_i ~ U(0, 1), a float32
+    {0, 1} draw whose gradient is that of p (`estimators.straight_through_bernoulli`).
     """
 
-    def params_from_raw(self, raw):
-        return {"logits": raw, "probs": tf.sigmoid(raw)}
-
-    def sample(self, params, seed):
-        """x_i = 1[u_i < p_i], u_i ~ U(0, 1): a float32 {0, 1} draw (stateless, from `seed`),
-        differentiable by the straight-through estimator (`estimators.straight_through_bernoulli`)."""
-        return estimators.straight_through_bernoulli(params["probs"], seed)
-
-    def distribution(self, params):
-        return tfd.Independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32),
-                               self.event_ndims)
-
-    def mean(self, params):
-        return params["probs"]
-
-    def natural_params(self, params):
-        return {"logits": params["logits"]}
-
-    def from_natural_params(self, natural):
-        return self.params_from_raw(natural["logits"])
-
-    def log_prob(self, params, x):
-        """sum_i x_i l_i - softplus(l_i), since log sigmoid(l) = l - softplus(l) and
-        log(1 - sigmoid(l)) = -softplus(l): one transcendental per unit, about 3x faster than
-        TFP's Bernoulli.log_prob under XLA on the IWAE evaluation."""
-        logits = params["logits"]
-        return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=event_axes(self.event_ndims))
+    def __init__(self, event_shape=None, project=True, **kwargs):
+        self.family = families.Bernoulli()
+        super().__init__(event_shape, project=project, **kwargs)
 
     def log_prob_matrix(self, params, x):
         """[N, M] matrix of log p(x_n | logits_m) for every pair: x @ logits^T - sum softplus.
@@ -310,13 +259,15 @@ class GaussianLikelihood(DistributionLayer):
     """N(loc, diag(scale^2)) for real-valued data, loc from the features.
 
     `scale=None` learns one scale per dimension (softplus(raw) + min_scale, shared by all
-    examples); a float fixes it. Outputs {"loc", "scale"}.
+    examples); a float fixes it. Outputs {"loc", "scale"}; the maths is `families.Gaussian`'s.
     """
+
+    units_per_param = 1  # loc only: the scale is a weight (or fixed), not a network output
 
     def __init__(self, event_shape=None, scale=None, min_scale=1e-3, project=True, **kwargs):
         if scale is not None and not scale > 0:
             raise ValueError(f"scale must be None (learned) or a positive float. Received: scale={scale!r}")
-        _check_scale_options("softplus", min_scale)
+        self.family = families.Gaussian("softplus", min_scale)  # validates min_scale
         super().__init__(event_shape, project=project, **kwargs)
         self.scale = scale
         self.min_scale = min_scale
@@ -330,19 +281,10 @@ class GaussianLikelihood(DistributionLayer):
 
     def params_from_raw(self, raw):
         if self.scale is None:
-            scale = _positive(tf.cast(self.raw_scale, tf.float32), "softplus", self.min_scale)
+            scale = self.family.scale_from_raw(tf.cast(self.raw_scale, tf.float32))
         else:
             scale = tf.constant(self.scale, tf.float32)
         return {"loc": raw, "scale": tf.broadcast_to(scale, tf.shape(raw))}
-
-    def distribution(self, params):
-        return diagonal_gaussian(params, self.event_ndims)
-
-    def sample(self, params, seed):
-        return estimators.pathwise_gaussian(params["loc"], params["scale"], seed)
-
-    def mean(self, params):
-        return params["loc"]
 
     def log_prob_matrix(self, params, x):
         """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m).
@@ -354,30 +296,3 @@ class GaussianLikelihood(DistributionLayer):
         config = super().get_config()
         config.update(scale=self.scale, min_scale=self.min_scale)
         return config
-
-
-def kl_divergence(q, p, z=None, analytic=True):
-    """KL[q || p] = E_q[log q(z) - log p(z)], per batch element.
-
-    With `analytic=True` and a closed form registered in TFP for the pair (e.g. Gaussian vs
-    Gaussian: log(s_p/s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) - 1/2), that closed form;
-    otherwise the Monte Carlo estimate log q(z) - log p(z) at samples `z` drawn from q
-    (reparameterized, so it is differentiable too; one value per sample).
-
-    Args:
-        q, p: `tfd.Distribution`s with the same event shape.
-        z: samples of q, [*sample, *batch, *event]; needed unless the closed form is used.
-        analytic: use the closed form when one exists.
-
-    Returns:
-        The KL, of shape [*batch] (closed form) or [*sample, *batch] (Monte Carlo).
-    """
-    if analytic:
-        try:
-            return tfd.kl_divergence(q, p)
-        except NotImplementedError:
-            pass
-    if z is None:
-        raise ValueError(f"No closed-form KL between {type(q).__name__} and {type(p).__name__} "
-                         "(or analytic=False): pass samples z of q for the Monte Carlo estimate.")
-    return q.log_prob(z) - p.log_prob(z)
