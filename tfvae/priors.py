@@ -213,7 +213,7 @@ class MixturePrior(_MixturePriorBase):
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class VampPrior(_MixturePriorBase):
-    """p(z) = (1/K) sum_k q(z | u_k) (Tomczak & Welling 2018, eq. 9), K pseudo-inputs u_k learned.
+    """p(z) = (1/K) sum_k q(z | u_k) (Tomczak & Welling 2018), with K pseudo-inputs u_k learned.
 
     The components are the model's own posteriors at the pseudo-inputs, so the prior follows the
     encoder as it trains. The encoder is not part of the config: the model binds it after
