@@ -12,9 +12,11 @@ log q(z|x) - log p(z) at the posterior sample.
 
 A prior layer gives `params()` (mixture weights' logits [K], loc and scale [K, L]),
 `log_prob(z)` for z of shape [..., L], `sample(num_samples, seed)` and `distribution()` (the
-equivalent `tfd` object, for inspection).
+equivalent `tfd` object, for inspection). Each is a registered Keras layer whose config is its
+constructor's arguments; a VampPrior's encoder is not config: the model binds it, `bind(encode)`.
 """
 import math
+import numbers
 
 import keras
 import tensorflow as tf
@@ -57,17 +59,76 @@ def mixture_sample(params, num_samples, seed):
                                         tf.gather(params["scale"], k), z_seed)
 
 
+def _positive_int(name, value):
+    """`value` as an int, or a Keras-style ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_input_shape(input_shape, input_dim):
+    """The pseudo-inputs' shape (without the batch axis) as a tuple; `input_dim=D` is the old
+    spelling of `input_shape=(D,)`, and an int `input_shape` means (input_shape,)."""
+    if input_dim is not None:
+        input_dim = _positive_int("input_dim", input_dim)
+        if input_shape is not None and _as_shape(input_shape) != (input_dim,):
+            raise ValueError("input_dim is the old spelling of input_shape=(input_dim,); pass "
+                             f"one of them. Received: input_shape={input_shape!r}, "
+                             f"input_dim={input_dim!r}")
+        return (input_dim,)
+    if input_shape is None:
+        raise ValueError("VampPrior needs the model's input shape for its pseudo-inputs, e.g. "
+                         "input_shape=(784,) or (28, 28, 1). Received: input_shape=None")
+    return _as_shape(input_shape)
+
+
+def _as_shape(input_shape):
+    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+                            for d in shape):
+        raise ValueError("input_shape must be a non-empty tuple of positive integers (the shape "
+                         "of one example, e.g. (784,) or (28, 28, 1)). "
+                         f"Received: input_shape={input_shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def _check_range(pseudo_input_range):
+    """None, or (low, high) as floats with low < high, both finite."""
+    if pseudo_input_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in pseudo_input_range)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError("pseudo_input_range must be None (real-valued data: pseudo-inputs are "
+                         "unconstrained) or a pair (low, high) of finite numbers with low < high, "
+                         "e.g. (0.0, 1.0) for pixel intensities or Bernoulli data. "
+                         f"Received: pseudo_input_range={pseudo_input_range!r}")
+    return (low, high)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
 class StandardNormalPrior(keras.layers.Layer):
-    """p(z) = N(0, I): no parameters; factorizes over units, so its KL has a closed form."""
+    """p(z) = N(0, I): no parameters; factorizes over units, so its KL has a closed form.
+
+    Args:
+        latent_dim: number of latent units L.
+    """
 
     factorizes = True
 
     def __init__(self, latent_dim, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
 
     def build(self, input_shape=None):
-        pass  # no weights
+        self.built = True  # no weights
 
     def params(self):
         """N(0, I) as the one-component mixture, for code that treats every prior alike."""
@@ -82,6 +143,11 @@ class StandardNormalPrior(keras.layers.Layer):
 
     def distribution(self):
         return distributions.standard_normal(self.latent_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim)
+        return config
 
 
 class _MixturePriorBase(keras.layers.Layer):
@@ -101,17 +167,28 @@ class _MixturePriorBase(keras.layers.Layer):
                                      distributions.diagonal_gaussian(params))
 
 
+@keras.saving.register_keras_serializable(package="tfvae")
 class MixturePrior(_MixturePriorBase):
     """p(z) = sum_k pi_k N(z; m_k, diag(s_k^2)), pi = softmax(logits); all learned.
 
-    Means start as N(0, I) draws (so the components differ), scales at 1, weights uniform.
+    s = softplus(raw_scale) + min_scale. Means start as N(0, I) draws (so the components
+    differ), scales at 1, weights uniform.
+
+    Args:
+        latent_dim: number of latent units L.
+        num_components: number of components K.
+        min_scale: floor added to every component scale (>= 0).
     """
 
-    def __init__(self, latent_dim, num_components, min_scale=1e-4, **kwargs):
+    def __init__(self, latent_dim, num_components=500, min_scale=1e-4, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
-        self.num_components = num_components
-        self.min_scale = min_scale
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.num_components = _positive_int("num_components", num_components)
+        if (isinstance(min_scale, bool) or not isinstance(min_scale, numbers.Real)
+                or not math.isfinite(min_scale) or min_scale < 0):
+            raise ValueError("min_scale must be a finite number >= 0. "
+                             f"Received: min_scale={min_scale!r}")
+        self.min_scale = float(min_scale)
 
     def build(self, input_shape=None):
         k, dim = self.num_components, self.latent_dim
@@ -121,66 +198,158 @@ class MixturePrior(_MixturePriorBase):
         # softplus(0.5413) = 1
         self.raw_scale = self.add_weight(shape=(k, dim), initializer=keras.initializers.Constant(0.5413),
                                          name="raw_scale")
+        self.built = True
 
     def params(self):
         return {"logits": tf.convert_to_tensor(self.logits), "loc": tf.convert_to_tensor(self.loc),
                 "scale": tf.nn.softplus(self.raw_scale) + self.min_scale}
 
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, num_components=self.num_components,
+                      min_scale=self.min_scale)
+        return config
 
+
+@keras.saving.register_keras_serializable(package="tfvae")
 class VampPrior(_MixturePriorBase):
     """p(z) = (1/K) sum_k q(z | u_k) (Tomczak & Welling 2018), with K pseudo-inputs u_k learned.
 
-    `encode(u)` returns the posterior's {"loc", "scale"} for a batch of inputs: the components
-    are the model's own posteriors, so the prior follows the encoder as it trains. Pseudo-inputs
-    are sigmoid(raw) (they stay valid pixel intensities in (0, 1)), raw starting near -2 (the
-    mean MNIST intensity, about 0.13) with N(0, 0.1) noise.
+    The components are the model's own posteriors at the pseudo-inputs, so the prior follows the
+    encoder as it trains. The encoder is not part of the config: the model binds it after
+    construction (and after loading), `prior.bind(encode)`, where `encode(u)` maps a batch
+    [K, *input_shape] to q(z|u)'s {"loc", "scale"}, each [K, L].
+
+    The pseudo-inputs live in the data's range: with `pseudo_input_range=(low, high)`,
+    u = low + (high - low) sigmoid(raw) (the default (0, 1) keeps them valid pixel intensities
+    or Bernoulli means), raw starting near -2 (about 0.12 of the range, the mean MNIST intensity
+    is 0.13) with N(0, 0.1) noise; with `None` (real-valued data, e.g. a Gaussian likelihood)
+    u = raw, unconstrained, starting as N(0, 1) draws. `initialize_from_data` starts them at K
+    examples instead.
+
+    Args:
+        latent_dim: number of latent units L.
+        num_components: number of pseudo-inputs K.
+        input_shape: shape of one example, e.g. (784,) or (28, 28, 1) (an int D means (D,)).
+        pseudo_input_range: (low, high) of the data, or None for unbounded data.
+        input_dim: the old spelling of `input_shape=(input_dim,)` (saved configs still load).
+
+    Example:
+    >>> prior = VampPrior(latent_dim=16, num_components=500, input_shape=(28, 28, 1))
+    >>> prior.bind(model.encode)   # done by the model; needed before params/log_prob/sample
     """
 
-    def __init__(self, latent_dim, num_components, input_dim, encode, **kwargs):
+    def __init__(self, latent_dim, num_components=500, input_shape=None,
+                 pseudo_input_range=(0.0, 1.0), input_dim=None, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
-        self.num_components = num_components
-        self.input_dim = input_dim
-        self.encode = encode
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.num_components = _positive_int("num_components", num_components)
+        self.input_shape = _check_input_shape(input_shape, input_dim)
+        self.pseudo_input_range = _check_range(pseudo_input_range)
+        self._encode = None
+
+    def bind(self, encode):
+        """Sets the encoder: `encode(u)` returns {"loc", "scale"} of q(z|u). Returns the prior."""
+        if not callable(encode):
+            raise ValueError("VampPrior.bind takes the model's encoder, a callable from inputs "
+                             f"[K, *input_shape] to {{'loc', 'scale'}}. Received: encode={encode!r}")
+        self._encode = encode
+        return self
+
+    @property
+    def encode(self):
+        """The bound encoder, or None; setting it is `bind`."""
+        return self._encode
+
+    @encode.setter
+    def encode(self, encode):
+        self.bind(encode)
 
     def build(self, input_shape=None):
+        # For flat inputs the weight is [K, D] as in earlier versions, so saved models load.
+        if self.pseudo_input_range is None:
+            initializer = keras.initializers.RandomNormal(0.0, 1.0)
+        else:
+            initializer = keras.initializers.RandomNormal(-2.0, 0.1)
         self.raw_pseudo_inputs = self.add_weight(
-            shape=(self.num_components, self.input_dim),
-            initializer=keras.initializers.RandomNormal(-2.0, 0.1), name="raw_pseudo_inputs")
+            shape=(self.num_components, *self.input_shape), initializer=initializer,
+            name="raw_pseudo_inputs")
+        self.built = True
 
     def pseudo_inputs(self):
-        return tf.sigmoid(self.raw_pseudo_inputs)
+        """u = low + (high - low) sigmoid(raw), or raw when `pseudo_input_range` is None."""
+        if self.pseudo_input_range is None:
+            return tf.convert_to_tensor(self.raw_pseudo_inputs)
+        low, high = self.pseudo_input_range
+        return low + (high - low) * tf.sigmoid(self.raw_pseudo_inputs)
 
     def initialize_from_data(self, x):
-        """Starts the pseudo-inputs at K training examples x [K, D] (values in [0, 1], clipped
-        to [0.01, 0.99]). From the default start all components are alike, and without KL
-        warm-up (which Tomczak & Welling use) the posterior collapses onto them: on MNIST the
-        10-latent VAE had KL 0.5 nats after 3 epochs."""
+        """Starts the pseudo-inputs at K examples x [K, *input_shape]: raw = logit of x's place
+        in the range, clipped to [0.01, 0.99] of it, or raw = x when the range is None. From the
+        default start all components are alike, and without KL warm-up (which Tomczak & Welling
+        use) the posterior collapses onto them: on MNIST the 10-latent VAE had KL 0.5 nats after
+        3 epochs."""
+        if not self.built:
+            self.build()
         x = tf.convert_to_tensor(x, tf.float32)
-        if tuple(x.shape) != (self.num_components, self.input_dim):
-            raise ValueError(f"initialize_from_data needs [{self.num_components}, {self.input_dim}] "
-                             f"examples. Received shape {tuple(x.shape)}")
-        p = tf.clip_by_value(x, 0.01, 0.99)
+        expected = (self.num_components, *self.input_shape)
+        if tuple(x.shape) != expected:
+            raise ValueError(f"initialize_from_data needs {list(expected)} examples "
+                             f"(num_components, *input_shape). Received shape {tuple(x.shape)}")
+        if self.pseudo_input_range is None:
+            self.raw_pseudo_inputs.assign(x)
+            return
+        low, high = self.pseudo_input_range
+        p = tf.clip_by_value((x - low) / (high - low), 0.01, 0.99)
         self.raw_pseudo_inputs.assign(tf.math.log(p) - tf.math.log1p(-p))
 
     def params(self):
-        posterior = self.encode(self.pseudo_inputs())
+        if self._encode is None:
+            raise ValueError(
+                f"VampPrior {self.name!r} has no encoder: its components are q(z | u_k), so the "
+                "model must bind its encoder first, `prior.bind(model.encode)` (the encoder is "
+                "not part of the config, so also after loading or deserializing the prior).")
+        if not self.built:
+            self.build()
+        posterior = self._encode(self.pseudo_inputs())
         return {"logits": tf.zeros([self.num_components]), "loc": posterior["loc"],
                 "scale": posterior["scale"]}
 
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, num_components=self.num_components,
+                      input_shape=self.input_shape, pseudo_input_range=self.pseudo_input_range)
+        return config
 
-def make_prior(kind, latent_dim, num_components=500, input_dim=None, encode=None,
-               name="prior"):
-    """The prior layer for `kind` in PRIORS (see the module docstring)."""
+
+def make_prior(kind, latent_dim, num_components=500, input_shape=None, encode=None,
+               name="prior", pseudo_input_range=(0.0, 1.0), input_dim=None):
+    """The prior layer for `kind` in PRIORS (see the module docstring).
+
+    Args:
+        kind: "standard_normal", "mixture" or "vamp".
+        latent_dim: number of latent units L.
+        num_components: K, for "mixture" and "vamp".
+        input_shape: "vamp" only: the shape of one example (an int D means (D,), as in the
+            models' positional call `make_prior(prior, latent_dim, components, input_dim)`).
+        encode: "vamp" only: the model's encoder, bound with `VampPrior.bind`.
+        name: the layer's name.
+        pseudo_input_range: "vamp" only: (low, high) of the data, or None for real values.
+        input_dim: the old spelling of `input_shape=(input_dim,)`.
+    """
     if kind not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}. Received: prior={kind!r}")
-    if kind != "standard_normal" and (not isinstance(num_components, int) or num_components < 1):
+    if kind != "standard_normal" and (isinstance(num_components, bool)
+                                      or not isinstance(num_components, numbers.Integral)
+                                      or num_components < 1):
         raise ValueError(f"prior_components must be a positive integer. "
                          f"Received: prior_components={num_components!r}")
     if kind == "mixture":
         return MixturePrior(latent_dim, num_components, name=name)
     if kind == "vamp":
-        return VampPrior(latent_dim, num_components, input_dim, encode, name=name)
+        prior = VampPrior(latent_dim, num_components, input_shape=input_shape,
+                          pseudo_input_range=pseudo_input_range, input_dim=input_dim, name=name)
+        return prior if encode is None else prior.bind(encode)
     return StandardNormalPrior(latent_dim, name=name)
 
 
