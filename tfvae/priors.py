@@ -353,6 +353,38 @@ def make_prior(kind, latent_dim, num_components=500, input_shape=None, encode=No
     return StandardNormalPrior(latent_dim, name=name)
 
 
+def prior_part(prior, latent_dim, num_components=500, input_shape=None, encode=None,
+               pseudo_input_range=(0.0, 1.0)):
+    """A model's prior, given as a kind in PRIORS (the shorthand, built by `make_prior`) or as
+    a prior layer (a part, or its serialization from a config). Returns (layer, kind); a
+    VampPrior is bound to `encode`.
+
+    Example:
+    >>> tfvae.VAE(input_shape=(784,), latent_dim=16,
+    ...           prior=tfvae.priors.MixturePrior(16, num_components=10))
+    """
+    if isinstance(prior, dict):
+        prior = keras.saving.deserialize_keras_object(prior)
+    if isinstance(prior, str):
+        return make_prior(prior, latent_dim, num_components, input_shape, encode=encode,
+                          pseudo_input_range=pseudo_input_range), prior
+    kinds = {StandardNormalPrior: "standard_normal", MixturePrior: "mixture", VampPrior: "vamp"}
+    kind = kinds.get(type(prior))
+    if kind is None:
+        raise ValueError(f"prior must be one of {PRIORS} or a prior layer of tfvae.priors "
+                         f"({', '.join(c.__name__ for c in kinds)}). Received: prior={prior!r}")
+    if prior.latent_dim != latent_dim:
+        raise ValueError(f"The prior is over {prior.latent_dim} latent units; the model has "
+                         f"{latent_dim}. Received: prior.latent_dim={prior.latent_dim}")
+    if kind == "vamp":
+        if tuple(prior.input_shape) != tuple(input_shape):
+            raise ValueError(f"The VampPrior's pseudo-inputs have shape {tuple(prior.input_shape)}; "
+                             f"the model's inputs {tuple(input_shape)}. Received: "
+                             f"prior.input_shape={tuple(prior.input_shape)}")
+        prior.bind(encode)
+    return prior, kind
+
+
 def check_free_bits(free_bits, kind):
     """Free bits floor each latent unit's KL: only a prior that factorizes over units has one."""
     if free_bits > 0 and kind != "standard_normal":

@@ -272,6 +272,11 @@ class BaseVAE(keras.Model):
                 "callback. Received: " + ", ".join(f"{k}={v!r}" for k, v in given.items()))
         super().compile(optimizer=optimizer, **kwargs)
 
+    def save(self, filepath, *args, **kwargs):
+        """`keras.Model.save`, building the model first so the file holds its weights."""
+        self._ensure_built()
+        return super().save(filepath, *args, **kwargs)
+
     def compile_from_config(self, config):
         """Restores the compiled state of a saved model (Keras skips a custom `compile` here)."""
         self.compile(**keras.saving.deserialize_keras_object(config))

@@ -76,14 +76,18 @@ class _TopDownVAE(BaseVAE):
         self.batch_norm = bool(batch_norm)
         self.posterior_scale = posterior_scale
         self.min_scale = min_scale
-        if prior != "standard_normal" and latent_families[-1] != "gaussian":
-            raise ValueError(f"prior={prior!r} is a prior over Gaussian latents; the top layer is "
-                             f"{latent_families[-1]!r}. Received: latent_families={latent_families!r}")
-        priors.check_free_bits(self.free_bits, prior)
-        self.prior_kind, self.prior_components = prior, prior_components
-        # p(z_{L-1}): N(0, I) or learned; a VampPrior's components are q(z_{L-1} | u_k)
-        self.prior_layer = priors.make_prior(prior, latent_dims[-1], prior_components, self.input_dim,
-                                             encode=self._top_posterior)
+        # p(z_{L-1}): N(0, I) or learned; a VampPrior's components are q(z_{L-1} | u_k), its
+        # pseudo-inputs in the data's range
+        self.prior_layer, self.prior_kind = priors.prior_part(
+            prior, latent_dims[-1], prior_components, input_shape, encode=self._top_posterior,
+            pseudo_input_range=(0.0, 1.0) if self.likelihood == "bernoulli" else None)
+        if self.prior_kind != "standard_normal" and latent_families[-1] != "gaussian":
+            raise ValueError(f"prior={self.prior_kind!r} is a prior over Gaussian latents; the "
+                             f"top layer is {latent_families[-1]!r}. "
+                             f"Received: latent_families={latent_families!r}")
+        self.custom_prior = not isinstance(prior, str)
+        self.prior_components = prior_components
+        priors.check_free_bits(self.free_bits, self.prior_kind)
 
         # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I). The network
         # between z_i and z_{i+1} mirrors the posterior's (widths[i + 1]); p(x | z_0) mirrors
@@ -111,7 +115,8 @@ class _TopDownVAE(BaseVAE):
             head.build(prior_block.compute_output_shape((None, self.latent_dims[i + 1])))
         self.decoder.build((None, self.latent_dims[0]))
         self.likelihood_layer.build(self.decoder.compute_output_shape((None, self.latent_dims[0])))
-        self.prior_layer.build()
+        if not self.prior_layer.built:  # (a prior part may come built, e.g. from its config)
+            self.prior_layer.build()
 
     def _top_posterior(self, x):
         """q(z_{L-1} | x)'s parameters along the posterior means (the VampPrior's components)."""
@@ -206,12 +211,25 @@ class _TopDownVAE(BaseVAE):
         )
         return terms
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if ("input_dim" in config and config.get("prior") == "vamp"
+                and config.get("likelihood") == "gaussian"):
+            # saved before pseudo-inputs followed the data's range: they were squashed to (0, 1)
+            config["prior"] = priors.VampPrior(
+                tuple(config["latent_dims"])[-1], config.get("prior_components", 500),
+                input_shape=(config["input_dim"],), pseudo_input_range=(0.0, 1.0), name="prior")
+        return cls(**config)
+
     def get_config(self):
         config = super().get_config()
         config.update(latent_dims=self.latent_dims, hidden=self.hidden, activation=self.activation,
                       batch_norm=self.batch_norm, posterior_scale=self.posterior_scale,
                       min_scale=self.min_scale, latent_families=self.latent_families,
-                      prior=self.prior_kind, prior_components=self.prior_components)
+                      prior=(keras.saving.serialize_keras_object(self.prior_layer)
+                             if self.custom_prior else self.prior_kind),
+                      prior_components=self.prior_components)
         return config
 
 

@@ -95,7 +95,8 @@ class VAE(BaseVAE):
         beta: weight of the KL (beta-VAE, Higgins et al. 2017).
         free_bits: minimum KL per latent unit, in nats (Kingma et al. 2016); N(0, I) prior only.
         prior: "standard_normal", "mixture" (learned Gaussian mixture) or "vamp" (VampPrior,
-            Tomczak & Welling 2018), each with `prior_components` components.
+            Tomczak & Welling 2018), each with `prior_components` components; or a prior layer
+            of `tfvae.priors` (a part, e.g. `tfvae.priors.MixturePrior(16, 10)`).
         seed: seed of the model's sampling.
 
     Example:
@@ -167,20 +168,26 @@ class VAE(BaseVAE):
                                                 project=not parameters_out)
         self.posterior_layer = distributions.DiagonalGaussian(
             latent_dim, scale_activation=posterior_scale, min_scale=min_scale, name="posterior")
-        self.prior_kind, self.prior_components = prior, prior_components
-        self.prior_layer = priors.make_prior(prior, latent_dim, prior_components, self.input_dim,
-                                             encode=self.encode)
-        priors.check_free_bits(free_bits, prior)
+        # A VampPrior's pseudo-inputs live in the data's range: (0, 1) for Bernoulli data,
+        # unconstrained for real values.
+        self.custom_prior = not isinstance(prior, str)
+        self.prior_layer, self.prior_kind = priors.prior_part(
+            prior, latent_dim, prior_components, shape, encode=self.encode,
+            pseudo_input_range=(0.0, 1.0) if likelihood == "bernoulli" else None)
+        self.prior_components = prior_components
+        priors.check_free_bits(free_bits, self.prior_kind)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
         input_shape = (None,) + self.input_shape
-        self.encoder.build(input_shape)
+        for network, shape in ((self.encoder, input_shape), (self.decoder, (None, self.latent_dim))):
+            if not network.built:  # (your own network may come built, e.g. with an Input)
+                network.build(shape)
         self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
         latent_shape = (None, self.latent_dim)
-        self.decoder.build(latent_shape)
         self.likelihood_layer.build(self.decoder.compute_output_shape(latent_shape))
-        self.prior_layer.build()
+        if not self.prior_layer.built:  # (a prior part may come built, e.g. from its config)
+            self.prior_layer.build()
         self.built = True
 
     def encode(self, x, training=False):
@@ -229,11 +236,24 @@ class VAE(BaseVAE):
             "penalized_rate": objectives.free_bits_rate(rate_per_unit, self.free_bits),
         }
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if ("input_dim" in config and config.get("prior") == "vamp"
+                and config.get("likelihood") == "gaussian"):
+            # saved before pseudo-inputs followed the data's range: they were squashed to (0, 1)
+            config["prior"] = priors.VampPrior(
+                config["latent_dim"], config.get("prior_components", 500),
+                input_shape=(config["input_dim"],), pseudo_input_range=(0.0, 1.0), name="prior")
+        return cls(**config)
+
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, hidden=self.hidden, activation=self.activation,
                       architecture=self.architecture, posterior_scale=self.posterior_scale,
-                      min_scale=self.min_scale, prior=self.prior_kind,
+                      min_scale=self.min_scale,
+                      prior=(keras.saving.serialize_keras_object(self.prior_layer)
+                             if self.custom_prior else self.prior_kind),
                       prior_components=self.prior_components,
                       encoder=(keras.saving.serialize_keras_object(self.encoder)
                                if self.custom_encoder else None),

@@ -1,0 +1,131 @@
+"""Models composed of parts: networks and priors passed in (instances or their configs), data of
+any shape through the shorthand builders too, and old configs (input_dim, the squashed
+VampPrior of Gaussian data) loading as they were saved."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from helpers import assert_model_saving_round_trip
+
+
+def _real(n, *shape, seed=0):
+    return np.random.default_rng(seed).normal(size=(n,) + shape).astype(np.float32)
+
+
+def _binary(n, *shape, seed=0):
+    return (np.random.default_rng(seed).random((n,) + shape) < 0.3).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape, architecture", [((28, 28, 1), "mlp"), ((32, 32, 3), "conv"),
+                                                 ((784,), "conv"), ((8, 8), "mlp")])
+def test_the_shorthand_builds_parts_for_data_of_any_shape(shape, architecture, tmp_path):
+    model = tfvae.VAE(input_shape=shape, latent_dim=3, hidden=(8,), architecture=architecture)
+    x = _binary(6, *shape)
+    assert model.reconstruct(x).shape == (6,) + shape
+    assert model.sample(2, seed=0).shape == (2,) + shape
+    assert model.decode(np.zeros((2, 3), np.float32))["logits"].shape == (2,) + shape
+    terms = model.loss_terms(x, seed=0)
+    assert terms["elbo"].shape == (6,)
+    # log p(x|z) sums over every axis of x: the same number from the flattened logits
+    z = model.encode(x)["loc"]
+    logits = model.decode(z)["logits"].numpy().reshape(6, -1)
+    flat = x.reshape(6, -1)
+    expected = (flat * logits - np.logaddexp(0.0, logits)).sum(-1)
+    np.testing.assert_allclose(model.likelihood_layer.log_prob(model.decode(z), x), expected, rtol=1e-5)
+    assert_model_saving_round_trip(model, x, tmp_path)
+
+
+def test_functional_networks_already_built_are_used_as_they_are(tmp_path):
+    x = _real(40, 64)
+    inputs = keras.Input((64,))
+    encoder = keras.Model(inputs, keras.layers.Dense(8, activation="relu")(inputs), name="enc")
+    z = keras.Input((3,))
+    decoder = keras.Model(z, keras.layers.Dense(64)(keras.layers.Dense(8, activation="relu")(z)),
+                          name="dec")
+    model = tfvae.VAE(input_shape=(64,), latent_dim=3, encoder=encoder, decoder=decoder,
+                      likelihood="gaussian")
+    assert model.encoder is encoder and model.decoder is decoder
+    assert not model.likelihood_layer.project  # the decoder's (64,) output is the mean
+    model.compile(optimizer="adam", jit_compile=False)
+    model.fit(x, epochs=1, batch_size=20, verbose=0)
+    loaded = assert_model_saving_round_trip(model, x[:4], tmp_path)
+    assert loaded.encoder.name == "enc"
+
+
+def test_a_decoder_of_other_features_gets_a_projection_to_the_data_shape():
+    decoder = keras.Sequential([keras.layers.Dense(16, activation="relu")])
+    model = tfvae.VAE(input_shape=(4, 5), latent_dim=2, encoder=keras.layers.Flatten(),
+                      decoder=decoder)
+    assert model.likelihood_layer.project
+    assert model.decode(np.zeros((3, 2), np.float32))["probs"].shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize("prior", [tfvae.priors.MixturePrior(3, num_components=4),
+                                   tfvae.priors.StandardNormalPrior(3)])
+def test_a_prior_part_round_trips_with_the_model(prior, tmp_path):
+    model = tfvae.VAE(input_shape=(64,), latent_dim=3, hidden=(8,), likelihood="gaussian",
+                      prior=prior)
+    assert model.prior_layer is prior
+    x = _real(8, 64)
+    loaded = assert_model_saving_round_trip(model, x, tmp_path)
+    assert type(loaded.prior_layer) is type(prior)
+    np.testing.assert_array_equal(loaded.prior_layer.log_prob(tf.zeros([2, 3])),
+                                  prior.log_prob(tf.zeros([2, 3])))
+
+
+def test_a_vamp_prior_of_real_valued_data_has_pseudo_inputs_outside_zero_one(tmp_path):
+    """The data's own range: unconstrained for a Gaussian likelihood, (0, 1) for Bernoulli
+    (they were squashed to (0, 1) for every model)."""
+    gaussian = tfvae.VAE(input_shape=(64,), latent_dim=3, hidden=(8,), likelihood="gaussian",
+                         prior="vamp", prior_components=5)
+    bernoulli = tfvae.VAE(input_shape=(28, 28, 1), latent_dim=3, hidden=(8,), prior="vamp",
+                          prior_components=5)
+    assert gaussian.prior_layer.pseudo_input_range is None
+    assert bernoulli.prior_layer.pseudo_input_range == (0.0, 1.0)
+    x = 3.0 * _real(5, 64)
+    gaussian.build((None, 64))
+    gaussian.prior_layer.initialize_from_data(x)
+    np.testing.assert_allclose(gaussian.prior_layer.pseudo_inputs(), x, rtol=1e-6)
+    bernoulli.build((None, 28, 28, 1))
+    assert bernoulli.prior_layer.pseudo_inputs().shape == (5, 28, 28, 1)
+    assert_model_saving_round_trip(gaussian, _real(4, 64), tmp_path)
+    ladder = tfvae.LadderVAE(input_shape=(64,), latent_dims=(4, 2), hidden=(8, 8),
+                             likelihood="gaussian", prior="vamp", prior_components=3)
+    assert ladder.prior_layer.pseudo_input_range is None
+
+
+@pytest.mark.parametrize("model_class, extra", [
+    (tfvae.VAE, dict(latent_dim=3, hidden=[8])),
+    (tfvae.LadderVAE, dict(latent_dims=[4, 3], hidden=[8, 8])),
+])
+def test_old_configs_load_as_they_were_saved(model_class, extra):
+    """Configs written before input shapes of any rank say input_dim; a VampPrior of Gaussian
+    data then had pseudo-inputs squashed to (0, 1), and loads so."""
+    config = dict(input_dim=64, likelihood="gaussian", prior="vamp", prior_components=4, **extra)
+    model = model_class.from_config(config)
+    assert model.input_shape == (64,)
+    assert model.prior_layer.pseudo_input_range == (0.0, 1.0)
+    assert model.get_config()["input_shape"] == (64,)
+    assert model_class.from_config(dict(config, likelihood="bernoulli")).prior_layer.pseudo_input_range == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(input_shape=(28, 0, 1)), r"input_shape must be the shape of one example.*Received: input_shape=\(28, 0, 1\)"),
+    (dict(input_shape="784"), r"Received: input_shape='784'"),
+    (dict(input_shape=(784,), input_dim=784), r"Give input_shape only"),
+    (dict(input_shape=(30, 30), architecture="conv"), r"architecture='conv' is for images \(H, W, C\)"),
+    (dict(input_shape=(64,), encoder="dense"), r"encoder must be a Keras layer or model"),
+    (dict(input_shape=(64,), prior=tfvae.priors.MixturePrior(5, 2)), r"The prior is over 5 latent units; the model has 3"),
+    (dict(input_shape=(64,), prior=tfvae.priors.VampPrior(3, 2, input_shape=(65,))), r"pseudo-inputs have shape \(65,\)"),
+])
+def test_bad_parts_are_refused_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tfvae.VAE(latent_dim=3, hidden=(8,), **kwargs)
+
+
+@pytest.mark.parametrize("model_class", [tfvae.LadderVAE, tfvae.HarmoniumVAE])
+def test_models_of_flat_data_only_say_so_for_images(model_class):
+    with pytest.raises(ValueError, match=r"flat examples.*reshape x to \[batch, D\]"):
+        model_class(input_shape=(28, 28, 1))
