@@ -10,6 +10,7 @@ Not collected by pytest (not a test_*.py file); not part of the default run. Fro
 
     nice -n 10 python tests/mutations.py                       # every mistake, once
     nice -n 10 python tests/mutations.py --repeat 5 --only issue   # the issue-22 cases, 5 times
+    nice -n 10 python tests/mutations.py --commit HEAD         # a commit rather than the working tree
     python tests/mutations.py --list
 
 A mistake whose original fragment is not found exactly once makes the script stop with an error
@@ -151,9 +152,15 @@ def check_fragments(mistakes, root):
         raise SystemExit("Stale mutation list:\n  " + "\n  ".join(problems))
 
 
-def scratch_copy(root):
-    """A copy of the repository without .git, saved models and caches."""
+def scratch_copy(root, commit=None):
+    """A copy of the repository without .git, saved models and caches: of the working tree, or
+    of `commit` (git archive)."""
     target = tempfile.mkdtemp(prefix="tfvae-mutation-")
+    if commit:
+        archive = subprocess.run(["git", "-C", root, "archive", commit, "--", ".", ":!saved_models"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+        return target
     ignore = shutil.ignore_patterns(".git", "saved_models", "__pycache__", ".pytest_cache", "*.pyc")
     for name in os.listdir(root):
         source = os.path.join(root, name)
@@ -180,8 +187,8 @@ def run_tests(copy, tests, timeout):
     return result.returncode, failed
 
 
-def run_mistake(mistake, root, timeout):
-    copy = scratch_copy(root)
+def run_mistake(mistake, root, timeout, commit=None):
+    copy = scratch_copy(root, commit)
     try:
         path = os.path.join(copy, mistake.path)
         text = open(path).read()
@@ -219,11 +226,19 @@ def main(argv=None):
     parser.add_argument("--tests", default="", help="comma-separated test files instead of each mistake's own")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per pytest run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run on the unmodified copy")
+    parser.add_argument("--commit", help="measure this commit (git archive) instead of the working tree")
     parser.add_argument("--out", help="also write the markdown table to this file")
     parser.add_argument("--list", action="store_true", help="list the mistakes and exit")
     args = parser.parse_args(argv)
 
-    check_fragments(MISTAKES, ROOT)  # the whole list, whatever is selected
+    if args.commit:
+        source = scratch_copy(ROOT, args.commit)
+        try:
+            check_fragments(MISTAKES, source)
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
+    else:
+        check_fragments(MISTAKES, ROOT)  # the whole list, whatever is selected
     numbered = list(enumerate(MISTAKES, 1))
     if args.list:
         for i, m in numbered:
@@ -241,7 +256,7 @@ def main(argv=None):
     baseline_failures = set()
     if not args.no_baseline:
         tests = sorted({t for _, m in numbered for t in m.tests})
-        copy = scratch_copy(ROOT)
+        copy = scratch_copy(ROOT, args.commit)
         try:
             start = time.time()
             status, baseline_failures = run_tests(copy, tests, args.timeout)
@@ -258,7 +273,7 @@ def main(argv=None):
         caught_runs, catchers = 0, {}
         for r in range(args.repeat):
             start = time.time()
-            status, failed = run_mistake(m, ROOT, args.timeout)
+            status, failed = run_mistake(m, ROOT, args.timeout, args.commit)
             new = failed - baseline_failures
             caught = bool(new) or status not in (0, 1)
             caught_runs += caught

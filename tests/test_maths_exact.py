@@ -7,7 +7,9 @@ nat (a dropped `- log k`, log(N - 1) for log N, a 1% factor, a doubled gradient)
 every time. `tests/mutations.py` applies such mistakes one at a time and checks that they do.
 """
 import math
+import random
 
+import keras
 import numpy as np
 import pytest
 import scipy.special
@@ -56,6 +58,23 @@ def log_mean_exp(values, axis=0):
 
 def f64(tensor):
     return np.asarray(tensor, np.float64)
+
+
+# -- the seeds (tests/conftest.py) ----------------------------------------------------------------
+def draws_of_every_source():
+    layer = keras.layers.Dense(3)
+    layer.build((None, 2))  # weight initialization, from Keras' global generator
+    return (random.random(), np.random.rand(), float(tf.random.uniform([])), layer.kernel.numpy())
+
+
+def test_every_random_source_starts_from_the_node_id_seed(pinned_seed):
+    """The test body starts as after keras.utils.set_random_seed(seed of the node id), whatever
+    ran before it: the same draws, in any process and any order."""
+    first = draws_of_every_source()
+    keras.utils.set_random_seed(pinned_seed)
+    again = draws_of_every_source()
+    assert first[:3] == again[:3]
+    np.testing.assert_array_equal(first[3], again[3])
 
 
 # -- the bounds ---------------------------------------------------------------------------------
