@@ -1,15 +1,66 @@
 """Shared fixtures. MNIST comes from $TFVAE_DATA_DIR (CI: ../shared/data); tests that need it
 are skipped with a reason when it is absent, unless TFVAE_REQUIRE_DATA=1 (set by .ci/run), in
-which case they fail."""
+which case they fail.
+
+Every random source a test uses is pinned, so a test gives the same verdict in every process and
+under any ordering (pytest-xdist included): before each fixture is set up, and again before each
+test body runs, Python's, NumPy's, TensorFlow's and Keras' global generators are re-seeded
+(`keras.utils.set_random_seed`) from a hash of the fixture's name and parameter, or of the test's
+node id. That covers weight initialization (Keras initializers draw from the global generator)
+and `SeedGenerator(None)`. A module-level `RNG = np.random.default_rng(...)` is re-created from
+the same seed before each test, so its draws do not depend on which tests ran before.
+"""
 import os
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import keras  # noqa: E402
+
 from tfvae import data  # noqa: E402
 
+
+def stable_seed(text):
+    """A seed in [0, 2^31 - 1) that depends only on `text` (not on the process or PYTHONHASHSEED)."""
+    return zlib.crc32(text.encode()) % (2 ** 31 - 1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Fixtures of every scope (a module's trained model, say) start from pinned generators."""
+    param = getattr(request, "param", None)
+    seed = stable_seed(f"{fixturedef.argname}[{param!r}]")
+    keras.utils.set_random_seed(seed)
+    try:
+        module = request.module if fixturedef.scope != "session" else None
+    except AttributeError:
+        module = None
+    _reset_module_rng(module, seed)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def pinned_seed(request):
+    """The test's own seed (from its node id): set before the test body runs (see below) and
+    available to tests that want it."""
+    return stable_seed(request.node.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Re-seeds every global generator just before the test body, after all its fixtures."""
+    seed = stable_seed(item.nodeid)
+    keras.utils.set_random_seed(seed)
+    _reset_module_rng(getattr(item, "module", None), seed)
+    yield
+
+
+def _reset_module_rng(module, seed):
+    if isinstance(getattr(module, "RNG", None), np.random.Generator):
+        module.RNG = np.random.default_rng(seed)
 
 
 @pytest.fixture(scope="session")
