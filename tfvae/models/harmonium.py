@@ -172,6 +172,16 @@ class HarmoniumVAE(BaseVAE):
     def latent_means(self, x):
         return [self.posterior_layer.mean(self.encode(x))]
 
+    @property
+    def capabilities(self):
+        if self.latent == "bernoulli" and self.latent_dim <= MAX_ENUMERATED_UNITS:
+            return frozenset({"enumerable_latents"})
+        return frozenset({"gaussian_posterior"}) if self.latent == "gaussian" else frozenset()
+
+    @property
+    def latent_shape(self):
+        return (self.latent_dim,)
+
     def encoder_weights(self):
         """The variables q(z|x) depends on (tied: W and v; W is the decoder's too)."""
         if self.tie_weights:

@@ -190,6 +190,24 @@ class VAE(BaseVAE):
             self.prior_layer.build()
         self.built = True
 
+    capabilities = frozenset({"gaussian_posterior"})
+
+    @property
+    def latent_shape(self):
+        return (self.latent_dim,)
+
+    def encoder_weights(self):
+        return self.encoder.trainable_weights + self.posterior_layer.trainable_weights
+
+    @property
+    def initialization_examples(self):
+        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
+
+    def initialize_from_data(self, x):
+        if self.prior_kind == "vamp":
+            self._ensure_built()
+            self.prior_layer.initialize_from_data(x)
+
     def encode(self, x, training=False):
         """q(z|x)'s parameters: {"loc", "scale"}, each [batch, latent_dim]."""
         return self.posterior_layer(self.encoder(self._check_input(x), training=training))
