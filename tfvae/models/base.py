@@ -134,6 +134,11 @@ class BaseVAE(keras.Model):
         serving contract's `decode`); for one layer of latents that is `decode`."""
         return self.decode(z)
 
+    def prior_log_normalizer(self):
+        """log Z of a prior known up to its normalizer, which `prior_log_prob(z, log_partition=)`
+        then takes precomputed (the tied harmonium's); None for a normalized prior."""
+        return None
+
     def encoder_weights(self):
         """The variables q(z|x) depends on (default: all trainable variables)."""
         return self.trainable_weights
