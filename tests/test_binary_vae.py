@@ -185,3 +185,16 @@ def test_old_gaussian_configs_load_with_the_same_variables():
 def test_bad_latent_arguments_are_refused_clearly(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tfvae.VAE(input_shape=(12,), latent_dim=3, **kwargs)
+
+
+def test_gradient_variance_compares_estimators_on_a_bernoulli_vae():
+    """A straight-through model compares with the score function without baseline; a baseline
+    needs the state a score-function model is built with, and the message says so."""
+    model = tfvae.VAE(input_shape=(12,), latent_dim=10, latent="bernoulli", hidden=(8,), seed=0)
+    straight = evaluation.gradient_variance(model, X[:16], num_draws=4)
+    score = evaluation.gradient_variance(model, X[:16], num_draws=4, estimator="score_function",
+                                         baseline="none")
+    assert score["total_variance"] > straight["total_variance"] > 0
+    with pytest.raises(ValueError, match="built with estimator='score_function'"):
+        evaluation.gradient_variance(model, X[:16], num_draws=4, estimator="score_function",
+                                     baseline="moving_average")

@@ -131,6 +131,12 @@ class LatentDraws:
             signal = signal - self.beta * self.kl_warmup * rate[0]
         signal = tf.stop_gradient(signal)
         baseline = 0.0
+        if self.baseline != "none" and self.signal_mean is None:
+            raise ValueError(
+                f"baseline={self.baseline!r} needs the score function's state (signal_mean, "
+                "baseline_net), which a model has only when built with estimator='score_function' "
+                "(so that other models keep their variables). Build the model with "
+                "estimator='score_function', or use baseline='none'.")
         if self.baseline != "none":
             # Read before the update, so the baseline does not depend on this batch's draws.
             baseline = tf.identity(self.signal_mean.value)
