@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import distributions, files
-from tfvae.models import harmonium
+from tfvae.models import latent_draws
 
 
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None):
@@ -239,12 +239,13 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
         float32 numpy array [N] of log p(x).
     """
     if not supports_exact_likelihood(model):
-        units, limit = model.latent_shape[0], harmonium.MAX_ENUMERATED_UNITS
+        units, limit = model.latent_shape[0], latent_draws.MAX_ENUMERATED_UNITS
         why = (f"m = {units} is beyond {limit}" if units > limit
                else "its latents are not one layer of binary units")
         raise ValueError("exact_log_likelihood enumerates the 2^m states of one layer of binary "
                          f"latents, m <= {limit} (capability 'enumerable_latents', e.g. "
-                         f"tfvae.HarmoniumVAE): {why}. Use iwae_nll instead. Received: "
+                         "tfvae.VAE(latent='bernoulli') or tfvae.HarmoniumVAE): "
+                         f"{why}. Use iwae_nll instead. Received: "
                          f"{type(model).__name__}, capabilities {sorted(model.capabilities)}")
     m = model.latent_shape[0]
     x = tf.concat(list(_batches(data)), axis=0)
@@ -260,7 +261,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
     total, starts = None, range(0, 2 ** m, states_per_chunk)
     progress = keras.utils.Progbar(len(starts), unit_name="chunk") if verbose else None
     for i, start in enumerate(starts):
-        part = chunk_log_sum(harmonium.binary_states(m, start, min(start + states_per_chunk, 2 ** m)))
+        part = chunk_log_sum(latent_draws.binary_states(m, start, min(start + states_per_chunk, 2 ** m)))
         total = part if total is None else tf.experimental.numpy.logaddexp(total, part)
         if progress is not None:
             progress.update(i + 1)

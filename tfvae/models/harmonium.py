@@ -12,7 +12,9 @@ ELBO equals log p(x) for every sample. Binary x and z make it an RBM. Z is a sum
 at most `MAX_ENUMERATED_UNITS` of them.
 
 With `tie_weights=False` encoder and decoder are free MLPs and the prior is factorized
-(Bernoulli(1/2) or N(0, I)): the ordinary binary-latent (or Gaussian) VAE.
+(Bernoulli(1/2) or N(0, I)): the ordinary binary-latent (or Gaussian) VAE, the same model as
+`tfvae.VAE(latent="bernoulli")`. Both draw their latents, and build the score function's
+baselines, with `tfvae.models.latent_draws.LatentDraws`.
 """
 import math
 
