@@ -54,7 +54,7 @@ def exported(tmp_path_factory):
         model.set_weights([w + 0.05 * RNG.normal(size=w.shape).astype(w.dtype) if w.dtype.kind == "f" else w
                            for w in model.get_weights()])
         dirs.append(export.export_saved_model(model, os.path.join(root, name, "serving")))
-        width = export.latent_width(model)
+        width = model.latent_shape[0]
         for batch in (1, 3):
             for signature in ("reconstruct", "encode", "log_prob"):
                 inputs[f"{i}/{signature}:{batch}/x"] = binary(batch)

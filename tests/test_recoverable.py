@@ -31,10 +31,8 @@ MODELS = _models()
 
 
 def _decode_width(model):
-    """(the decode method, the width of z it takes): the top layer for a hierarchy."""
-    if isinstance(model, (tfvae.LadderVAE, tfvae.HierarchicalVAE)):
-        return model.decode_top, model.latent_dims[-1]
-    return model.decode, model.latent_dim
+    """(the decode method of the top latent layer, the width of z it takes)."""
+    return model.decode_top, model.latent_shape[0]
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))

@@ -254,7 +254,7 @@ def shipped_served(mnist_arrays, tmp_path_factory):
         models[name] = zoo.load(name)
         for signature in ("reconstruct", "encode", "log_prob"):
             inputs[f"{i}/{signature}:3/x"] = x
-        inputs[f"{i}/decode:3/z"] = rng.normal(size=(3, export.latent_width(models[name]))).astype(np.float32)
+        inputs[f"{i}/decode:3/z"] = rng.normal(size=(3, models[name].latent_shape[0])).astype(np.float32)
         inputs[f"{i}/sample:2/seed"] = np.array([5, 6], np.int64)
     np.savez(root / "inputs.npz", **inputs)
     client = os.path.join(os.path.dirname(__file__), "serving_client.py")

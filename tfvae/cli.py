@@ -294,7 +294,7 @@ def _sample(args):
 
 
 def _evaluate(args):
-    from tfvae import data, distributions, evaluation, files, plots, zoo
+    from tfvae import data, evaluation, files, plots, zoo
     from tfvae import train as train_lib
 
     model = _load("evaluate", args.model)
@@ -335,8 +335,7 @@ def _evaluate(args):
         log_px = evaluation.exact_log_likelihood(model, test, verbose=1)
         results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
                             "num_examples": int(len(log_px))}
-    gaussian_posterior = isinstance(getattr(model, "posterior_layer", None), distributions.DiagonalGaussian)
-    if args.surgery_samples and gaussian_posterior:
+    if args.surgery_samples and "gaussian_posterior" in model.capabilities:
         train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False)
         results["elbo_surgery"] = evaluation.elbo_surgery(model, train, args.surgery_samples,
                                                           seed=args.seed)
@@ -344,7 +343,7 @@ def _evaluate(args):
     figures = {"samples": plots.sample_grid(model, os.path.join(out, "samples.png")),
                "reconstructions": plots.reconstructions(model, x, os.path.join(out, "reconstructions.png")),
                "traversals": plots.latent_traversals(model, x, os.path.join(out, "traversals.png"))}
-    if getattr(model, "latent_dim", None) == 2:
+    if model.latent_shape == (2,):
         figures["manifold"] = plots.latent_manifold(model, os.path.join(out, "manifold.png"))
     metrics = files.read_json(os.path.join(folder, "metrics.json"))
     if metrics and metrics.get("epochs"):

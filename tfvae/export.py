@@ -28,21 +28,13 @@ SIGNATURES = ("reconstruct", "encode", "decode", "sample", "log_prob")
 _TEMP_PREFIX = ".tmp-export-"
 
 
-def latent_width(model):
-    """The width of `decode`'s input: the latent layer, or the top layer of a hierarchy."""
-    if hasattr(model, "latent_dims"):
-        return model.latent_dims[-1]
-    return model.latent_dim
-
-
 def serving_functions(model, log_prob_samples=100):
     """{signature name: (function, input spec)} for every signature of the serving contract."""
     # The width is left open in the spec and checked in the graph, so a request of the wrong
     # width gets a message naming the expected shape instead of a failed matrix product.
     x_spec = tf.TensorSpec([None] * (1 + len(model.input_shape)), tf.float32, name="x")
-    z_spec = tf.TensorSpec([None, None], tf.float32, name="z")
+    z_spec = tf.TensorSpec([None] * (1 + len(model.latent_shape)), tf.float32, name="z")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
-    decode = model.decode_top if hasattr(model, "decode_top") else model.decode
 
     def reconstruct(x):
         return {"x_mean": model.reconstruct(checked(x, "x", model.input_shape))}
@@ -51,7 +43,7 @@ def serving_functions(model, log_prob_samples=100):
         return dict(model.encode(checked(x, "x", model.input_shape)))
 
     def decode_fn(z):
-        return dict(decode(checked(z, "z", (latent_width(model),))))
+        return dict(model.decode_top(checked(z, "z", model.latent_shape)))
 
     def sample(seed):
         def one(s):  # one reproducible draw per seed, whatever else is in the batch
@@ -60,7 +52,7 @@ def serving_functions(model, log_prob_samples=100):
 
     def log_prob(x):
         x = checked(x, "x", model.input_shape)
-        log_weight_sum = model._log_weight_logsumexp(x, log_prob_samples, tf.constant([0, 1], tf.int32))
+        log_weight_sum = model.log_weight_logsumexp(x, log_prob_samples, tf.constant([0, 1], tf.int32))
         return {"log_prob": log_weight_sum - math.log(log_prob_samples),
                 "elbo": model.loss_terms(x, num_samples=1, seed=tf.constant([0, 2], tf.int32))["elbo"]}
 
@@ -114,7 +106,7 @@ def export_saved_model(model, base_dir, version=None, log_prob_samples=100, name
     final = os.path.join(base_dir, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; export to a new version (version=None picks the next).")
-    model._check_input(tf.zeros((1,) + model.input_shape))  # builds an unbuilt model
+    model.check_input(tf.zeros((1,) + model.input_shape))  # builds an unbuilt model
     archive = keras.export.ExportArchive()
     archive.track(model)
     for signature, (fn, spec) in serving_functions(model, log_prob_samples).items():
@@ -134,7 +126,7 @@ def write_warmup_requests(export_dir, model, name):
 
     inputs = {"reconstruct": ("x", tf.zeros((1,) + model.input_shape)),
               "encode": ("x", tf.zeros((1,) + model.input_shape)),
-              "decode": ("z", tf.zeros([1, latent_width(model)])),
+              "decode": ("z", tf.zeros((1,) + model.latent_shape)),
               "sample": ("seed", tf.zeros([1], tf.int64)),
               "log_prob": ("x", tf.zeros((1,) + model.input_shape))}
     path = os.path.join(export_dir, WARMUP_FILE)

@@ -89,9 +89,9 @@ def reconstructions(model, x, path, num_examples=16):
 def latent_manifold(model, path, points_per_axis=20):
     """For a 2-D latent space: E[x|z] on a grid of the prior's quantiles (Kingma & Welling
     2014, figure 4), z_j = Phi^-1(u_j) for u on an even grid in (0, 1)."""
-    if getattr(model, "latent_dim", None) != 2:
-        raise ValueError(f"latent_manifold needs a model with latent_dim=2. "
-                         f"Received latent_dim={getattr(model, 'latent_dim', None)}")
+    if model.latent_shape != (2,):
+        raise ValueError(f"latent_manifold needs a model of 2 latent units. "
+                         f"Received: latent_shape={model.latent_shape}")
     u = np.linspace(0.5 / points_per_axis, 1 - 0.5 / points_per_axis, points_per_axis)
     quantiles = np.array([NormalDist().inv_cdf(v) for v in u])
     z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
@@ -144,9 +144,9 @@ def aggregate_posterior(models, x, labels, path, titles=None, points_per_axis=20
     fig = new_figure((4.2 * len(models), 4.0))
     axes = fig.subplots(1, len(models), squeeze=False)
     for i, (model, ax) in enumerate(zip(models, axes[0])):
-        if getattr(model, "latent_dim", None) != 2:
-            raise ValueError(f"aggregate_posterior needs 2-latent models. Received latent_dim="
-                             f"{getattr(model, 'latent_dim', None)}")
+        if model.latent_shape != (2,) or "gaussian_posterior" not in model.capabilities:
+            raise ValueError("aggregate_posterior needs models of 2 Gaussian latent units. "
+                             f"Received: latent_shape={model.latent_shape}")
         z = model.posterior_layer.sample(model.encode(x), seed=[0, i]).numpy()  # one draw each
         low, high = np.percentile(z, [0.5, 99.5], axis=0)
         pad = 0.15 * (high - low)

@@ -198,8 +198,8 @@ def train(config, out_dir, verbose=1):
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
                           jit_compile=config["training"]["jit_compile"])
-            if getattr(model, "prior_kind", None) == "vamp":  # (a resumed run restores its own)
-                model.prior_layer.initialize_from_data(first_examples(train_ds, model.prior_components))
+            if model.initialization_examples:  # (a resumed run restores its own)
+                model.initialize_from_data(first_examples(train_ds, model.initialization_examples))
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
             if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
                 copy_weights(config["training"]["init_from"], model)

@@ -114,6 +114,49 @@ class BaseVAE(keras.Model):
         """The number of values per example, prod(input_shape) (D of flat data)."""
         return int(np.prod(self.input_shape))
 
+    # -- the declared surface ------------------------------------------------------------------
+    # What evaluation, export, training and the CLI use of a model, and all they use: they never
+    # probe a model's class or attributes. A model declares what it can do in `capabilities`:
+    #   "enumerable_latents": its latent states can be summed over (evaluation.exact_log_likelihood)
+    #   "gaussian_posterior": one layer of diagonal Gaussian latents, `posterior(x)` (ELBO surgery)
+    capabilities = frozenset()
+    estimator = "pathwise"  # how latent draws are differentiated (see tfvae.estimators)
+    baseline = "none"       # the score-function estimator's baseline, where it has one
+
+    @property
+    def latent_shape(self):
+        """The shape of one example's top latent layer: what `decode_top` and `prior_sample`
+        work with."""
+        raise NotImplementedError
+
+    def decode_top(self, z):
+        """p(x|z)'s parameters for z of the top latent layer, [batch, *latent_shape] (the
+        serving contract's `decode`); for one layer of latents that is `decode`."""
+        return self.decode(z)
+
+    def prior_log_normalizer(self):
+        """log Z of a prior known up to its normalizer, which `prior_log_prob(z, log_partition=)`
+        then takes precomputed (the tied harmonium's); None for a normalized prior."""
+        return None
+
+    def encoder_weights(self):
+        """The variables q(z|x) depends on (default: all trainable variables)."""
+        return self.trainable_weights
+
+    @property
+    def initialization_examples(self):
+        """How many training examples `initialize_from_data` takes (0: it needs none)."""
+        return 0
+
+    def initialize_from_data(self, x):
+        """Starts the parts that start from data (a VampPrior's pseudo-inputs) at x, the first
+        `initialization_examples` training examples."""
+
+    def check_input(self, x):
+        """x as a float32 tensor of shape [batch, *input_shape], or a ValueError naming the
+        shape or dtype expected and received; builds the model first."""
+        return self._check_input(x)
+
     # -- what a subclass provides -------------------------------------------------------------
     def metric_names(self):
         """Per-example terms tracked as metrics besides Keras' own `loss`."""
@@ -228,12 +271,14 @@ class BaseVAE(keras.Model):
             size = min(chunk_size, num_samples - start)
             chunk_seed = (estimators.seed_pair(self.seed_generator) if seed is None
                           else tf.constant([seed, i], tf.int32))
-            part = self._log_weight_logsumexp(x, size, chunk_seed)
+            part = self.log_weight_logsumexp(x, size, chunk_seed)
             total = part if total is None else tf.experimental.numpy.logaddexp(total, part)
         return total - math.log(num_samples)
 
     @tf.function(jit_compile=True, reduce_retracing=True)
-    def _log_weight_logsumexp(self, x, num_samples, seed):
+    def log_weight_logsumexp(self, x, num_samples, seed):
+        """log sum_i p(x, z_i) / q(z_i|x) over k = `num_samples` draws at the int32 [2] `seed`,
+        [batch]: `log_prob`'s chunk and the exported `log_prob` signature."""
         return tf.reduce_logsumexp(self._forward(x, num_samples, seed)["log_weight"], axis=0)
 
     def sample(self, num_samples, seed=None, mean=True):

@@ -12,7 +12,9 @@ ELBO equals log p(x) for every sample. Binary x and z make it an RBM. Z is a sum
 at most `MAX_ENUMERATED_UNITS` of them.
 
 With `tie_weights=False` encoder and decoder are free MLPs and the prior is factorized
-(Bernoulli(1/2) or N(0, I)): the ordinary binary-latent (or Gaussian) VAE.
+(Bernoulli(1/2) or N(0, I)): the ordinary binary-latent (or Gaussian) VAE, the same model as
+`tfvae.VAE(latent="bernoulli")`. Both draw their latents, and build the score function's
+baselines, with `tfvae.models.latent_draws.LatentDraws`.
 """
 import math
 
@@ -21,25 +23,15 @@ import tensorflow as tf
 
 from tfvae import distributions, estimators
 from tfvae.models.base import BaseVAE, make_likelihood, standardize_input_shape
+from tfvae.models.latent_draws import (BASELINES, ESTIMATORS, MAX_ENUMERATED_UNITS,  # noqa: F401
+                                       LatentDraws, binary_states, check_estimator)
 from tfvae.models.vae import mlp
 
 LATENT_FAMILIES = ("bernoulli", "gaussian")
-ESTIMATORS = {"bernoulli": ("straight_through", "score_function", "relaxed"),
-              "gaussian": ("pathwise", "score_function")}
-BASELINES = ("none", "moving_average", "learned")
-MAX_ENUMERATED_UNITS = 20
-
-
-def binary_states(num_units, start=0, stop=None):
-    """Rows start..stop-1 of the 2^m binary states, [n, m] float32 (unit j = bit j of the row)."""
-    stop = 2 ** num_units if stop is None else stop
-    index = tf.range(start, stop, dtype=tf.int32)[:, None]
-    return tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(index, tf.range(num_units)), 1),
-                   tf.float32)
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class HarmoniumVAE(BaseVAE):
+class HarmoniumVAE(LatentDraws, BaseVAE):
     """Harmonium VAE (tied) or binary-latent VAE (untied); see the module docstring.
 
     Args:
@@ -78,14 +70,8 @@ class HarmoniumVAE(BaseVAE):
             raise ValueError(f"latent must be one of {LATENT_FAMILIES}. Received: latent={latent!r}")
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer. Received: latent_dim={latent_dim!r}")
-        estimator = estimator or ESTIMATORS[latent][0]
-        if estimator not in ESTIMATORS[latent]:
-            raise ValueError(f"estimator must be one of {ESTIMATORS[latent]} for {latent} latents. "
-                             f"Received: estimator={estimator!r}")
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}. Received: baseline={baseline!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0. Received: temperature={temperature!r}")
+        estimator = check_estimator(latent, estimator, baseline, temperature,
+                                    kwargs.get("num_samples", 1))
         if tie_weights:
             if latent != "bernoulli" or latent_dim > MAX_ENUMERATED_UNITS:
                 raise ValueError(
@@ -100,9 +86,6 @@ class HarmoniumVAE(BaseVAE):
                 raise ValueError("A tied Gaussian visible layer has unit variance (its natural "
                                  f"parameter is the mean). Received: likelihood_scale={likelihood_scale!r}")
             likelihood_scale = 1.0 if likelihood == "gaussian" else None
-        if estimator == "score_function" and kwargs.get("num_samples", 1) > 1:
-            raise ValueError("estimator='score_function' trains the ELBO (num_samples=1); the "
-                             "IWAE bound needs a multi-sample estimator such as VIMCO.")
         if kwargs.get("free_bits", 0.0):
             raise ValueError(
                 "HarmoniumVAE does not apply free bits: the tied harmonium's prior does not "
@@ -128,9 +111,7 @@ class HarmoniumVAE(BaseVAE):
             self.encoder = mlp(self.hidden, activation, "encoder")
             self.decoder = mlp(tuple(reversed(self.hidden)), activation, "decoder")
         # The score function's baselines: a running mean of the signal, and a linear b(x).
-        self.signal_mean = keras.Variable(0.0, trainable=False, dtype="float32", name="signal_mean",
-                                          aggregation="mean")
-        self.baseline_net = keras.layers.Dense(1, name="baseline") if baseline == "learned" else None
+        self._make_score_function_state()
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
@@ -147,8 +128,7 @@ class HarmoniumVAE(BaseVAE):
             self.posterior_layer.build(self.encoder.compute_output_shape((None, d)))
             self.decoder.build((None, m))
             self.likelihood_layer.build(self.decoder.compute_output_shape((None, m)))
-        if self.baseline_net is not None:
-            self.baseline_net.build((None, d))
+        self._build_score_function_state()
         self.built = True
 
     # -- the codecs -----------------------------------------------------------------------------
@@ -171,6 +151,16 @@ class HarmoniumVAE(BaseVAE):
 
     def latent_means(self, x):
         return [self.posterior_layer.mean(self.encode(x))]
+
+    @property
+    def capabilities(self):
+        if self.latent == "bernoulli" and self.latent_dim <= MAX_ENUMERATED_UNITS:
+            return frozenset({"enumerable_latents"})
+        return frozenset({"gaussian_posterior"}) if self.latent == "gaussian" else frozenset()
+
+    @property
+    def latent_shape(self):
+        return (self.latent_dim,)
 
     def encoder_weights(self):
         """The variables q(z|x) depends on (tied: W and v; W is the decoder's too)."""
@@ -217,16 +207,14 @@ class HarmoniumVAE(BaseVAE):
     def prior_log_prob(self, z, log_partition=None):
         """log p(z), [batch]: the harmonium marginal (tied) or the factorized prior."""
         if not self.tie_weights:
-            return self.posterior_layer.log_prob(self._factorized_prior(tf.shape(z)[0]), z)
+            return self._factorized_prior_log_prob(z)
         if log_partition is None:
             log_partition = self.log_partition()
         return self._unnormalized_log_prior(z) - log_partition
 
-    def _factorized_prior(self, num_rows):
-        zeros = tf.zeros([num_rows, self.latent_dim])
-        if self.latent == "bernoulli":
-            return self.posterior_layer.params_from_raw(zeros)
-        return {"loc": zeros, "scale": tf.ones_like(zeros)}
+    def prior_log_normalizer(self):
+        """Tied: log Z (`log_partition`); untied: None (the factorized prior is normalized)."""
+        return self.log_partition() if self.tie_weights else None
 
     def prior_sample(self, num_samples, seed):
         """z ~ p(z): a categorical draw over the 2^m states (tied), or the factorized prior."""
@@ -256,66 +244,10 @@ class HarmoniumVAE(BaseVAE):
                 "model.log_prob(x, num_samples=5000) or tfvae.evaluation.iwae_nll.")
 
     # -- the objective --------------------------------------------------------------------------
-    def _draw(self, q, seed, relaxed):
-        """z for the decoder, and the log-ratio log q(z) - log p(z) at it, per row.
-
-        Relaxed draws live in logit space (their density is the logistic's, with the prior
-        Bernoulli(1/2) relaxed at the same temperature); all others are exact draws."""
-        if relaxed:
-            y = estimators.relaxed_bernoulli_logits(q["logits"], seed, self.temperature)
-            log_ratio = tf.reduce_sum(estimators.logistic_log_prob(y, q["logits"], self.temperature)
-                                      - estimators.logistic_log_prob(y, 0.0, self.temperature), -1)
-            return tf.sigmoid(y), log_ratio
-        z = self.posterior_layer.sample(q, seed)
-        if self.estimator == "score_function":
-            z = tf.stop_gradient(z)
-        return z, self.posterior_layer.log_prob(q, z) - self.prior_log_prob(z)
-
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
-        k = num_samples
-        q = self.encode(x, training) if posterior_params is None else posterior_params
-        q = {name: tf.tile(v, [k, 1]) for name, v in q.items()}  # rows: k-major, k * B
-        relaxed = self.estimator == "relaxed" and training
-        z, log_ratio = self._draw(q, seed, relaxed)
-        log_likelihood = self.likelihood_layer.log_prob(self._decode_samples(
-            tf.reshape(z, [k, -1, self.latent_dim]), training), x)
-        log_ratio = tf.reshape(log_ratio, [k, -1])
-        rate = log_ratio
-        if self.analytic_kl and not self.tie_weights and not relaxed:
-            prior = self.posterior_layer.distribution(self._factorized_prior(tf.shape(x)[0]))
-            q_first = {name: v[:tf.shape(x)[0]] for name, v in q.items()}
-            rate = distributions.kl_divergence(self.posterior_layer.distribution(q_first), prior)[None]
-        terms = dict(log_likelihood=log_likelihood, log_weight=log_likelihood - log_ratio,
-                     rate=rate, penalized_rate=rate)
-        if self.estimator == "score_function" and k == 1:
-            terms["log_likelihood"] += self._score_function_term(x, q, z, log_likelihood, rate, training)
-        return terms
-
-    def _score_function_term(self, x, q, z, log_likelihood, rate, training):
-        """Zero-valued; its gradient is the REINFORCE estimate for the draw z (see estimators).
-
-        The learning signal f is the part of the objective that depends on z through the draw:
-        log p(x|z), minus the weighted log-ratio when the KL is sampled."""
-        signal = log_likelihood[0]
-        if self.kl_estimate == "monte_carlo":
-            signal = signal - self.beta * self.kl_warmup * rate[0]
-        signal = tf.stop_gradient(signal)
-        baseline = 0.0
-        if self.baseline != "none":
-            # Read before the update, so the baseline does not depend on this batch's draws.
-            baseline = tf.identity(self.signal_mean.value)
-            if training:
-                decay = self.baseline_decay
-                self.signal_mean.assign(decay * self.signal_mean + (1 - decay) * tf.reduce_mean(signal))
-        term = 0.0
-        if self.baseline_net is not None:
-            learned = self.baseline_net(x)[:, 0]
-            residual = signal - baseline - learned
-            # Least squares for b(x), as a zero-valued term with the gradient of -residual^2.
-            term = -(tf.square(residual) - tf.stop_gradient(tf.square(residual)))
-            baseline = baseline + learned
-        log_q = self.posterior_layer.log_prob(q, z)
-        return term + estimators.score_function_surrogate(log_q, signal, baseline)[None]
+        # The draw, rate and score function are LatentDraws' (shared with VAE(latent="bernoulli")).
+        return self._draw_terms(x, num_samples, seed, training, posterior_params,
+                                factorized=not self.tie_weights)
 
     @property
     def kl_estimate(self):

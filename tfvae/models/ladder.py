@@ -139,6 +139,19 @@ class _TopDownVAE(BaseVAE):
         z = self._check_latent(z, self.latent_dims[0])
         return self.likelihood_layer(self.decoder(z, training=training))
 
+    @property
+    def latent_shape(self):
+        return (self.latent_dims[-1],)
+
+    @property
+    def initialization_examples(self):
+        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
+
+    def initialize_from_data(self, x):
+        if self.prior_kind == "vamp":
+            self._ensure_built()
+            self.prior_layer.initialize_from_data(x)
+
     def decode_top(self, z_top):
         """p(x|.)'s parameters from the top layer, following the prior means down."""
         z = self._check_latent(z_top, self.latent_dims[-1], method="decode_top")

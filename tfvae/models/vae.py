@@ -1,11 +1,14 @@
-"""The flat VAE: one layer of Gaussian latents, p(z) = N(0, I) (Kingma & Welling 2014)."""
+"""The flat VAE: one layer of latents, Gaussian with p(z) = N(0, I) (Kingma & Welling 2014) or
+binary with p(z) = Bernoulli(1/2) (the binary-latent VAE; its draws are `LatentDraws`')."""
 import keras
 import tensorflow as tf
 
 from tfvae import distributions, objectives, priors
 from tfvae.models.base import BaseVAE, make_likelihood
+from tfvae.models.latent_draws import MAX_ENUMERATED_UNITS, LatentDraws, check_estimator
 
 ARCHITECTURES = ("mlp", "conv")
+LATENTS = ("gaussian", "bernoulli")
 _IMAGE_SIDE = 28  # the conv shorthand for flat data is for 28x28 single-channel images (784,)
 
 
@@ -63,13 +66,18 @@ def _output_shape(network, input_shape):
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(BaseVAE):
-    """Variational autoencoder with a diagonal Gaussian posterior.
+class VAE(LatentDraws, BaseVAE):
+    """Variational autoencoder with a diagonal Gaussian posterior, or Bernoulli latents.
 
     q(z|x) = N(mu(x), diag(sigma(x)^2)), p(x|z) Bernoulli or Gaussian, p(z) N(0, I) or a learned
     prior (`tfvae.priors`), trained on the ELBO E_q[log p(x|z)] - beta KL[q(z|x) || p(z)]
     (k = 1; closed-form KL when `analytic_kl` and the prior is N(0, I), else the Monte Carlo
     estimate) or on the IWAE bound with k = `num_samples` > 1 (Burda et al. 2016).
+
+    With `latent="bernoulli"`, q(z|x) = Bernoulli(sigmoid(logits(x))) and p(z) = Bernoulli(1/2)
+    per unit (the binary-latent VAE); the draw is differentiated by `estimator` and the KL is
+    the closed form when `analytic_kl` (not for relaxed draws: there log q - log p of the
+    logistic densities at the relaxed draw, the prior relaxed at the same temperature).
 
     The networks are parts: pass your own `encoder` (x [batch, *input_shape] -> features of
     any shape) and `decoder` (z [batch, latent_dim] -> features), any serializable Keras layer
@@ -98,6 +106,15 @@ class VAE(BaseVAE):
             Tomczak & Welling 2018), each with `prior_components` components; or a prior layer
             of `tfvae.priors` (a part, e.g. `tfvae.priors.MixturePrior(16, 10)`).
         seed: seed of the model's sampling.
+        latent: the latent family, "gaussian" or "bernoulli" (then prior="standard_normal"
+            means the factorized Bernoulli(1/2); mixture and vamp priors are Gaussian only).
+        estimator: how the latent draw is differentiated (`tfvae.estimators`): "pathwise"
+            (Gaussian, the only choice); "straight_through" (Bernoulli default),
+            "score_function" or "relaxed" (Bernoulli).
+        baseline: score function only: "none", "moving_average" (of the learning signal) or
+            "learned" (moving average plus a linear function of x fit by least squares).
+        baseline_decay: the moving average's decay per training step.
+        temperature: of the relaxed estimator.
 
     Example:
     >>> model = tfvae.VAE(input_shape=(784,), latent_dim=50, hidden=(200, 200))
@@ -110,18 +127,34 @@ class VAE(BaseVAE):
     ...                             keras.layers.Conv2DTranspose(1, 4, 4)])
     >>> model = tfvae.VAE(input_shape=(28, 28, 1), latent_dim=16, encoder=encoder,
     ...                   decoder=decoder)                    # your own networks
+    >>> model = tfvae.VAE(input_shape=(784,), latent_dim=200, latent="bernoulli",
+    ...                   estimator="score_function", baseline="learned")  # binary latents
     """
 
     def __init__(self, input_shape=None, latent_dim=None, hidden=(200, 200), activation="tanh",
                  architecture="mlp", likelihood="bernoulli", likelihood_scale=None,
                  posterior_scale="softplus", min_scale=1e-4, analytic_kl=True, num_samples=1,
                  beta=1.0, free_bits=0.0, prior="standard_normal", prior_components=500, seed=None,
-                 encoder=None, decoder=None, **kwargs):
+                 encoder=None, decoder=None, latent="gaussian", estimator=None,
+                 baseline="moving_average", baseline_decay=0.99, temperature=0.5, **kwargs):
+        if latent not in LATENTS:
+            raise ValueError(f"latent must be one of {LATENTS}. Received: latent={latent!r}")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}. "
                              f"Received: architecture={architecture!r}")
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer. Received: latent_dim={latent_dim!r}")
+        estimator = check_estimator(latent, estimator, baseline, temperature, num_samples)
+        if latent == "gaussian" and estimator != "pathwise":
+            raise ValueError("Gaussian latents are drawn pathwise (reparameterized): "
+                             f"estimator='{estimator}' is for latent='bernoulli'. "
+                             f"Received: estimator={estimator!r}")
+        if latent == "bernoulli" and prior != "standard_normal":
+            raise ValueError(
+                "Bernoulli latents have the factorized prior Bernoulli(1/2) (prior='standard_normal', "
+                "the family's standard prior): mixture and VampPrior priors are mixtures of "
+                "Gaussians, for latent='gaussian'. Received: "
+                f"prior={prior if isinstance(prior, str) else type(prior).__name__!r}")
         hidden = tuple(hidden)
         if not all(isinstance(u, int) and u > 0 for u in hidden):
             raise ValueError(f"hidden must be a sequence of positive integers. Received: hidden={hidden!r}")
@@ -166,6 +199,19 @@ class VAE(BaseVAE):
             parameters_out = architecture == "conv"
         self.likelihood_layer = make_likelihood(likelihood, shape, likelihood_scale,
                                                 project=not parameters_out)
+        self.latent = latent
+        self.estimator = estimator
+        self.baseline = baseline
+        self.baseline_decay = float(baseline_decay)
+        self.temperature = float(temperature)
+        if latent == "bernoulli":
+            self.posterior_layer = distributions.Bernoulli(latent_dim, name="posterior")
+            self.custom_prior, self.prior_layer, self.prior_kind = False, None, "standard_normal"
+            self.prior_components = prior_components
+            # only a score-function model has the baselines' variables
+            self._make_score_function_state(create=estimator == "score_function")
+            return
+        self.signal_mean = self.baseline_net = None
         self.posterior_layer = distributions.DiagonalGaussian(
             latent_dim, scale_activation=posterior_scale, min_scale=min_scale, name="posterior")
         # A VampPrior's pseudo-inputs live in the data's range: (0, 1) for Bernoulli data,
@@ -186,12 +232,45 @@ class VAE(BaseVAE):
         self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
         latent_shape = (None, self.latent_dim)
         self.likelihood_layer.build(self.decoder.compute_output_shape(latent_shape))
-        if not self.prior_layer.built:  # (a prior part may come built, e.g. from its config)
-            self.prior_layer.build()
+        if self.prior_layer is not None and not self.prior_layer.built:
+            self.prior_layer.build()  # (a prior part may come built, e.g. from its config)
+        self._build_score_function_state()
         self.built = True
 
+    @property
+    def capabilities(self):
+        if self.latent == "gaussian":
+            return frozenset({"gaussian_posterior"})
+        if self.latent_dim <= MAX_ENUMERATED_UNITS:
+            return frozenset({"enumerable_latents"})
+        return frozenset()
+
+    @property
+    def kl_estimate(self):
+        if self.latent == "bernoulli":
+            closed = self.analytic_kl and self.estimator != "relaxed"
+            return "closed_form" if closed else "monte_carlo"
+        return super().kl_estimate
+
+    @property
+    def latent_shape(self):
+        return (self.latent_dim,)
+
+    def encoder_weights(self):
+        return self.encoder.trainable_weights + self.posterior_layer.trainable_weights
+
+    @property
+    def initialization_examples(self):
+        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
+
+    def initialize_from_data(self, x):
+        if self.prior_kind == "vamp":
+            self._ensure_built()
+            self.prior_layer.initialize_from_data(x)
+
     def encode(self, x, training=False):
-        """q(z|x)'s parameters: {"loc", "scale"}, each [batch, latent_dim]."""
+        """q(z|x)'s parameters: {"loc", "scale"} (Gaussian) or {"logits", "probs"} (Bernoulli),
+        each [batch, latent_dim]."""
         return self.posterior_layer(self.encoder(self._check_input(x), training=training))
 
     def posterior(self, x):
@@ -199,8 +278,16 @@ class VAE(BaseVAE):
         return self.posterior_layer.distribution(self.encode(x))
 
     def prior(self):
-        """p(z) as a `tfd.Distribution`: N(0, I) or a mixture (`tfvae.priors`)."""
+        """p(z) as a `tfd.Distribution`: N(0, I), a mixture (`tfvae.priors`) or Bernoulli(1/2)."""
+        if self.prior_layer is None:
+            return self.posterior_layer.distribution(self._factorized_prior(1))
         return self.prior_layer.distribution()
+
+    def prior_log_prob(self, z, log_partition=None):
+        """log p(z), [batch] (the prior is normalized: `log_partition` is not used)."""
+        if self.prior_layer is None:
+            return self._factorized_prior_log_prob(z)
+        return self.prior_layer.log_prob(z)
 
     def decode(self, z, training=False):
         """p(x|z)'s parameters, e.g. {"logits", "probs"}, each [batch, *input_shape]."""
@@ -208,16 +295,22 @@ class VAE(BaseVAE):
         return self.likelihood_layer(self.decoder(z, training=training))
 
     def reconstruct(self, x):
-        return self.likelihood_layer.mean(self.decode(self.encode(x)["loc"]))
+        return self.likelihood_layer.mean(self.decode(self.latent_means(x)[0]))
 
     def prior_sample(self, num_samples, seed):
         self._ensure_built()
+        if self.prior_layer is None:
+            return self.posterior_layer.sample(self._factorized_prior(num_samples), seed)
         return self.prior_layer.sample(num_samples, seed)
 
     def latent_means(self, x):
+        if self.latent == "bernoulli":
+            return [self.posterior_layer.mean(self.encode(x))]
         return [self.encode(x)["loc"]]
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
+        if self.latent == "bernoulli":  # the draw, rate and score function are LatentDraws'
+            return self._draw_terms(x, num_samples, seed, training, posterior_params)
         q_params = posterior_params or self.encode(x, training=training)
         q = self.posterior_layer.distribution(q_params)
         z = self.posterior_layer.sample(q_params, seed, num_samples)  # [k, B, L]
@@ -258,6 +351,8 @@ class VAE(BaseVAE):
                       encoder=(keras.saving.serialize_keras_object(self.encoder)
                                if self.custom_encoder else None),
                       decoder=(keras.saving.serialize_keras_object(self.decoder)
-                               if self.custom_decoder else None))
+                               if self.custom_decoder else None),
+                      latent=self.latent, estimator=self.estimator, baseline=self.baseline,
+                      baseline_decay=self.baseline_decay, temperature=self.temperature)
         return config
 

@@ -1,0 +1,200 @@
+"""VAE(latent="bernoulli"): the binary-latent VAE, with the latent draw and score-function
+machinery of `tfvae.models.latent_draws` that the HarmoniumVAE uses too."""
+import itertools
+import re
+
+import keras
+import numpy as np
+import pytest
+import scipy.special
+import tensorflow as tf
+
+import tfvae
+from tfvae import evaluation
+from helpers import assert_model_saving_round_trip
+from test_maths_exact import (LOG_HALF, X4, bernoulli_kl, bernoulli_log_prob,
+                              check_straight_through_gradients, dense, f64, softplus)
+
+ESTIMATORS = [("straight_through", "moving_average"), ("score_function", "none"),
+              ("score_function", "moving_average"), ("score_function", "learned"),
+              ("relaxed", "moving_average")]
+RNG = np.random.default_rng(0)
+X = (RNG.random((32, 12)) < 0.4).astype("float32")
+
+
+def bernoulli_vae(**kwargs):
+    kwargs = {"input_shape": (12,), "latent_dim": 200, "latent": "bernoulli", "hidden": (16,),
+              "seed": 1, **kwargs}
+    return tfvae.VAE(**kwargs)
+
+
+@pytest.mark.parametrize("estimator, baseline", ESTIMATORS)
+def test_200_bernoulli_latents_train_and_round_trip_under_each_estimator(estimator, baseline, tmp_path):
+    model = bernoulli_vae(estimator=estimator, baseline=baseline)
+    assert (model.estimator, model.baseline) == (estimator, baseline)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.build((None, 12))
+    with tf.GradientTape() as tape:
+        objective = tf.reduce_mean(model.loss_terms(X, seed=4, training=True)["objective"])
+    grads = tape.gradient(objective, model.encoder_weights())
+    assert all(g is not None for g in grads)
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0  # gradients reach the encoder
+    before = [w.numpy() for w in model.encoder_weights()]
+    history = model.fit(X, batch_size=32, epochs=2, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert len(losses) == 2 and np.all(np.isfinite(losses)) and losses[0] != losses[1]
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.encoder_weights()))
+    # the score function's state only where it is used (old VAE files keep their variables)
+    names = {w.path.split("/")[-1] for w in model.weights}
+    assert ("signal_mean" in names) == (estimator == "score_function")
+    assert (model.baseline_net is not None) == (estimator == "score_function" and baseline == "learned")
+    assert model.capabilities == frozenset()  # 2^200 states: not enumerable
+    loaded = assert_model_saving_round_trip(model, X[:8], tmp_path)
+    assert (loaded.latent, loaded.estimator, loaded.baseline) == ("bernoulli", estimator, baseline)
+    if estimator == "score_function":  # the running mean is state, saved and restored
+        assert float(loaded.signal_mean) == float(model.signal_mean)
+        assert (float(model.signal_mean) != 0.0) == (baseline != "none")
+
+
+def small_model():
+    """4 Bernoulli latents, 6 visible units, linear codecs with random weights (O(1) for the
+    decoder; small for the encoder, so q covers every state and IWAE's weights vary little)."""
+    model = tfvae.VAE(input_shape=(6,), latent_dim=4, latent="bernoulli", hidden=(), seed=2)
+    model.build((None, 6))
+    rng = np.random.default_rng(3)
+    for layer, scale in ((model.posterior_layer, 0.3), (model.likelihood_layer, 1.0)):
+        for weight in layer.projection.weights:
+            weight.assign(rng.normal(scale=scale, size=weight.shape).astype(np.float32))
+    return model
+
+
+def test_exact_log_likelihood_is_the_numpy_sum_over_the_16_states_and_iwae_approaches_it():
+    model = small_model()
+    assert "enumerable_latents" in model.capabilities
+    assert "gaussian_posterior" not in model.capabilities
+    x = (np.random.default_rng(4).random((5, 6)) < 0.5).astype("float32")
+    kernel, bias = (f64(w.numpy()) for w in model.likelihood_layer.projection.weights)
+    states = np.array(list(itertools.product([0, 1], repeat=4)), np.float64)     # [16, 4]
+    logits = states @ kernel + bias                                               # [16, 6]
+    log_joint = f64(x) @ logits.T - softplus(logits).sum(-1) + 4 * LOG_HALF        # [5, 16]
+    expected = scipy.special.logsumexp(log_joint, axis=1)
+    exact = evaluation.exact_log_likelihood(model, x, states_per_chunk=5)
+    np.testing.assert_allclose(exact, expected, rtol=1e-5, atol=1e-5)
+    errors = [np.abs(model.log_prob(x, num_samples=k, seed=7).numpy() - expected)
+              for k in (100, 20000)]
+    assert errors[1].mean() < errors[0].mean()
+    np.testing.assert_allclose(errors[1], 0.0, atol=0.05)
+
+
+PARTS = ("encoder", "decoder", "posterior_layer", "likelihood_layer", "baseline_net")
+
+
+def copy_parts(source, target):
+    for name in PARTS:
+        if getattr(source, name) is not None:
+            getattr(target, name).set_weights(getattr(source, name).get_weights())
+
+
+@pytest.mark.parametrize("estimator, baseline", [("straight_through", "moving_average"),
+                                                 ("score_function", "learned"),
+                                                 ("relaxed", "moving_average")])
+@pytest.mark.parametrize("analytic_kl", [True, False])
+def test_the_bernoulli_vae_and_the_untied_harmonium_are_one_mechanism(estimator, baseline,
+                                                                       analytic_kl):
+    """Same weights, same seed: the same ELBO, training objective, gradients and baseline state."""
+    common = dict(input_shape=(12,), latent_dim=7, hidden=(9,), estimator=estimator,
+                  baseline=baseline, analytic_kl=analytic_kl, seed=0)
+    vae = tfvae.VAE(latent="bernoulli", **common)
+    harmonium = tfvae.HarmoniumVAE(tie_weights=False, **common)
+    vae.build((None, 12))
+    harmonium.build((None, 12))
+    copy_parts(harmonium, vae)
+    assert vae.kl_estimate == harmonium.kl_estimate
+    np.testing.assert_array_equal(vae.elbo(X, seed=3), harmonium.elbo(X, seed=3))
+    np.testing.assert_array_equal(vae.log_prob(X, 10, seed=3), harmonium.log_prob(X, 10, seed=3))
+    assert len(vae.trainable_weights) == len(harmonium.trainable_weights)
+    results = []
+    for model in (vae, harmonium):
+        variables = [w for name in PARTS if getattr(model, name) is not None
+                     for w in getattr(model, name).trainable_weights]
+        with tf.GradientTape() as tape:
+            objective = model.loss_terms(X, seed=5, training=True)["objective"]
+        results.append((objective, tape.gradient(objective, variables)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert len(results[0][1]) == len(results[1][1])
+    for ours, theirs in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    if estimator == "score_function":
+        assert float(vae.signal_mean) == float(harmonium.signal_mean) != 0.0
+
+
+@pytest.mark.parametrize("analytic_kl, free_bits", [(True, 0.0), (False, 0.0), (True, 0.3),
+                                                    (False, 0.3)])
+def test_straight_through_gradient_of_the_bernoulli_vae_by_hand(analytic_kl, free_bits):
+    """q(z|x) = Bernoulli(sigmoid(x A + a)), p(z) = Bernoulli(1/2), p(x|z) =
+    Bernoulli(sigmoid(z B + b)); free bits floor each unit's batch-mean KL at lambda."""
+    model = tfvae.VAE(input_shape=(4,), latent_dim=3, latent="bernoulli", hidden=(),
+                      analytic_kl=analytic_kl, free_bits=free_bits, seed=0)
+    model.build((None, 4))
+    assert model.estimator == "straight_through"
+    q_name, x_name = model.posterior_layer.name, model.likelihood_layer.name
+    key = (13, 0)  # an int seed s is the pair [s, 0]
+
+    def objective(params, x, draws):
+        logits = dense(params, q_name, x)
+        z = draws(logits, key)
+        log_likelihood = bernoulli_log_prob(x, dense(params, x_name, z))
+        if analytic_kl:
+            per_unit = np.stack([bernoulli_kl(logits[:, j:j + 1], 0.0) for j in range(3)], -1)
+        else:
+            per_unit = z * logits - softplus(logits) - LOG_HALF
+        if free_bits:
+            per_unit = np.where(per_unit.mean(0) > free_bits, per_unit, free_bits)
+        return float(np.mean(log_likelihood - per_unit.sum(-1)))
+
+    check_straight_through_gradients(model, [model.posterior_layer, model.likelihood_layer],
+                                     objective, X4, 13)
+
+
+def test_old_gaussian_configs_load_with_the_same_variables():
+    model = tfvae.VAE(input_shape=(12,), latent_dim=3, hidden=(5,), seed=0)
+    model.build((None, 12))
+    config = model.get_config()
+    assert (config["latent"], config["estimator"]) == ("gaussian", "pathwise")
+    for key in ("latent", "estimator", "baseline", "baseline_decay", "temperature"):
+        del config[key]
+    old = tfvae.VAE.from_config(config)
+    old.build((None, 12))
+    paths = lambda m: [re.sub(r"_\d+", "", w.path.split("/", 1)[-1]) for w in m.weights]
+    assert paths(old) == paths(model)
+    assert "signal_mean" not in [w.name for w in old.weights]
+    assert old.latent == "gaussian" and old.capabilities == frozenset({"gaussian_posterior"})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(latent="binary"), "latent must be one of"),
+    (dict(latent="bernoulli", estimator="pathwise"), "estimator must be one of"),
+    (dict(estimator="score_function"), "Gaussian latents are drawn pathwise"),
+    (dict(latent="bernoulli", baseline="mean"), "baseline must be one of"),
+    (dict(latent="bernoulli", temperature=0.0), "temperature must be > 0"),
+    (dict(latent="bernoulli", estimator="score_function", num_samples=5), "VIMCO"),
+    (dict(latent="bernoulli", prior="mixture"), "mixtures of Gaussians"),
+    (dict(latent="bernoulli", prior="vamp"), "mixtures of Gaussians"),
+    (dict(latent="bernoulli", prior=tfvae.priors.MixturePrior(3, 2)), "MixturePrior"),
+])
+def test_bad_latent_arguments_are_refused_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tfvae.VAE(input_shape=(12,), latent_dim=3, **kwargs)
+
+
+def test_gradient_variance_compares_estimators_on_a_bernoulli_vae():
+    """A straight-through model compares with the score function without baseline; a baseline
+    needs the state a score-function model is built with, and the message says so."""
+    model = tfvae.VAE(input_shape=(12,), latent_dim=10, latent="bernoulli", hidden=(8,), seed=0)
+    straight = evaluation.gradient_variance(model, X[:16], num_draws=4)
+    score = evaluation.gradient_variance(model, X[:16], num_draws=4, estimator="score_function",
+                                         baseline="none")
+    assert score["total_variance"] > straight["total_variance"] > 0
+    with pytest.raises(ValueError, match="built with estimator='score_function'"):
+        evaluation.gradient_variance(model, X[:16], num_draws=4, estimator="score_function",
+                                     baseline="moving_average")
