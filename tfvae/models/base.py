@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import distributions, estimators, objectives
+from tfvae import distributions, estimators, objectives, priors
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -461,6 +461,34 @@ def _matches(shape, expected):
     shape = tuple(tf.TensorShape(shape).as_list()) if shape is not None else None
     return (shape is not None and len(shape) == len(expected)
             and all(d is None or d == e for d, e in zip(shape, expected)))
+
+
+class PriorPart:
+    """For models whose top latent layer has a prior part (`prior_layer`, `prior_kind`, see
+    `tfvae.priors.prior_part`): a VampPrior starts from training data, and configs saved before
+    a VampPrior's pseudo-inputs followed the data's range load as they were saved."""
+
+    @property
+    def initialization_examples(self):
+        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
+
+    def initialize_from_data(self, x):
+        if self.prior_kind == "vamp":
+            self._ensure_built()
+            self.prior_layer.initialize_from_data(x)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if ("input_dim" in config and config.get("prior") == "vamp"
+                and config.get("likelihood") == "gaussian"):
+            # saved before pseudo-inputs followed the data's range: they were squashed to (0, 1)
+            units = (config["latent_dim"] if "latent_dim" in config
+                     else tuple(config["latent_dims"])[-1])
+            config["prior"] = priors.VampPrior(
+                units, config.get("prior_components", 500), input_shape=(config["input_dim"],),
+                pseudo_input_range=(0.0, 1.0), name="prior")
+        return cls(**config)
 
 
 def _weighted_mean(values, sample_weight):

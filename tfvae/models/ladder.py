@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, estimators, objectives, priors
-from tfvae.models.base import BaseVAE, make_likelihood, standardize_input_shape
+from tfvae.models.base import BaseVAE, PriorPart, make_likelihood, standardize_input_shape
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
 LATENT_FAMILIES = ("gaussian", "bernoulli")
@@ -44,7 +44,7 @@ def _widths(hidden, num_layers):
     return widths
 
 
-class _TopDownVAE(BaseVAE):
+class _TopDownVAE(PriorPart, BaseVAE):
     """The generative model and KL accounting shared by the hierarchical VAEs."""
 
     def __init__(self, input_shape, latent_dims, hidden, activation="tanh", batch_norm=False,
@@ -143,15 +143,6 @@ class _TopDownVAE(BaseVAE):
     def latent_shape(self):
         return (self.latent_dims[-1],)
 
-    @property
-    def initialization_examples(self):
-        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
-
-    def initialize_from_data(self, x):
-        if self.prior_kind == "vamp":
-            self._ensure_built()
-            self.prior_layer.initialize_from_data(x)
-
     def decode_top(self, z_top):
         """p(x|.)'s parameters from the top layer, following the prior means down."""
         z = self._check_latent(z_top, self.latent_dims[-1], method="decode_top")
@@ -223,17 +214,6 @@ class _TopDownVAE(BaseVAE):
                                      for kl in layer_kls]),
         )
         return terms
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if ("input_dim" in config and config.get("prior") == "vamp"
-                and config.get("likelihood") == "gaussian"):
-            # saved before pseudo-inputs followed the data's range: they were squashed to (0, 1)
-            config["prior"] = priors.VampPrior(
-                tuple(config["latent_dims"])[-1], config.get("prior_components", 500),
-                input_shape=(config["input_dim"],), pseudo_input_range=(0.0, 1.0), name="prior")
-        return cls(**config)
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, objectives, priors
-from tfvae.models.base import BaseVAE, make_likelihood
+from tfvae.models.base import BaseVAE, PriorPart, make_likelihood
 from tfvae.models.latent_draws import MAX_ENUMERATED_UNITS, LatentDraws, check_estimator
 
 ARCHITECTURES = ("mlp", "conv")
@@ -66,7 +66,7 @@ def _output_shape(network, input_shape):
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(LatentDraws, BaseVAE):
+class VAE(LatentDraws, PriorPart, BaseVAE):
     """Variational autoencoder with a diagonal Gaussian posterior, or Bernoulli latents.
 
     q(z|x) = N(mu(x), diag(sigma(x)^2)), p(x|z) Bernoulli or Gaussian, p(z) N(0, I) or a learned
@@ -259,15 +259,6 @@ class VAE(LatentDraws, BaseVAE):
     def encoder_weights(self):
         return self.encoder.trainable_weights + self.posterior_layer.trainable_weights
 
-    @property
-    def initialization_examples(self):
-        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
-
-    def initialize_from_data(self, x):
-        if self.prior_kind == "vamp":
-            self._ensure_built()
-            self.prior_layer.initialize_from_data(x)
-
     def encode(self, x, training=False):
         """q(z|x)'s parameters: {"loc", "scale"} (Gaussian) or {"logits", "probs"} (Bernoulli),
         each [batch, latent_dim]."""
@@ -328,17 +319,6 @@ class VAE(LatentDraws, BaseVAE):
             "rate": tf.reduce_sum(rate_per_unit, axis=-1),
             "penalized_rate": objectives.free_bits_rate(rate_per_unit, self.free_bits),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if ("input_dim" in config and config.get("prior") == "vamp"
-                and config.get("likelihood") == "gaussian"):
-            # saved before pseudo-inputs followed the data's range: they were squashed to (0, 1)
-            config["prior"] = priors.VampPrior(
-                config["latent_dim"], config.get("prior_components", 500),
-                input_shape=(config["input_dim"],), pseudo_input_range=(0.0, 1.0), name="prior")
-        return cls(**config)
 
     def get_config(self):
         config = super().get_config()
