@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfvae
-from tfvae import distributions, estimators, evaluation, objectives, priors
+from tfvae import distributions, estimators, evaluation, families, objectives, priors
 
 tfd = tfp.distributions
 CLOSE = dict(rtol=1e-5, atol=1e-5)
@@ -191,6 +191,40 @@ def test_monte_carlo_kl_fallback_is_log_q_minus_log_p_at_the_given_samples():
     monte_carlo = distributions.kl_divergence(q, distributions.standard_normal(4), z, analytic=False)
     np.testing.assert_allclose(monte_carlo, gaussian_log_prob(f64(z), f64(m_q), f64(s_q))
                                - gaussian_log_prob(f64(z), 0.0, 1.0), **CLOSE)
+
+
+# -- the exponential families ----------------------------------------------------------------------
+def test_family_natural_parameters_log_normalizers_and_combine_equal_numpy():
+    """Gaussian: eta = (m / s^2, -1 / (2 s^2)), A = m^2 / (2 s^2) + log s, the product of two
+    densities precision-weighted; Bernoulli: eta = l, A = softplus(l), log p = x l - softplus(l),
+    the product's logits l_a + l_b."""
+    gaussian, bernoulli = families.Gaussian(), families.Bernoulli()
+    m_a, s_a = np.array([0.3, -1.2, 2.0], np.float32), np.array([0.5, 1.3, 2.2], np.float32)
+    m_b, s_b = np.array([-0.7, 0.4, 1.0], np.float32), np.array([1.1, 0.6, 0.9], np.float32)
+    natural = gaussian.natural_params({"loc": tf.constant(m_a), "scale": tf.constant(s_a)})
+    np.testing.assert_allclose(natural["precision_loc"], f64(m_a) / f64(s_a) ** 2, **CLOSE)
+    np.testing.assert_allclose(natural["neg_half_precision"], -0.5 / f64(s_a) ** 2, **CLOSE)
+    np.testing.assert_allclose(gaussian.log_normalizer(natural),
+                               f64(m_a) ** 2 / (2 * f64(s_a) ** 2) + np.log(f64(s_a)), **CLOSE)
+    merged = gaussian.combine({"loc": tf.constant(m_a), "scale": tf.constant(s_a)},
+                              {"loc": tf.constant(m_b), "scale": tf.constant(s_b)})
+    precision = 1 / f64(s_a) ** 2 + 1 / f64(s_b) ** 2
+    np.testing.assert_allclose(merged["loc"], (f64(m_a) / f64(s_a) ** 2 + f64(m_b) / f64(s_b) ** 2) / precision,
+                               **CLOSE)
+    np.testing.assert_allclose(merged["scale"], 1 / np.sqrt(precision), **CLOSE)
+
+    l_a, l_b = np.array([[-2.5, 0.3, 1.7, 4.0]], np.float32), np.array([[1.0, -0.8, 0.2, -3.0]], np.float32)
+    x = np.array([[1.0, 0.0, 1.0, 0.0]], np.float32)
+    params_a, params_b = bernoulli.params_from_raw(tf.constant(l_a)), bernoulli.params_from_raw(tf.constant(l_b))
+    np.testing.assert_allclose(bernoulli.natural_params(params_a)["logits"], l_a, **CLOSE)
+    np.testing.assert_allclose(bernoulli.log_normalizer(bernoulli.natural_params(params_a)), softplus(f64(l_a)),
+                               **CLOSE)
+    np.testing.assert_allclose(bernoulli.log_prob(params_a, x), bernoulli_log_prob(f64(x), f64(l_a)), **CLOSE)
+    np.testing.assert_allclose(distributions.Bernoulli(4).log_prob(params_a, x),
+                               bernoulli_log_prob(f64(x), f64(l_a)), **CLOSE)
+    merged = bernoulli.combine(params_a, params_b)
+    np.testing.assert_allclose(merged["logits"], f64(l_a) + f64(l_b), **CLOSE)
+    np.testing.assert_allclose(merged["probs"], sigmoid(f64(l_a) + f64(l_b)), **CLOSE)
 
 
 # -- ELBO surgery on cases with a known answer ----------------------------------------------------
