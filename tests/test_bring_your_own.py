@@ -27,13 +27,17 @@ def readme_block():
 def ran(mnist_arrays, tmp_path_factory):
     """The README block's variables, run in a fresh folder (it writes .keras files and exports)."""
     folder = tmp_path_factory.mktemp("byo")
-    cwd = os.getcwd()
+    cwd, data_dir = os.getcwd(), os.environ.get("TFVAE_DATA_DIR")
+    if data_dir:  # (a relative $TFVAE_DATA_DIR, as CI's, names a folder from here)
+        os.environ["TFVAE_DATA_DIR"] = os.path.abspath(data_dir)
     os.chdir(folder)
     try:
         namespace = {}
         exec(compile(readme_block(), "README.md (Bring your own networks)", "exec"), namespace)
     finally:
         os.chdir(cwd)
+        if data_dir:
+            os.environ["TFVAE_DATA_DIR"] = data_dir
     return namespace, folder
 
 

@@ -48,7 +48,7 @@ def test_figures_of_a_model(run_dir, binary_mnist_subset, tmp_path):
                  plots.training_curves(files.read_json(str(run_dir / "metrics.json")),
                                        str(tmp_path / "c.png"))):
         read_png(path)
-    with pytest.raises(ValueError, match="latent_dim=2"):
+    with pytest.raises(ValueError, match="needs a model of 2 latent units"):
         plots.latent_manifold(tfvae.VAE(input_dim=784, latent_dim=3), str(tmp_path / "x.png"))
 
 

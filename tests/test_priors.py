@@ -166,6 +166,6 @@ def test_aggregate_posterior_figure_needs_two_latents(tmp_path):
     path = tfvae.plots.aggregate_posterior(models, x, np.arange(30) % 10, str(tmp_path / "a.png"),
                                            points_per_axis=20)
     assert (tmp_path / "a.png").stat().st_size > 0 and path.endswith("a.png")
-    with pytest.raises(ValueError, match="2-latent"):
+    with pytest.raises(ValueError, match="needs models of 2 Gaussian latent units"):
         tfvae.plots.aggregate_posterior([tfvae.VAE(784, 3, hidden=(8,))], x, np.zeros(30),
                                         str(tmp_path / "b.png"))
