@@ -21,17 +21,26 @@ tfd = tfp.distributions
 SCALE_ACTIVATIONS = families.gaussian.SCALE_ACTIVATIONS
 
 
-def normalize_event_shape(event_shape):
-    """`event_shape` as a tuple of positive ints; an int n means (n,)."""
-    if isinstance(event_shape, numbers.Integral) and not isinstance(event_shape, bool):
-        event_shape = (event_shape,)
-    if (not isinstance(event_shape, (tuple, list)) or not event_shape
+def normalize_shape(shape, name="event_shape", flat=None, flat_name="event_size"):
+    """One example's shape (no batch axis) as a tuple of positive ints: the one reading of
+    `event_shape` (layers), `input_shape` (models, VampPrior's pseudo-inputs). An int n means
+    (n,); `flat=n`, under its old name `flat_name` (`event_size`, `input_dim`) in configs saved
+    before shapes of any rank, means (n,) too."""
+    old_spelling = f" ({flat_name}=n is the old spelling of {name}=(n,))"
+    if flat is not None:
+        if shape is not None:
+            raise ValueError(f"Give {name} only, not both: {flat_name}=n is the old spelling of "
+                             f"{name}=(n,). Received: {name}={shape!r}, {flat_name}={flat!r}")
+        shape, name = flat, flat_name  # (an error names the argument given)
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    if (not isinstance(shape, (tuple, list)) or not shape
             or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
-                       for n in event_shape)):
-        raise ValueError("event_shape must be a positive integer or a non-empty tuple of positive "
-                         "integers (`event_size=` is its old spelling). "
-                         f"Received: event_shape={event_shape!r}")
-    return tuple(int(n) for n in event_shape)
+                       for n in shape)):
+        raise ValueError(f"{name} must be the shape of one example: a positive integer or a "
+                         "non-empty tuple of positive integers, such as (784,) or (28, 28, 1)"
+                         f"{old_spelling}. Received: {name}={shape!r}")
+    return tuple(int(n) for n in shape)
 
 
 class DistributionLayer(keras.layers.Layer):
@@ -60,12 +69,7 @@ class DistributionLayer(keras.layers.Layer):
 
     def __init__(self, event_shape=None, project=True, event_size=None, **kwargs):
         super().__init__(**kwargs)
-        if event_size is not None:  # the old spelling, in configs saved by earlier versions
-            if event_shape is not None:
-                raise ValueError("Pass event_shape or its old spelling event_size, not both. "
-                                 f"Received: event_shape={event_shape!r}, event_size={event_size!r}")
-            event_shape = event_size
-        self.event_shape = normalize_event_shape(event_shape)
+        self.event_shape = normalize_shape(event_shape, "event_shape", event_size, "event_size")
         self.project = project
         self.projection = keras.layers.Dense(self.params_size, name="projection") if project else None
 

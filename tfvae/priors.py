@@ -67,34 +67,11 @@ def _positive_int(name, value):
 
 
 def _check_input_shape(input_shape, input_dim):
-    """The pseudo-inputs' shape (without the batch axis) as a tuple; `input_dim=D` is the old
-    spelling of `input_shape=(D,)`, and an int `input_shape` means (input_shape,)."""
-    if input_dim is not None:
-        input_dim = _positive_int("input_dim", input_dim)
-        if input_shape is not None and _as_shape(input_shape) != (input_dim,):
-            raise ValueError("input_dim is the old spelling of input_shape=(input_dim,); pass "
-                             f"one of them. Received: input_shape={input_shape!r}, "
-                             f"input_dim={input_dim!r}")
-        return (input_dim,)
-    if input_shape is None:
+    """The pseudo-inputs' shape (without the batch axis); see `distributions.normalize_shape`."""
+    if input_shape is None and input_dim is None:
         raise ValueError("VampPrior needs the model's input shape for its pseudo-inputs, e.g. "
                          "input_shape=(784,) or (28, 28, 1). Received: input_shape=None")
-    return _as_shape(input_shape)
-
-
-def _as_shape(input_shape):
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
-        input_shape = (input_shape,)
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = None
-    if not shape or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
-                            for d in shape):
-        raise ValueError("input_shape must be a non-empty tuple of positive integers (the shape "
-                         "of one example, e.g. (784,) or (28, 28, 1)). "
-                         f"Received: input_shape={input_shape!r}")
-    return tuple(int(d) for d in shape)
+    return distributions.normalize_shape(input_shape, "input_shape", input_dim, "input_dim")
 
 
 def _check_range(pseudo_input_range):

@@ -31,25 +31,8 @@ def make_likelihood(likelihood, input_shape, likelihood_scale=None, project=True
 
 
 def standardize_input_shape(input_shape, input_dim=None):
-    """`input_shape` as a tuple of positive ints; an int n, or the old keyword `input_dim=n`
-    (configs saved before input shapes of any rank), means (n,)."""
-    if input_shape is None and input_dim is not None:
-        input_shape = input_dim
-    elif input_dim is not None:
-        raise ValueError("Give input_shape only (input_dim is its old spelling for flat data). "
-                         f"Received: input_shape={input_shape!r}, input_dim={input_dim!r}")
-    if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
-        input_shape = (int(input_shape),)
-    try:
-        shape = tuple(int(d) for d in input_shape)
-        valid = bool(shape) and all(d >= 1 for d in shape) and shape == tuple(input_shape)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError("input_shape must be the shape of one example, a tuple of positive "
-                         "integers such as (784,) or (28, 28, 1). "
-                         f"Received: input_shape={input_shape!r}")
-    return shape
+    """`input_shape` as a tuple of positive ints (`input_dim=n`, the old spelling, is (n,))."""
+    return distributions.normalize_shape(input_shape, "input_shape", input_dim, "input_dim")
 
 
 def format_shape(shape):
