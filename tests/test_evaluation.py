@@ -26,7 +26,7 @@ def linear_gaussian_vae(kernel, bias, scale_factor=1.0, loc_shift=0.0):
     post_cov = np.linalg.inv(np.eye(L) + kernel @ kernel.T / NOISE ** 2)
     a = kernel.T @ post_cov / NOISE ** 2                 # posterior mean = (x - b) a
     enc_kernel = np.concatenate([a, np.zeros((D, L))], axis=1)
-    target = scale_factor * np.sqrt(np.diag(post_cov)) - model.posterior_layer.min_scale
+    target = scale_factor * np.sqrt(np.diag(post_cov)) - model.posterior_layer.family.min_scale
     enc_bias = np.concatenate([-bias @ a + loc_shift, inverse_softplus(target)])
     model.posterior_layer.projection.set_weights([enc_kernel, enc_bias])
     model.likelihood_layer.projection.set_weights([kernel, bias])

@@ -378,10 +378,10 @@ LOG_HALF = math.log(0.5)
 
 @pytest.mark.parametrize("analytic_kl", [True, False])
 def test_straight_through_gradient_of_the_binary_latent_vae(analytic_kl):
-    """Untied HarmoniumVAE, q(z|x) = Bernoulli(sigmoid(x A + a)), p(z) = Bernoulli(1/2),
+    """VAE(latent="bernoulli"), q(z|x) = Bernoulli(sigmoid(x A + a)), p(z) = Bernoulli(1/2),
     p(x|z) = Bernoulli(sigmoid(z B + b)) (no hidden layers)."""
-    model = tfvae.HarmoniumVAE(input_dim=4, latent_dim=3, tie_weights=False, hidden=(),
-                               analytic_kl=analytic_kl, seed=0)
+    model = tfvae.VAE(input_dim=4, latent_dim=3, latent="bernoulli", hidden=(),
+                      analytic_kl=analytic_kl, seed=0)
     model.build((None, 4))
     assert model.estimator == "straight_through"
     q_name, x_name = model.posterior_layer.name, model.likelihood_layer.name

@@ -22,8 +22,7 @@ def _models():
         "hierarchical": lambda: tfvae.HierarchicalVAE(D, latent_dims=(4, 2), hidden=((8,), (8,)),
                                                       seed=0),
         "harmonium": lambda: tfvae.HarmoniumVAE(D, latent_dim=3, seed=0),
-        "harmonium_untied": lambda: tfvae.HarmoniumVAE(D, latent_dim=3, tie_weights=False,
-                                                       hidden=(8,), seed=0),
+        "binary_vae": lambda: tfvae.VAE(D, latent_dim=3, latent="bernoulli", hidden=(8,), seed=0),
     }
 
 
@@ -112,17 +111,9 @@ def test_compile_refuses_a_loss_or_metrics_the_model_would_ignore_or_break_on(op
     assert np.isfinite(_fit(model, _binary()).history["loss"][0])
 
 
-@pytest.mark.parametrize("tie_weights", [True, False])
-def test_harmonium_refuses_free_bits_it_would_ignore(tie_weights):
+def test_harmonium_refuses_free_bits_it_would_ignore():
     with pytest.raises(ValueError, match=r"does not apply free bits.*Received: free_bits=5\.0"):
-        tfvae.HarmoniumVAE(D, latent_dim=3, tie_weights=tie_weights, free_bits=5.0)
-
-
-def test_untied_harmonium_has_no_exact_likelihood_and_says_what_to_use():
-    model = MODELS["harmonium_untied"]()
-    for method in (model.log_marginal, lambda x: model.log_partition()):
-        with pytest.raises(ValueError, match=r"tie_weights=False.*model\.log_prob\(x, num_samples=5000\)"):
-            method(_binary(2))
+        tfvae.HarmoniumVAE(D, latent_dim=3, free_bits=5.0)
 
 
 def test_build_refuses_a_shape_other_than_the_declared_one():

@@ -138,12 +138,14 @@ def validate(config):
 
 
 def build_model(config):
-    """The model the config describes (constructor errors name the offending argument)."""
+    """The model the config describes (constructor errors name the offending argument), read
+    as a saved config is, so old spellings build what they load as (e.g. a
+    HarmoniumVAE(tie_weights=False) is a VAE(latent="bernoulli"))."""
     from tfvae import models
 
     kwargs = {k: v for k, v in config["model"].items() if k != "class_name"}
     try:
-        return getattr(models, config["model"]["class_name"])(**kwargs)
+        return getattr(models, config["model"]["class_name"]).from_config(kwargs)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model config: {e}") from e
 

@@ -160,6 +160,20 @@ class DistributionLayer(keras.layers.Layer):
         """
         return self.family.combine(*params)
 
+    def log_prob_matrix(self, params, x):
+        """[N, M] matrix of log p(x_n | params_m) for every pair (the family's
+        `log_prob_matrix`). Works on flat events: x [N, *event_shape] and params
+        [M, *event_shape] are flattened."""
+        return self.family.log_prob_matrix({k: self._flat(v) for k, v in params.items()},
+                                           self._flat(x))
+
+    def free_parameters(self, params):
+        """Unconstrained coordinates of the parameters (the family's `free_parameters`)."""
+        return self.family.free_parameters(params)
+
+    def from_free_parameters(self, free):
+        return self.family.from_free_parameters(free)
+
     def _flat(self, tensor):
         """[..., *event_shape] -> [..., prod(event_shape)] (for the flat-only matrix forms)."""
         if self.event_ndims == 1:
@@ -183,23 +197,6 @@ def standard_normal(event_size):
     return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), 1)
 
 
-def gaussian_log_prob_matrix(params, x):
-    """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m).
-
-    Expands sum_l (x_nl - m_ml)^2 / s_ml^2 into matrix products (in float64, as the expanded
-    terms cancel): the cost of evaluating a mixture of M components at N points.
-    """
-    x = tf.cast(x, tf.float64)
-    loc, scale = tf.cast(params["loc"], tf.float64), tf.cast(params["scale"], tf.float64)
-    precision = 1.0 / tf.square(scale)
-    quadratic = (tf.matmul(tf.square(x), precision, transpose_b=True)
-                 - 2.0 * tf.matmul(x, loc * precision, transpose_b=True)
-                 + tf.reduce_sum(tf.square(loc) * precision, axis=-1))
-    log_norm = (tf.reduce_sum(tf.math.log(scale), axis=-1)
-                + 0.5 * tf.cast(tf.shape(x)[-1], tf.float64) * math.log(2 * math.pi))
-    return tf.cast(-0.5 * quadratic - log_norm, tf.float32)
-
-
 @keras.saving.register_keras_serializable(package="tfvae")
 class DiagonalGaussian(DistributionLayer):
     """N(loc, diag(scale^2)) with scale = softplus(raw) + min_scale (or exp(raw) + min_scale).
@@ -215,19 +212,6 @@ class DiagonalGaussian(DistributionLayer):
         super().__init__(event_shape, project=project, **kwargs)
         self.scale_activation = scale_activation
         self.min_scale = min_scale
-
-    def log_prob_matrix(self, params, z):
-        """[Z, M] matrix of log N(z_i; loc_m, diag(scale_m^2)) for every pair (i, m).
-
-        Works on flat events: z [Z, *event_shape] and params [M, *event_shape] are flattened."""
-        return gaussian_log_prob_matrix({k: self._flat(v) for k, v in params.items()}, self._flat(z))
-
-    def free_parameters(self, params):
-        """Unconstrained coordinates of the parameters: {"loc", "log_scale"}."""
-        return {"loc": params["loc"], "log_scale": tf.math.log(params["scale"])}
-
-    def from_free_parameters(self, free):
-        return {"loc": free["loc"], "scale": tf.exp(free["log_scale"])}
 
     def get_config(self):
         config = super().get_config()
@@ -248,14 +232,6 @@ class Bernoulli(DistributionLayer):
     def __init__(self, event_shape=None, project=True, **kwargs):
         self.family = families.Bernoulli()
         super().__init__(event_shape, project=project, **kwargs)
-
-    def log_prob_matrix(self, params, x):
-        """[N, M] matrix of log p(x_n | logits_m) for every pair: x @ logits^T - sum softplus.
-
-        Works on flat events: x [N, *event_shape] and logits [M, *event_shape] are flattened."""
-        logits, x = self._flat(params["logits"]), self._flat(x)
-        return (tf.matmul(x, logits, transpose_b=True)
-                - tf.reduce_sum(tf.nn.softplus(logits), axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -289,12 +265,6 @@ class GaussianLikelihood(DistributionLayer):
         else:
             scale = tf.constant(self.scale, tf.float32)
         return {"loc": raw, "scale": tf.broadcast_to(scale, tf.shape(raw))}
-
-    def log_prob_matrix(self, params, x):
-        """[N, M] matrix of log N(x_n; loc_m, diag(scale_m^2)) for every pair (n, m).
-
-        Works on flat events: x [N, *event_shape] and params [M, *event_shape] are flattened."""
-        return gaussian_log_prob_matrix({k: self._flat(v) for k, v in params.items()}, self._flat(x))
 
     def get_config(self):
         config = super().get_config()

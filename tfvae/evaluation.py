@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import distributions, files
-from tfvae.models import latent_draws
+from tfvae import latents
+from tfvae.models.base import MAX_ENUMERATED_UNITS
 
 
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None):
@@ -239,7 +240,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
         float32 numpy array [N] of log p(x).
     """
     if not supports_exact_likelihood(model):
-        units, limit = model.latent_shape[0], latent_draws.MAX_ENUMERATED_UNITS
+        units, limit = model.latent_shape[0], MAX_ENUMERATED_UNITS
         why = (f"m = {units} is beyond {limit}" if units > limit
                else "its latents are not one layer of binary units")
         raise ValueError("exact_log_likelihood enumerates the 2^m states of one layer of binary "
@@ -261,7 +262,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
     total, starts = None, range(0, 2 ** m, states_per_chunk)
     progress = keras.utils.Progbar(len(starts), unit_name="chunk") if verbose else None
     for i, start in enumerate(starts):
-        part = chunk_log_sum(latent_draws.binary_states(m, start, min(start + states_per_chunk, 2 ** m)))
+        part = chunk_log_sum(latents.binary_states(m, start, min(start + states_per_chunk, 2 ** m)))
         total = part if total is None else tf.experimental.numpy.logaddexp(total, part)
         if progress is not None:
             progress.update(i + 1)
@@ -296,35 +297,45 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
     x = model.check_input(x)
     if weights is None:
         weights = model.encoder_weights()
-    saved = {name: getattr(model, name) for name in settings}
+    latent_settings = {k: settings[k] for k in ("estimator", "baseline", "temperature") if k in settings}
+    other_settings = {k: v for k, v in settings.items() if k not in latent_settings}
+    saved = {name: getattr(model, name) for name in other_settings}
     state = model.non_trainable_variables  # moving averages that training-mode calls update
     saved_state = [v.numpy() for v in state]
-    try:
-        for name, value in settings.items():
-            setattr(model, name, value)
-        if model.estimator == "score_function" and model.baseline == "moving_average":
-            terms = model.loss_terms(x, num_samples=1, seed=seed)
-            signal = -terms["distortion"] - (terms["kl"] if model.kl_estimate == "monte_carlo" else 0.0)
-            model.signal_mean.assign(tf.reduce_mean(signal))
-
-        @tf.function
-        def draw(step_seed):
-            with tf.GradientTape() as tape:
-                objective = tf.reduce_mean(model.loss_terms(x, num_samples=1, seed=step_seed,
-                                                            training=True)["objective"])
-            return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(objective, weights)], 0)
-
-        held_state = [v.numpy() for v in state]
-        total = total_sq = 0.0
-        for i in range(num_draws):
-            g = draw(tf.constant([seed, i + 1], tf.int32)).numpy().astype(np.float64)
-            total, total_sq = total + g, total_sq + g * g
-            for variable, value in zip(state, held_state):  # every draw at the same state
+    with model.estimators_as(**latent_settings):
+        try:
+            for name, value in other_settings.items():
+                setattr(model, name, value)
+            return _gradient_draws(model, x, num_draws, weights, seed, state, settings)
+        finally:
+            for name, value in saved.items():
+                setattr(model, name, value)
+            for variable, value in zip(state, saved_state):
                 variable.assign(value)
-    finally:
-        for name, value in saved.items():
-            setattr(model, name, value)
-        for variable, value in zip(state, saved_state):
+
+
+def _gradient_draws(model, x, num_draws, weights, seed, state, settings):
+    """`gradient_variance`'s draws, with the model set up for the measurement."""
+    if any(latent.estimator == "score_function" and latent.baseline == "moving_average"
+           for latent in model.latent_layers()):
+        terms = model.loss_terms(x, num_samples=1, seed=seed)
+        signal = -terms["distortion"] - (terms["kl"] if model.kl_estimate == "monte_carlo" else 0.0)
+        for latent in model.latent_layers():
+            if latent.estimator == "score_function":
+                latent.signal_mean.assign(tf.reduce_mean(signal))
+    @tf.function
+    def draw(step_seed):
+        with tf.GradientTape() as tape:
+            objective = tf.reduce_mean(model.loss_terms(x, num_samples=1, seed=step_seed,
+                                                        training=True)["objective"])
+        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(objective, weights)], 0)
+
+    held_state = [v.numpy() for v in state]
+    total = total_sq = 0.0
+    for i in range(num_draws):
+        g = draw(tf.constant([seed, i + 1], tf.int32)).numpy().astype(np.float64)
+        total, total_sq = total + g, total_sq + g * g
+        for variable, value in zip(state, held_state):  # every draw at the same state
             variable.assign(value)
     mean = total / num_draws
     variance = np.maximum(total_sq / num_draws - mean * mean, 0.0) * num_draws / (num_draws - 1)

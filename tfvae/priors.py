@@ -34,7 +34,7 @@ def mixture_log_prob(params, z):
 
     Written directly, (z - loc_k) / scale_k, in float32: under XLA the [rows, K, L] differences
     fuse into the reduction over L and are never stored, and unlike the expanded matrix-product
-    form (`distributions.gaussian_log_prob_matrix`, which needs float64 against cancellation)
+    form (`Family.log_prob_matrix`, which needs float64 against cancellation)
     it stays accurate for small component scales.
     """
     flat = tf.reshape(z, [-1, tf.shape(z)[-1]])

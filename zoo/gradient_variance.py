@@ -7,7 +7,7 @@ For every run folder (a `tfvae train` output) it draws the gradient of the batch
 objective on the first test batch `--draws` times per option, prints a markdown table and
 writes gradient_variance.json into the folder. Options compared:
 - HarmoniumVAE with binary latents: straight-through, score function without and with a
-  moving-average baseline, relaxed (untied only); gradient of the encoder's parameters.
+  moving-average baseline, relaxed (factorized priors only); gradient of the encoder's parameters.
 - LadderVAE: conditional_kl_gradient "full" vs "stop"; gradient of the parameters of every
   layer above the bottom one (the q(v) of the issue: they produce the conditioning samples).
 """
@@ -19,7 +19,7 @@ import os
 import tfvae
 from tfvae import data, evaluation, files
 
-HARMONIUM_CASES = [{"estimator": "straight_through"},
+ESTIMATOR_CASES = [{"estimator": "straight_through"},
                    {"estimator": "score_function", "baseline": "none"},
                    {"estimator": "score_function", "baseline": "moving_average"},
                    {"estimator": "relaxed"}]
@@ -27,12 +27,21 @@ LADDER_CASES = [{"conditional_kl_gradient": "full"}, {"conditional_kl_gradient":
 
 
 def cases(model):
-    """(settings list, weights) to compare for this model."""
-    if isinstance(model, tfvae.LadderVAE):
+    """(settings list, weights) to compare for this model: the ladder's KL gradient options
+    (on the upper layers' weights), or the estimators its binary latent layers can take."""
+    config = model.get_config()
+    if "conditional_kl_gradient" in config:
         upper = [w for part in model.up_blocks[1:] + model.up_heads[1:] for w in part.trainable_weights]
         return LADDER_CASES, upper
-    if isinstance(model, tfvae.HarmoniumVAE) and model.latent == "bernoulli":
-        return [c for c in HARMONIUM_CASES if not (model.tie_weights and c["estimator"] == "relaxed")], None
+    if any("score_function" in latent.family.estimators for latent in model.latent_layers()):
+        valid = []
+        for case in ESTIMATOR_CASES:
+            try:
+                type(model).from_config({**config, **case})
+                valid.append(case)
+            except ValueError:  # e.g. relaxed draws need a factorized prior
+                pass
+        return valid, None
     raise SystemExit(f"no gradient options to compare for {type(model).__name__}")
 
 

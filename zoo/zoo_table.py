@@ -57,6 +57,14 @@ def override_text(value):
     return value if isinstance(value, str) else repr(value).replace(" ", "")
 
 
+def model_config(config):
+    """The config of the model a training config builds (old spellings as the model they
+    load as: bvae_mnist's HarmoniumVAE(tie_weights=False) is VAE(latent="bernoulli")), as JSON."""
+    model = tfvae_config.build_model(config)
+    keep = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    return json.dumps([type(model).__name__, keep], sort_keys=True, default=str)
+
+
 def reproduce_command(entry):
     """`tfvae train zoo/configs/<name>.py`, plus a `--set` for each training setting in which
     the entry differs from the config file as it is now (a recipe changed after publishing).
@@ -67,8 +75,10 @@ def reproduce_command(entry):
     # (through JSON, as metadata.json holds it: tuples become lists)
     current = leaves(json.loads(json.dumps(tfvae_config.load(os.path.join(ROOT, config)))))
     used = leaves(entry["config"])
+    same_model = model_config(entry["config"]) == model_config(tfvae_config.load(os.path.join(ROOT, config)))
     changed = [f"--set {key}={override_text(value)}" for key, value in sorted(used.items())
-               if not key.startswith("evaluation.") and current.get(key) != value]
+               if not key.startswith("evaluation.") and current.get(key) != value
+               and not (same_model and key.startswith("model."))]
     return f"`tfvae train {' '.join([config] + changed)}`"
 
 

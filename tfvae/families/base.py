@@ -42,6 +42,32 @@ def kl_divergence(q, p, z=None, analytic=True):
     return q.log_prob(z) - p.log_prob(z)
 
 
+FAMILIES = {}  # name -> Family subclass, filled by `register_family`
+
+
+def register_family(name):
+    """Class decorator: the family's short name for `tfvae.families.get` and models' `latent=`."""
+    def register(cls):
+        FAMILIES[name] = cls
+        cls.name = name
+        return cls
+    return register
+
+
+def get(family, **options):
+    """A Family from its name (with the options it takes, e.g. `min_scale`; others are
+    ignored), a Family, or a Family's serialization."""
+    if isinstance(family, dict):
+        family = keras.saving.deserialize_keras_object(family)
+    if isinstance(family, Family):
+        return family
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {tuple(FAMILIES)} or a tfvae.families.Family. "
+                         f"Received: family={family!r}")
+    cls = FAMILIES[family]
+    return cls(**{k: v for k, v in options.items() if k in cls._config_names})
+
+
 class Family:
     """An exponential family p(x; eta) = h(x) exp(<T(x), eta> - A(eta)), unit by unit.
 
@@ -64,7 +90,12 @@ class Family:
         `sufficient_statistics`), `log_normalizer(natural)` A, `log_base_measure(x)` log h,
         `sufficient_statistics(x)` T, all per unit (not summed);
       - `mean(params)`, `sample(params, seed, estimator, num_samples)`, `unit_distribution(params)`
-        (the per-unit `tfd` object, so TFP's KL registry applies);
+        (the per-unit `tfd` object, so TFP's KL registry applies), `standard_params(shape)`
+        (the standard member, a latent layer's default prior);
+      - `draw` / `draw_unit_log_prob` only for an estimator whose density is not the family's
+        (the relaxed Bernoulli's);
+      - `@register_family("name")` on the class, so `tfvae.families.get("name")`, every latent
+        layer (`tfvae.latents.Latent`) and every model's `latent=` take it;
     plus its test (tests/test_families.py shows the checks: natural-parameter round trip,
     log_prob vs TFP vs numpy, grad A = E[T], combine vs the normalized product, KL).
 
@@ -113,6 +144,11 @@ class Family:
     def sample(self, params, seed, estimator=None, num_samples=None):
         raise NotImplementedError
 
+    def standard_params(self, shape):
+        """The family's standard member, each parameter of `shape`: the default prior of a
+        latent layer (N(0, 1), Bernoulli(1/2))."""
+        raise NotImplementedError
+
     def unit_distribution(self, params):
         """The `tfd` distribution of each unit (batch shape = the parameters' shape)."""
         raise NotImplementedError
@@ -138,6 +174,43 @@ class Family:
             log p(x), [*sample, *batch].
         """
         return tf.reduce_sum(self.unit_log_prob(params, x), axis=event_axes(event_ndims))
+
+    def draw(self, params, seed, estimator=None, num_samples=None):
+        """(value, point): a draw with `estimator` for the network that reads it, and the point
+        at which `draw_unit_log_prob` evaluates its density: the value itself, except where the
+        estimator's density lives elsewhere (a relaxed Bernoulli draw: in logit space)."""
+        value = self.sample(params, seed, estimator, num_samples)
+        return value, value
+
+    def draw_unit_log_prob(self, params, point, estimator=None):
+        """The per-unit log density of a `draw`'s point under `params` (for the estimator's
+        draws: a relaxed draw's density is not the family's)."""
+        return self.unit_log_prob(params, point)
+
+    matrix_dtype = tf.float32  # of `log_prob_matrix`'s products
+
+    def log_prob_matrix(self, params, x):
+        """[N, M] matrix of log p(x_n; params_m) for flat events x [N, D], params [M, D]:
+        sum_d <T(x_nd), eta_md> - A(eta_md) + log h(x_nd) as matrix products (the cost of a
+        mixture of M components at N points), in `matrix_dtype` (float64 where the expanded
+        terms cancel, as the Gaussian's (x - m)^2 / s^2 does)."""
+        dtype = self.matrix_dtype
+        params = {k: tf.cast(v, dtype) for k, v in params.items()}
+        x = tf.cast(x, dtype)
+        natural = self.natural_params(params)
+        stats = self.sufficient_statistics(x)
+        inner = tf.add_n([tf.matmul(stats[k], natural[k], transpose_b=True) for k in natural])
+        log_normalizer = tf.reduce_sum(self.log_normalizer(natural), -1)
+        log_base = tf.reduce_sum(self.log_base_measure(x), -1)
+        return tf.cast(inner - log_normalizer[None, :] + log_base[:, None], tf.float32)
+
+    def free_parameters(self, params):
+        """Unconstrained coordinates of the parameters (what an optimizer may move freely):
+        the natural parameters, unless a family constrains them (the Gaussian's)."""
+        return self.natural_params(params)
+
+    def from_free_parameters(self, free):
+        return self.from_natural_params(free)
 
     def distribution(self, params, event_ndims=1):
         """tfd.Independent(unit distribution, reinterpreted_batch_ndims=event_ndims)."""

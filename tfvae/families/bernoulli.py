@@ -4,13 +4,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import estimators
-from tfvae.families.base import Family
+from tfvae.families.base import Family, register_family
 
 tfd = tfp.distributions
 
 
 # Registered as "tfvae>BernoulliFamily": "tfvae>Bernoulli" may name a distribution layer.
 @keras.saving.register_keras_serializable(package="tfvae", name="BernoulliFamily")
+@register_family("bernoulli")
 class Bernoulli(Family):
     """Independent Bernoulli(sigmoid(logits)) units as an exponential family.
 
@@ -65,12 +66,41 @@ class Bernoulli(Family):
         estimator = self._check_estimator(estimator)
         # the relaxed draw needs the logits, the hard draws the probabilities (only)
         value = params["logits"] if estimator == "relaxed" else params["probs"]
-        if num_samples is not None:
-            value = tf.broadcast_to(value, tf.concat([[num_samples], tf.shape(value)], 0))
+        value, shape = _rows(value, num_samples)
         if estimator == "relaxed":
-            return tf.sigmoid(estimators.relaxed_bernoulli_logits(value, seed, self.temperature))
-        hard = estimators.straight_through_bernoulli(value, seed)
-        return tf.stop_gradient(hard) if estimator == "score_function" else hard
+            draw = tf.sigmoid(estimators.relaxed_bernoulli_logits(value, seed, self.temperature))
+        else:
+            draw = estimators.straight_through_bernoulli(value, seed)
+            draw = tf.stop_gradient(draw) if estimator == "score_function" else draw
+        return tf.reshape(draw, shape)
+
+    def draw(self, params, seed, estimator=None, num_samples=None):
+        """As `Family.draw`; a relaxed draw's point is its logit y, where its density (the
+        logistic's, `estimators.logistic_log_prob`) stays finite at low temperature."""
+        if self._check_estimator(estimator) != "relaxed":
+            return super().draw(params, seed, estimator, num_samples)
+        logits, shape = _rows(params["logits"], num_samples)
+        point = tf.reshape(estimators.relaxed_bernoulli_logits(logits, seed, self.temperature), shape)
+        return tf.sigmoid(point), point
+
+    def draw_unit_log_prob(self, params, point, estimator=None):
+        if self._check_estimator(estimator) != "relaxed":
+            return super().draw_unit_log_prob(params, point, estimator)
+        return estimators.logistic_log_prob(point, params["logits"], self.temperature)
+
+    def standard_params(self, shape):
+        return self.params_from_raw(tf.zeros(shape))
 
     def unit_distribution(self, params):
         return tfd.Bernoulli(logits=params["logits"], dtype=tf.float32)
+
+
+def _rows(value, num_samples):
+    """`value` repeated `num_samples` times along its first axis, k-major ([k * B, ...], the
+    layout in which every binary draw of tfvae has been made: the same uniforms, also under
+    XLA, whose random bits depend on the shape drawn), and the shape to return."""
+    if num_samples is None:
+        return value, tf.shape(value)
+    shape = tf.concat([[num_samples], tf.shape(value)], 0)
+    tiled = tf.tile(value, tf.concat([[num_samples], tf.ones_like(tf.shape(value)[1:])], 0))
+    return tiled, shape

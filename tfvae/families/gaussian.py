@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import estimators
-from tfvae.families.base import Family
+from tfvae.families.base import Family, register_family
 
 tfd = tfp.distributions
 
@@ -16,6 +16,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 # Registered as "tfvae>GaussianFamily": "tfvae>Gaussian" may name a distribution layer.
 @keras.saving.register_keras_serializable(package="tfvae", name="GaussianFamily")
+@register_family("gaussian")
 class Gaussian(Family):
     """Independent N(loc, scale^2) units as an exponential family.
 
@@ -92,6 +93,19 @@ class Gaussian(Family):
         """z = loc + scale * eps: [num_samples, *batch, *event] (or [*batch, *event] when None)."""
         self._check_estimator(estimator)
         return estimators.pathwise_gaussian(params["loc"], params["scale"], seed, num_samples)
+
+    matrix_dtype = tf.float64  # the expanded (x - m)^2 / s^2 cancels
+
+    def free_parameters(self, params):
+        """{"loc", "log_scale"}."""
+        return {"loc": params["loc"], "log_scale": tf.math.log(params["scale"])}
+
+    def from_free_parameters(self, free):
+        return {"loc": free["loc"], "scale": tf.exp(free["log_scale"])}
+
+    def standard_params(self, shape):
+        zeros = tf.zeros(shape)
+        return {"loc": zeros, "scale": tf.ones_like(zeros)}
 
     def unit_distribution(self, params):
         return tfd.Normal(params["loc"], params["scale"])

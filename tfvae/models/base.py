@@ -4,16 +4,26 @@ A model subclass says how to encode, decode and draw its latents (`_forward`); t
 that into the training objective (ELBO or IWAE bound, beta, KL warm-up), Keras metrics and the
 public API every model shares (README, "The library"). Keras owns the loop: only `compute_loss` and `metrics` are overridden.
 """
+import contextlib
 import math
 import re
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.utils import naming  # Keras' names of saved layers (`_restore_renamed_layers`)
 
 from tfvae import distributions, estimators, objectives, priors
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+MAX_ENUMERATED_UNITS = 20  # binary latent layers up to this width can be summed over (2^m states)
+
+
+def check_num_samples(latent, num_samples):
+    """Refuses an objective the latent layer's estimator cannot differentiate."""
+    if latent.estimator == "score_function" and num_samples > 1:
+        raise ValueError("estimator='score_function' trains the ELBO (num_samples=1); the "
+                         "IWAE bound needs a multi-sample estimator such as VIMCO.")
 
 
 def make_likelihood(likelihood, input_shape, likelihood_scale=None, project=True):
@@ -28,6 +38,25 @@ def make_likelihood(likelihood, input_shape, likelihood_scale=None, project=True
         return distributions.GaussianLikelihood(input_shape, scale=likelihood_scale, project=project,
                                                 name="likelihood")
     raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
+
+
+def network_part(network, what):
+    """A user's network (encoder, decoder, block): a Keras layer or model, or its serialization
+    from a config."""
+    if isinstance(network, dict):
+        network = keras.saving.deserialize_keras_object(network)
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(f"{what} must be a Keras layer or model (e.g. keras.Sequential([...]) "
+                         f"or a functional keras.Model). Received: {what}={network!r}")
+    return network
+
+
+def output_shape(network, input_shape):
+    """The network's output shape for a batch of `input_shape`, or None when it cannot say."""
+    try:
+        return tuple(network.compute_output_shape((None,) + tuple(input_shape)))
+    except Exception:  # noqa: BLE001  (a layer without shape inference: decided at build)
+        return None
 
 
 def standardize_input_shape(input_shape, input_dim=None):
@@ -103,8 +132,33 @@ class BaseVAE(keras.Model):
     #   "enumerable_latents": its latent states can be summed over (evaluation.exact_log_likelihood)
     #   "gaussian_posterior": one layer of diagonal Gaussian latents, `posterior(x)` (ELBO surgery)
     capabilities = frozenset()
-    estimator = "pathwise"  # how latent draws are differentiated (see tfvae.estimators)
-    baseline = "none"       # the score-function estimator's baseline, where it has one
+
+    def latent_layers(self):
+        """The model's latent layers (`tfvae.latents.Latent` parts), bottom first."""
+        return []
+
+    @property
+    def estimator(self):
+        """How the latent draws are differentiated (`tfvae.latents`): the estimator of the
+        layers that are not drawn pathwise, else "pathwise" ("mixed" when they differ)."""
+        return _common({latent.estimator for latent in self.latent_layers()}, "pathwise")
+
+    @property
+    def baseline(self):
+        """The score function's baseline option of the layers not drawn pathwise ("none" without
+        them)."""
+        return _common({latent.baseline for latent in self.latent_layers()
+                        if latent.estimator != "pathwise"}, "none")
+
+    @contextlib.contextmanager
+    def estimators_as(self, estimator=None, baseline=None, temperature=None):
+        """For a measurement: every latent layer whose family has `estimator` draws with it
+        (and `baseline`, `temperature`) inside the block; the model is restored after it."""
+        with contextlib.ExitStack() as stack:
+            for latent in self.latent_layers():
+                if estimator is None or estimator in latent.family.estimators:
+                    stack.enter_context(latent.estimator_as(estimator, baseline, temperature))
+            yield self
 
     @property
     def latent_shape(self):
@@ -430,6 +484,49 @@ class BaseVAE(keras.Model):
         return {name: tf.reshape(v, tf.concat([[k, b], tf.shape(v)[1:]], 0))
                 for name, v in params.items()}
 
+    def _one_layer_terms(self, x, q, num_samples, seed, training=False, prior_log_prob=None):
+        """`_forward`'s terms for a model with one latent layer, `posterior_layer`, whose
+        parameters at x are q [B, L]: its family's standard prior (the KL per unit, closed
+        form when `analytic_kl`, so free bits can floor each unit), or the prior whose
+        `prior_log_prob(z)` is given (a mixture, the harmonium's marginal: the Monte Carlo
+        log q(z|x) - log p(z), as one term)."""
+        latent = self.posterior_layer
+        z, point = latent.draw(q, seed, num_samples, training)  # [k, B, L]
+        log_likelihood = self.likelihood_layer.log_prob(self._decode_samples(z, training), x)
+        if prior_log_prob is None:
+            p = latent.standard_params(tf.shape(x)[0])
+            unit_ratio = latent.unit_log_ratio(q, p, point, training)
+            log_ratio = tf.reduce_sum(unit_ratio, -1)
+            rate_per_unit = (latent.unit_kl(q, p, point, training=training)
+                             if self.analytic_kl and not latent.is_relaxed(training) else unit_ratio)
+        else:
+            flat = tf.reshape(point, [-1, latent.units])
+            log_prior = tf.reshape(prior_log_prob(flat), tf.shape(point)[:-1])
+            log_ratio = latent.log_prob(q, point) - log_prior
+            rate_per_unit = log_ratio[..., None]
+        terms = dict(log_likelihood=log_likelihood, log_weight=log_likelihood - log_ratio,
+                     rate=tf.reduce_sum(rate_per_unit, axis=-1),
+                     penalized_rate=objectives.free_bits_rate(rate_per_unit, self.free_bits))
+        if latent.estimator == "score_function" and num_samples == 1:
+            signal = log_likelihood[0]
+            if self.kl_estimate == "monte_carlo":  # the sampled rate depends on z too
+                signal -= self.beta * self.kl_warmup * (terms["penalized_rate"] + tf.zeros_like(log_likelihood))[0]
+            terms["log_likelihood"] += latent.score_function_term(x, q, z[0], signal, training)[None]
+        return terms
+
+    def load_own_variables(self, store):
+        """Keras' own, and files saved before the score function's state (`signal_mean`) moved
+        from the model into its latent layer: there it is the model's last own variable."""
+        _restore_renamed_layers(self, getattr(store, "h5_file", None))
+        own = self._trainable_variables + self._non_trainable_variables
+        if len(store.keys()) == len(own) + 1:
+            legacy = store[str(len(own))]
+            for latent in self.latent_layers():
+                if latent.signal_mean is not None:
+                    latent.signal_mean.assign(legacy)
+            store = {str(i): store[str(i)] for i in range(len(own))}
+        super().load_own_variables(store)
+
     def get_config(self):
         config = super().get_config()
         config.update(input_shape=self.input_shape, likelihood=self.likelihood,
@@ -472,6 +569,55 @@ class PriorPart:
                 units, config.get("prior_components", 500), input_shape=(config["input_dim"],),
                 pseudo_input_range=(0.0, 1.0), name="prior")
         return cls(**config)
+
+
+# A latent layer's class before latent layers were `tfvae.latents.Latent`, by family.
+_LEGACY_LATENT_CLASSES = {"gaussian": "DiagonalGaussian", "bernoulli": "Bernoulli"}
+
+
+def _restore_renamed_layers(model, h5_file):
+    """Loads the latent layers of a .keras file saved before they were `Latent`s.
+
+    Keras stores a model's sublayers under `layers/<class name>_<n>` (n counting the layers of
+    that class, in the model's order): there a latent layer was a DiagonalGaussian or a
+    Bernoulli. Each such layer's projection is read from its old path, and its (empty) new
+    path is then skipped once."""
+    if h5_file is None:
+        return
+    from tfvae import latents  # (a library layer; imported here to keep base.py's imports flat)
+    new_names, old_names = {}, {}
+    for layer in model.layers:
+        cls = type(layer).__name__
+        new = _unique(naming.to_snake_case(cls), new_names)
+        if isinstance(layer, latents.Latent):
+            cls = _LEGACY_LATENT_CLASSES.get(layer.family.name, cls)
+        old = _unique(naming.to_snake_case(cls), old_names)
+        if (new == old or f"layers/{new}" in h5_file or f"layers/{old}" not in h5_file
+                or layer.projection is None):
+            continue
+        saved = h5_file[f"layers/{old}/projection/vars"]
+        for i, variable in enumerate(layer.projection.weights):
+            variable.assign(np.asarray(saved[str(i)]))
+        _skip_next_load(layer.projection)
+
+
+def _unique(name, used):
+    """Keras' naming of a container's saveables: name, name_1, name_2, ..."""
+    used[name] = used.get(name, -1) + 1
+    return name if used[name] == 0 else f"{name}_{used[name]}"
+
+
+def _skip_next_load(layer):
+    """The layer's next `load_own_variables` (of an empty path) keeps its weights."""
+    def skip(store):
+        del layer.__dict__["load_own_variables"]
+    object.__setattr__(layer, "load_own_variables", skip)
+
+
+def _common(values, default):
+    """The one value of a set besides `default`; `default` when empty; "mixed" otherwise."""
+    values = set(values) - {default}
+    return values.pop() if len(values) == 1 else (default if not values else "mixed")
 
 
 def _weighted_mean(values, sample_weight):

@@ -2,7 +2,9 @@
 Gaussian or binary (`latent_families`).
 
 Both classes share the generative model p(z_{L-1}) prod_i p(z_i | z_{i+1}) p(x | z_0) and the
-per-layer accounting of KL terms; they differ in the posterior:
+per-layer accounting of KL terms; every layer is a latent layer (`tfvae.latents.Latent`, with
+its estimator) and every network a block: your own Keras layers or models (`up_blocks`,
+`prior_blocks`, `decoder`), or Dense blocks built from `hidden`. They differ in the posterior:
 - `LadderVAE` (Sonderby et al. 2016): a deterministic bottom-up pass gives each layer
   likelihood-like evidence; going down, q(z_i | z_{i+1}, x) is that evidence combined with the
   prior p(z_i | z_{i+1}) by adding natural parameters (precision weighting for a Gaussian
@@ -14,16 +16,17 @@ per-layer accounting of KL terms; they differ in the posterior:
 import keras
 import tensorflow as tf
 
-from tfvae import distributions, estimators, objectives, priors
-from tfvae.models.base import BaseVAE, PriorPart, make_likelihood, standardize_input_shape
+from tfvae import estimators, families, latents, objectives, priors
+from tfvae.models.base import (BaseVAE, PriorPart, check_num_samples, make_likelihood,
+                               network_part, output_shape, standardize_input_shape)
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
-LATENT_FAMILIES = ("gaussian", "bernoulli")
 
 
-def block(units, activation, batch_norm, name):
-    """Dense layers of the given widths (each optionally batch-normalized before `activation`)."""
-    layers = []
+def block(units, activation, batch_norm, name, flatten=False):
+    """Dense layers of the given widths (each optionally batch-normalized before `activation`),
+    after a Flatten for inputs of rank > 1 when `flatten`."""
+    layers = [keras.layers.Flatten()] if flatten else []
     for width in units:
         layers.append(keras.layers.Dense(width, use_bias=not batch_norm))
         if batch_norm:
@@ -32,12 +35,32 @@ def block(units, activation, batch_norm, name):
     return keras.Sequential(layers or [keras.layers.Identity()], name=name)
 
 
+def _blocks(blocks, count, what):
+    """A list of `count` user blocks (Keras layers or models, or their serializations)."""
+    blocks = list(blocks)
+    if len(blocks) != count:
+        raise ValueError(f"{what} needs {count} Keras layers or models (one per stochastic layer"
+                         f"{' but the top' if what == 'prior_blocks' else ''}). "
+                         f"Received {len(blocks)}: {what}={blocks!r}")
+    return [network_part(b, f"{what}[{i}]") for i, b in enumerate(blocks)]
+
+
+def _per_layer(value, count, what):
+    """One value per stochastic layer: a tuple as given, or a single value repeated."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
+    if len(values) != count:
+        raise ValueError(f"{what} needs one entry per stochastic layer ({count}), or one for all. "
+                         f"Received: {what}={value!r}")
+    return values
+
+
 def _widths(hidden, num_layers):
     """One tuple of widths per stochastic layer; an int w means the two-layer block (w, w)."""
     hidden = tuple(hidden)
     if len(hidden) != num_layers:
-        raise ValueError(f"hidden needs one entry per stochastic layer ({num_layers}). "
-                         f"Received: hidden={hidden!r}")
+        raise ValueError(f"hidden needs one entry per stochastic layer ({num_layers}) for the "
+                         "blocks built from it (those of up_blocks, prior_blocks, decoder you do "
+                         f"not pass). Received: hidden={hidden!r}")
     widths = tuple((h, h) if isinstance(h, int) else tuple(h) for h in hidden)
     if not all(isinstance(w, int) and w > 0 for ws in widths for w in ws):
         raise ValueError(f"hidden widths must be positive integers. Received: hidden={hidden!r}")
@@ -49,29 +72,48 @@ class _TopDownVAE(PriorPart, BaseVAE):
 
     def __init__(self, input_shape, latent_dims, hidden, activation="tanh", batch_norm=False,
                  posterior_scale="softplus", min_scale=1e-4, latent_families=None,
-                 prior="standard_normal", prior_components=500, input_dim=None, **kwargs):
+                 prior="standard_normal", prior_components=500, input_dim=None, estimator=None,
+                 baseline="moving_average", baseline_decay=0.99, temperature=0.5,
+                 up_blocks=None, prior_blocks=None, decoder=None, **kwargs):
         input_shape = standardize_input_shape(input_shape, input_dim)
-        if len(input_shape) != 1:
-            raise ValueError(f"{type(self).__name__} takes flat examples: reshape x to [batch, D] "
-                             f"and pass input_shape=(D,). Received: input_shape={input_shape!r}")
         latent_dims = tuple(latent_dims)
         if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
             raise ValueError(f"latent_dims must be positive integers, bottom layer first. "
                              f"Received: latent_dims={latent_dims!r}")
         latent_families = tuple(latent_families or ("gaussian",) * len(latent_dims))
         if (len(latent_families) != len(latent_dims)
-                or not all(f in LATENT_FAMILIES for f in latent_families)):
-            raise ValueError(f"latent_families needs one of {LATENT_FAMILIES} per stochastic layer "
-                             f"({len(latent_dims)}). Received: latent_families={latent_families!r}")
+                or not all(f in families.FAMILIES for f in latent_families)):
+            raise ValueError(f"latent_families needs one of {tuple(families.FAMILIES)} per "
+                             f"stochastic layer ({len(latent_dims)}). "
+                             f"Received: latent_families={latent_families!r}")
+        estimators_ = self._layer_estimators(estimator, latent_families)
         super().__init__(input_shape=input_shape,
                          metric_names=("elbo", "kl", "distortion")
                          + tuple(f"kl_{i}" for i in range(len(latent_dims))), **kwargs)
         self.latent_families = latent_families
         self.latent_dims = latent_dims
-        self.likelihood_layer = make_likelihood(self.likelihood, input_shape, self.likelihood_scale)
+        self.estimators = estimators_
+        self.baseline_decay = float(baseline_decay)
+        self.temperature = float(temperature)
+        self._latent_options = dict(baseline=baseline, baseline_decay=baseline_decay,
+                                    scale_activation=posterior_scale, min_scale=min_scale,
+                                    temperature=temperature)
+        self.custom_blocks = {name: blocks is not None for name, blocks in
+                              (("up_blocks", up_blocks), ("prior_blocks", prior_blocks),
+                               ("decoder", decoder))}
+        if decoder is not None:  # the likelihood's parameters when it outputs the data's shape
+            decoder = network_part(decoder, "decoder")
+            decoded = output_shape(decoder, (latent_dims[0],))
+            parameters_out = decoded is not None and tuple(decoded[1:]) == input_shape
+        else:
+            parameters_out = False
+        self.likelihood_layer = make_likelihood(self.likelihood, input_shape, self.likelihood_scale,
+                                                project=not parameters_out)
         # Tuples throughout, so the config survives the JSON of a .keras file unchanged.
         self.hidden = tuple(h if isinstance(h, int) else tuple(h) for h in hidden)
-        self.widths = _widths(self.hidden, len(latent_dims))
+        # (the shorthand's widths; not needed when every block is your own)
+        self.widths = (_widths(self.hidden, len(latent_dims)) if not all(self.custom_blocks.values())
+                       else None)
         self.activation = activation
         self.batch_norm = bool(batch_norm)
         self.posterior_scale = posterior_scale
@@ -92,28 +134,66 @@ class _TopDownVAE(PriorPart, BaseVAE):
         # p(z_i | z_{i+1}) for every layer but the top, whose prior is N(0, I). The network
         # between z_i and z_{i+1} mirrors the posterior's (widths[i + 1]); p(x | z_0) mirrors
         # the first block (widths[0]), as in both papers' architectures.
-        self.prior_blocks = [block(tuple(reversed(self.widths[i + 1])), activation, batch_norm,
-                                   f"prior_block_{i}") for i in range(len(latent_dims) - 1)]
-        self.prior_heads = [self.latent_layer(i, "prior") for i in range(len(latent_dims) - 1)]
-        self.decoder = block(tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
+        if prior_blocks is not None:
+            self.prior_blocks = _blocks(prior_blocks, len(latent_dims) - 1, "prior_blocks")
+        else:
+            self.prior_blocks = [block(tuple(reversed(self.widths[i + 1])), activation, batch_norm,
+                                       f"prior_block_{i}") for i in range(len(latent_dims) - 1)]
+        self.prior_heads = [self.latent_layer(i, "prior", draws=False)
+                            for i in range(len(latent_dims) - 1)]
+        self.decoder = decoder if decoder is not None else block(
+            tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
 
-    def latent_layer(self, i, name):
-        """The distribution head of layer i: DiagonalGaussian, or Bernoulli (straight-through
-        samples) for a binary layer."""
-        if self.latent_families[i] == "bernoulli":
-            return distributions.Bernoulli(self.latent_dims[i], name=f"{name}_{i}")
-        return distributions.DiagonalGaussian(self.latent_dims[i], scale_activation=self.posterior_scale,
-                                              min_scale=self.min_scale, name=f"{name}_{i}")
+    @staticmethod
+    def _layer_estimators(estimator, latent_families):
+        """Per layer, the estimator: `estimator` (one for all layers, or a tuple) where the
+        layer's family has it, else the family's default (pathwise for a Gaussian layer)."""
+        given = _per_layer(estimator, len(latent_families), "estimator")
+        chosen = []
+        for name, family in zip(given, latent_families):
+            options = families.FAMILIES[family].estimators
+            if name is not None and name not in options and not isinstance(estimator, str):
+                raise ValueError(f"estimator: a {family} layer takes one of {options}. "
+                                 f"Received: estimator={estimator!r}")
+            chosen.append(name if name in options else options[0])
+        if isinstance(estimator, str) and estimator not in chosen:
+            raise ValueError(f"estimator={estimator!r} fits no layer: the families are "
+                             f"{latent_families}. Received: estimator={estimator!r}")
+        return tuple(chosen)
+
+    def latent_layer(self, i, name, draws=True):
+        """Layer i's latent layer (`tfvae.latents.Latent`): a posterior's draws with the layer's
+        estimator, or (`draws=False`) a prior head p(z_i | z_{i+1})."""
+        estimator = self.estimators[i] if draws else None
+        options = dict(self._latent_options)
+        if not draws:
+            options["baseline"] = "moving_average"
+        return latents.Latent(self.latent_dims[i], families.get(self.latent_families[i], **options),
+                              estimator, options["baseline"], options["baseline_decay"],
+                              name=f"{name}_{i}")
+
+    def latent_layers(self):
+        return list(self.up_heads)
+
+    def _make_up_blocks(self, up_blocks, prefix):
+        """The blocks of the bottom-up pass: the user's, or Dense blocks of `widths`."""
+        if up_blocks is not None:
+            return _blocks(up_blocks, self.num_layers, "up_blocks")
+        return [block(w, self.activation, self.batch_norm, f"{prefix}_{i}",
+                      flatten=i == 0 and len(self.input_shape) > 1)
+                for i, w in enumerate(_widths(self.hidden, self.num_layers))]
 
     @property
     def num_layers(self):
         return len(self.latent_dims)
 
     def _build_top_down(self):
+        for network, width in [*zip(self.prior_blocks, self.latent_dims[1:]),
+                               (self.decoder, self.latent_dims[0])]:
+            if not network.built:  # (your own block may come built, e.g. from its config)
+                network.build((None, width))
         for i, (prior_block, head) in enumerate(zip(self.prior_blocks, self.prior_heads)):
-            prior_block.build((None, self.latent_dims[i + 1]))
             head.build(prior_block.compute_output_shape((None, self.latent_dims[i + 1])))
-        self.decoder.build((None, self.latent_dims[0]))
         self.likelihood_layer.build(self.decoder.compute_output_shape((None, self.latent_dims[0])))
         if not self.prior_layer.built:  # (a prior part may come built, e.g. from its config)
             self.prior_layer.build()
@@ -127,12 +207,9 @@ class _TopDownVAE(PriorPart, BaseVAE):
         return self.prior_heads[i](self.prior_blocks[i](z_above, training=training))
 
     def top_prior(self, num_rows):
-        """Parameters of a factorized p(z_{L-1}), [num_rows, units]: N(0, I), or Bernoulli(1/2)
-        when binary. (A learned prior is `prior_layer`.)"""
-        zeros = tf.zeros([num_rows, self.latent_dims[-1]])
-        if self.latent_families[-1] == "bernoulli":
-            return self.up_heads[-1].params_from_raw(zeros)
-        return {"loc": zeros, "scale": tf.ones_like(zeros)}
+        """Parameters of a factorized p(z_{L-1}), [num_rows, units]: the top layer's family's
+        standard member, N(0, I) or Bernoulli(1/2). (A learned prior is `prior_layer`.)"""
+        return self.up_heads[-1].standard_params(num_rows)
 
     def decode(self, z, training=False):
         """p(x | z_0)'s parameters for the BOTTOM layer's z_0, [batch, latent_dims[0]]."""
@@ -155,7 +232,7 @@ class _TopDownVAE(PriorPart, BaseVAE):
         self._ensure_built()
         if self.latent_families[-1] == "gaussian":
             return self.prior_layer.sample(num_samples, seed)
-        return self.latent_sample(self.num_layers - 1, self.top_prior(num_samples), seed)
+        return self.up_heads[-1].sample(self.top_prior(num_samples), seed)
 
     def generate(self, num_samples, seed):
         """Ancestral sampling: z_{L-1} ~ N(0, I), z_i ~ p(z_i | z_{i+1}), then p(x | z_0)."""
@@ -163,12 +240,8 @@ class _TopDownVAE(PriorPart, BaseVAE):
             estimators.seed_pair(seed), self.num_layers))
         z = self.prior_sample(num_samples, seeds[-1])
         for i in reversed(range(self.num_layers - 1)):
-            z = self.latent_sample(i, self.conditional_prior(i, z), seeds[i])
+            z = self.up_heads[i].sample(self.conditional_prior(i, z), seeds[i])
         return self.decode(z)
-
-    def latent_sample(self, i, params, seed):
-        """A differentiable draw of layer i: pathwise (Gaussian) or straight-through (binary)."""
-        return self.up_heads[i].sample(params, seed)
 
     def reconstruct(self, x):
         means = self.latent_means(x)
@@ -183,22 +256,27 @@ class _TopDownVAE(PriorPart, BaseVAE):
     def latent_means(self, x):
         return [head.mean(q) for head, q in zip(self.up_heads, self.encode_layers(x))]
 
-    def _layer_terms(self, i, q_params, p_params, z, analytic):
-        """Per-unit KL of layer i (closed form when valid and asked) and log q(z) - log p(z);
-        `p_params=None` means the top prior."""
-        head = self.up_heads[i]
+    def _layer_terms(self, i, q_params, p_params, point, analytic, training=False):
+        """Per-unit KL of layer i (closed form when valid and asked) and log q - log p at the
+        draw's point (relaxed densities for relaxed draws); `p_params=None` means the top prior."""
+        latent = self.up_heads[i]
         if p_params is None and not self.prior_layer.factorizes:  # a mixture: Monte Carlo
-            log_ratio = head.log_prob(q_params, z) - self.prior_layer.log_prob(z)
+            log_ratio = latent.log_prob(q_params, point) - self.prior_layer.log_prob(point)
             return log_ratio[:, None], log_ratio
         if p_params is None:
-            p_params = self.top_prior(tf.shape(z)[0])
-        kl_per_unit = distributions.kl_divergence(head.distribution(q_params).distribution,
-                                                  head.distribution(p_params).distribution,
-                                                  z, analytic=analytic)
-        return kl_per_unit, head.log_prob(q_params, z) - head.log_prob(p_params, z)
+            p_params = self.top_prior(tf.shape(point)[0])
+        unit_ratio = latent.unit_log_ratio(q_params, p_params, point, training)
+        kl_per_unit = (latent.unit_kl(q_params, p_params, point, training=training)
+                       if analytic and not latent.is_relaxed(training) else unit_ratio)
+        return kl_per_unit, tf.reduce_sum(unit_ratio, -1)
 
-    def _assemble(self, x, k, z_bottom, layer_kls, log_ratio, training):
-        """Combines per-layer terms (flat over k * B rows) into the `_forward` contract."""
+    def _draw(self, i, params, seed, training):
+        """(z, point) of layer i with its estimator (see `tfvae.latents.Latent.draw`)."""
+        return self.up_heads[i].draw(params, seed, training=training)
+
+    def _assemble(self, x, k, z_bottom, layer_kls, log_ratio, training, draws=()):
+        """Combines per-layer terms (flat over k * B rows) into the `_forward` contract;
+        `draws` are (layer, q, z) of every layer, for the score function's terms."""
         x_params = self._decode_samples(tf.reshape(z_bottom, [k, -1, self.latent_dims[0]]), training)
         log_likelihood = self.likelihood_layer.log_prob(x_params, x)
 
@@ -213,13 +291,30 @@ class _TopDownVAE(PriorPart, BaseVAE):
             penalized_rate=tf.add_n([per_sample(objectives.free_bits_rate(kl, self.free_bits))
                                      for kl in layer_kls]),
         )
+        if k == 1 and any(self.up_heads[i].estimator == "score_function" for i, _, _ in draws):
+            # The learning signal of every score-function layer: the one-sample objective,
+            # which depends on that layer's draw through all the terms below and above it.
+            signal = log_likelihood[0] - self.beta * self.kl_warmup * terms["penalized_rate"][0]
+            terms["log_likelihood"] += tf.add_n([
+                self.up_heads[i].score_function_term(x, q, z, signal, training)
+                for i, q, z in draws])[None]
         return terms
 
     def get_config(self):
         config = super().get_config()
+        blocks = {"up_blocks": self.up_blocks, "prior_blocks": self.prior_blocks,
+                  "decoder": self.decoder}
+        for name, value in blocks.items():
+            if self.custom_blocks[name]:
+                config[name] = (keras.saving.serialize_keras_object(value) if name == "decoder"
+                                else [keras.saving.serialize_keras_object(b) for b in value])
+            else:
+                config[name] = None
         config.update(latent_dims=self.latent_dims, hidden=self.hidden, activation=self.activation,
                       batch_norm=self.batch_norm, posterior_scale=self.posterior_scale,
                       min_scale=self.min_scale, latent_families=self.latent_families,
+                      estimator=self.estimators, baseline=self._latent_options["baseline"],
+                      baseline_decay=self.baseline_decay, temperature=self.temperature,
                       prior=(keras.saving.serialize_keras_object(self.prior_layer)
                              if self.custom_prior else self.prior_kind),
                       prior_components=self.prior_components)
@@ -244,42 +339,58 @@ class LadderVAE(_TopDownVAE):
     diverged. "full" is the default.
 
     Args:
-        input_shape: (D,), the shape of one example (flat; `input_dim=D` is the old spelling).
+        input_shape: the shape of one example, any rank (`input_dim=D` is the old spelling of
+            (D,)); the shorthand's first block flattens it.
         latent_dims: units per stochastic layer, bottom first (the paper: (64, 32, 16, 8, 4)).
         hidden: one entry per layer: the width of its two-layer deterministic block, or a tuple
             of widths (the paper: (512, 256, 128, 64, 32)).
         activation, batch_norm: of the deterministic blocks (the paper uses batch norm).
         conditional_kl_gradient: "full" or "stop".
         latent_families: "gaussian" (default) or "bernoulli" per layer, bottom first; a binary
-            layer's draws use the straight-through estimator and its KL is the closed-form
-            Bernoulli KL (`analytic_kl`) or log q(z) - log p(z).
+            layer's KL is the closed-form Bernoulli KL (`analytic_kl`) or log q(z) - log p(z).
+        estimator: how the binary layers' draws are differentiated, one for all or one per
+            layer: "straight_through" (default), "score_function" (learning signal: the
+            one-sample objective; `baseline`, `baseline_decay` as in `tfvae.VAE`) or "relaxed"
+            (`temperature`); Gaussian layers are drawn pathwise.
+        up_blocks: your own bottom-up blocks, one Keras layer or model per layer (the first
+            takes x of `input_shape`, any rank); None builds Dense blocks from `hidden`.
+        prior_blocks: your own blocks z_{i+1} -> features of p(z_i | z_{i+1}), one per layer
+            but the top; decoder: z_0 -> features of p(x | z_0) (its output is the
+            likelihood's parameters when it has the data's shape).
         Other arguments as in `tfvae.VAE`.
 
     Example:
     >>> model = tfvae.LadderVAE(input_shape=(784,), latent_dims=(64, 32, 16, 8, 4),
     ...                         hidden=(512, 256, 128, 64, 32), batch_norm=True)
+    >>> conv = keras.Sequential([keras.layers.Conv2D(16, 3, 2, activation="relu"),
+    ...                          keras.layers.Flatten()])
+    >>> model = tfvae.LadderVAE(input_shape=(28, 28, 1), latent_dims=(16, 4),
+    ...                         up_blocks=[conv, keras.layers.Dense(32, activation="relu")])
     """
 
     def __init__(self, input_shape=None, latent_dims=(64, 32, 16, 8, 4),
                  hidden=(512, 256, 128, 64, 32), activation="leaky_relu", batch_norm=False,
-                 conditional_kl_gradient="full", **kwargs):
+                 conditional_kl_gradient="full", up_blocks=None, **kwargs):
         if conditional_kl_gradient not in CONDITIONAL_KL_GRADIENTS:
             raise ValueError(f"conditional_kl_gradient must be one of {CONDITIONAL_KL_GRADIENTS}. "
                              f"Received: conditional_kl_gradient={conditional_kl_gradient!r}")
         super().__init__(input_shape, latent_dims, hidden, activation=activation,
-                         batch_norm=batch_norm, **kwargs)
+                         batch_norm=batch_norm, up_blocks=up_blocks, **kwargs)
         self.conditional_kl_gradient = conditional_kl_gradient
-        self.up_blocks = [block(w, activation, batch_norm, f"up_block_{i}")
-                          for i, w in enumerate(self.widths)]
+        self.up_blocks = self._make_up_blocks(up_blocks, "up_block")
         self.up_heads = [self.latent_layer(i, "evidence") for i in range(self.num_layers)]
+        for head in self.up_heads:
+            check_num_samples(head, self.num_samples)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
-        shape = (None, self.input_dim)
+        data_shape = shape = (None,) + self.input_shape
         for up_block, head in zip(self.up_blocks, self.up_heads):
-            up_block.build(shape)
+            if not up_block.built:  # (your own block may come built)
+                up_block.build(shape)
             shape = up_block.compute_output_shape(shape)
             head.build(shape)
+            head.build_baseline(data_shape)
         self._build_top_down()
         self.built = True
 
@@ -310,27 +421,30 @@ class LadderVAE(_TopDownVAE):
             estimators.seed_pair(seed), self.num_layers))
         layer_kls, log_ratio = [None] * self.num_layers, 0.0
         q = evidence[-1]
-        z = self.latent_sample(self.num_layers - 1, q, seeds[-1])
-        layer_kls[-1], top_ratio = self._layer_terms(self.num_layers - 1, q, None, z, self.analytic_kl)
+        z, point = self._draw(self.num_layers - 1, q, seeds[-1], training)
+        draws = [(self.num_layers - 1, q, z)]
+        layer_kls[-1], top_ratio = self._layer_terms(self.num_layers - 1, q, None, point,
+                                                     self.analytic_kl, training)
         log_ratio += top_ratio
         for i in reversed(range(self.num_layers - 1)):
             z_above = z
             prior = self.conditional_prior(i, z_above, training)
             q = self.up_heads[i].combine(evidence[i], prior)
             eps_seed = seeds[i]
-            z = self.latent_sample(i, q, eps_seed)
-            _, ratio = self._layer_terms(i, q, prior, z, analytic=False)
+            z, point = self._draw(i, q, eps_seed, training)
+            draws.append((i, q, z))
+            _, ratio = self._layer_terms(i, q, prior, point, False, training)
             log_ratio += ratio  # the log-weight always takes the full, sampled path
             if self.conditional_kl_gradient == "stop":
                 # E_q(v)[KL(q(u|v) || p(u|v))] with v's sample held fixed: the same draw of u,
                 # but no gradient reaches the parameters that produced v.
                 prior = self.conditional_prior(i, tf.stop_gradient(z_above), training)
                 q = self.up_heads[i].combine(evidence[i], prior)
-                z_kl = self.latent_sample(i, q, eps_seed)
+                _, point_kl = self._draw(i, q, eps_seed, training)
             else:
-                z_kl = z
-            layer_kls[i], _ = self._layer_terms(i, q, prior, z_kl, self.analytic_kl)
-        return self._assemble(x, k, z, layer_kls, log_ratio, training)
+                point_kl = point
+            layer_kls[i], _ = self._layer_terms(i, q, prior, point_kl, self.analytic_kl, training)
+        return self._assemble(x, k, z, layer_kls, log_ratio, training, draws)
 
     def get_config(self):
         config = super().get_config()
@@ -349,11 +463,15 @@ class HierarchicalVAE(_TopDownVAE):
     layer's KL to N(0, I) is closed-form when `analytic_kl`.
 
     Args:
-        input_shape: (D,), the shape of one example (flat; `input_dim=D` is the old spelling).
+        input_shape: the shape of one example, any rank (`input_dim=D` is the old spelling of
+            (D,)).
         latent_dims: units per stochastic layer, bottom first.
         hidden: one tuple of widths per layer: the MLP below that layer (mirrored in the
             generative model); an int w means (w, w).
-        Other arguments as in `tfvae.VAE` (and `batch_norm` as in `LadderVAE`).
+        up_blocks: your own blocks, one per layer: x -> features of q(z_0 | x), then
+            z_{i-1} -> features of q(z_i | z_{i-1}).
+        Other arguments as in `tfvae.VAE` (and `batch_norm`, `estimator`, `prior_blocks`,
+        `decoder` as in `LadderVAE`).
 
     Example:
     >>> model = tfvae.HierarchicalVAE(input_shape=(784,), latent_dims=(100, 50),
@@ -361,19 +479,22 @@ class HierarchicalVAE(_TopDownVAE):
     """
 
     def __init__(self, input_shape=None, latent_dims=(100, 50), hidden=((200, 200), (100, 100)),
-                 activation="tanh", batch_norm=False, **kwargs):
+                 activation="tanh", batch_norm=False, up_blocks=None, **kwargs):
         super().__init__(input_shape, latent_dims, hidden, activation=activation,
-                         batch_norm=batch_norm, **kwargs)
-        self.up_blocks = [block(w, activation, batch_norm, f"posterior_block_{i}")
-                          for i, w in enumerate(self.widths)]
+                         batch_norm=batch_norm, up_blocks=up_blocks, **kwargs)
+        self.up_blocks = self._make_up_blocks(up_blocks, "posterior_block")
         self.up_heads = [self.latent_layer(i, "posterior") for i in range(self.num_layers)]
+        for head in self.up_heads:
+            check_num_samples(head, self.num_samples)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
-        shape = (None, self.input_dim)
+        data_shape = shape = (None,) + self.input_shape
         for i, (up_block, head) in enumerate(zip(self.up_blocks, self.up_heads)):
-            up_block.build(shape)
+            if not up_block.built:  # (your own block may come built)
+                up_block.build(shape)
             head.build(up_block.compute_output_shape(shape))
+            head.build_baseline(data_shape)
             shape = (None, self.latent_dims[i])
         self._build_top_down()
         self.built = True
@@ -402,15 +523,20 @@ class HierarchicalVAE(_TopDownVAE):
             estimators.seed_pair(seed), self.num_layers))
         q_params = [{name: tf.tile(v, [k, 1])  # rows: k-major, k * B
                      for name, v in self.posterior_step(0, x, training).items()}]
-        zs = [self.latent_sample(0, q_params[0], seeds[0])]
+        zs, points = zip(*[self._draw(0, q_params[0], seeds[0], training)])
+        zs, points = list(zs), list(points)
         for i in range(1, self.num_layers):
             q_params.append(self.posterior_step(i, zs[-1], training))
-            zs.append(self.latent_sample(i, q_params[-1], seeds[i]))
+            z, point = self._draw(i, q_params[-1], seeds[i], training)
+            zs.append(z)
+            points.append(point)
         layer_kls, log_ratio = [], 0.0
         for i in range(self.num_layers):
             top = i == self.num_layers - 1
             prior = None if top else self.conditional_prior(i, zs[i + 1], training)
-            kl, ratio = self._layer_terms(i, q_params[i], prior, zs[i], self.analytic_kl and top)
+            kl, ratio = self._layer_terms(i, q_params[i], prior, points[i], self.analytic_kl and top,
+                                          training)
             layer_kls.append(kl)
             log_ratio += ratio
-        return self._assemble(x, k, zs[0], layer_kls, log_ratio, training)
+        draws = [(i, q_params[i], zs[i]) for i in range(self.num_layers)]
+        return self._assemble(x, k, zs[0], layer_kls, log_ratio, training, draws)

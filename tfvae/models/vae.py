@@ -3,12 +3,11 @@ binary with p(z) = Bernoulli(1/2) (the binary-latent VAE; its draws are `LatentD
 import keras
 import tensorflow as tf
 
-from tfvae import distributions, objectives, priors
-from tfvae.models.base import BaseVAE, PriorPart, make_likelihood
-from tfvae.models.latent_draws import MAX_ENUMERATED_UNITS, LatentDraws, check_estimator
+from tfvae import latents, priors
+from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, PriorPart, check_num_samples,
+                               make_likelihood, network_part, output_shape)
 
 ARCHITECTURES = ("mlp", "conv")
-LATENTS = ("gaussian", "bernoulli")
 _IMAGE_SIDE = 28  # the conv shorthand for flat data is for 28x28 single-channel images (784,)
 
 
@@ -47,26 +46,8 @@ def conv_decoder(hidden, activation, channels, name, image_shape=None):
         + ending, name=name)
 
 
-def _network(network, what):
-    """A user's encoder or decoder: a Keras layer or model (from a config: its serialization)."""
-    if isinstance(network, dict):
-        network = keras.saving.deserialize_keras_object(network)
-    if not isinstance(network, keras.layers.Layer):
-        raise ValueError(f"{what} must be a Keras layer or model (e.g. keras.Sequential([...]) "
-                         f"or a functional keras.Model). Received: {what}={network!r}")
-    return network
-
-
-def _output_shape(network, input_shape):
-    """The network's output shape for a batch of `input_shape`, or None when it cannot say."""
-    try:
-        return tuple(network.compute_output_shape((None,) + tuple(input_shape)))
-    except Exception:  # noqa: BLE001  (a layer without shape inference: decided at build)
-        return None
-
-
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(LatentDraws, PriorPart, BaseVAE):
+class VAE(PriorPart, BaseVAE):
     """Variational autoencoder with a diagonal Gaussian posterior, or Bernoulli latents.
 
     q(z|x) = N(mu(x), diag(sigma(x)^2)), p(x|z) Bernoulli or Gaussian, p(z) N(0, I) or a learned
@@ -137,23 +118,20 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
                  beta=1.0, free_bits=0.0, prior="standard_normal", prior_components=500, seed=None,
                  encoder=None, decoder=None, latent="gaussian", estimator=None,
                  baseline="moving_average", baseline_decay=0.99, temperature=0.5, **kwargs):
-        if latent not in LATENTS:
-            raise ValueError(f"latent must be one of {LATENTS}. Received: latent={latent!r}")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}. "
                              f"Received: architecture={architecture!r}")
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer. Received: latent_dim={latent_dim!r}")
-        estimator = check_estimator(latent, estimator, baseline, temperature, num_samples)
-        if latent == "gaussian" and estimator != "pathwise":
-            raise ValueError("Gaussian latents are drawn pathwise (reparameterized): "
-                             f"estimator='{estimator}' is for latent='bernoulli'. "
-                             f"Received: estimator={estimator!r}")
-        if latent == "bernoulli" and prior != "standard_normal":
+        latent_layer = latents.latent_part(latent, latent_dim, estimator, baseline, baseline_decay,
+                                           scale_activation=posterior_scale, min_scale=min_scale,
+                                           temperature=temperature, name="posterior")
+        latent_dim = latent_layer.units
+        check_num_samples(latent_layer, num_samples)
+        if latent_layer.family.name != "gaussian" and prior != "standard_normal":
             raise ValueError(
-                "Bernoulli latents have the factorized prior Bernoulli(1/2) (prior='standard_normal', "
-                "the family's standard prior): mixture and VampPrior priors are mixtures of "
-                "Gaussians, for latent='gaussian'. Received: "
+                f"{latent_layer.family.name.capitalize()} latents have their family's standard "
+                "prior (prior='standard_normal' means the factorized Bernoulli(1/2) for binary "
+                "latents): mixture and VampPrior priors are mixtures of Gaussians, for "
+                "latent='gaussian'. Received: "
                 f"prior={prior if isinstance(prior, str) else type(prior).__name__!r}")
         hidden = tuple(hidden)
         if not all(isinstance(u, int) and u > 0 for u in hidden):
@@ -179,13 +157,13 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
         # The user's own networks are part of the config; the shorthand's are rebuilt from it.
         self.custom_encoder, self.custom_decoder = encoder is not None, decoder is not None
         if encoder is not None:
-            self.encoder = _network(encoder, "encoder")
+            self.encoder = network_part(encoder, "encoder")
         elif architecture == "mlp":
             self.encoder = mlp(hidden, activation, name="encoder", flatten=len(shape) > 1)
         else:
             self.encoder = conv_encoder(hidden, activation, name="encoder", image_shape=image_shape)
         if decoder is not None:
-            self.decoder = _network(decoder, "decoder")
+            self.decoder = network_part(decoder, "decoder")
         elif architecture == "mlp":
             self.decoder = mlp(tuple(reversed(hidden)), activation, name="decoder")
         else:  # one output channel per pixel: the logits, or the Gaussian's mean
@@ -193,34 +171,27 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
             self.decoder = conv_decoder(hidden, activation, channels, name="decoder",
                                         image_shape=image_shape)
         if self.custom_decoder:
-            decoded = _output_shape(self.decoder, (latent_dim,))
+            decoded = output_shape(self.decoder, (latent_dim,))
             parameters_out = decoded is not None and tuple(decoded[1:]) == shape
         else:
             parameters_out = architecture == "conv"
         self.likelihood_layer = make_likelihood(likelihood, shape, likelihood_scale,
                                                 project=not parameters_out)
-        self.latent = latent
-        self.estimator = estimator
-        self.baseline = baseline
-        self.baseline_decay = float(baseline_decay)
+        self.custom_latent = isinstance(latent, (latents.Latent, dict))
+        self.latent = latent_layer.family.name
+        self.baseline_decay = float(baseline_decay)  # (the shorthand's; the part has its own)
         self.temperature = float(temperature)
-        if latent == "bernoulli":
-            self.posterior_layer = distributions.Bernoulli(latent_dim, name="posterior")
+        self.posterior_layer = latent_layer
+        self.prior_components = prior_components
+        if self.latent != "gaussian":  # the family's standard prior, Bernoulli(1/2)
             self.custom_prior, self.prior_layer, self.prior_kind = False, None, "standard_normal"
-            self.prior_components = prior_components
-            # only a score-function model has the baselines' variables
-            self._make_score_function_state(create=estimator == "score_function")
             return
-        self.signal_mean = self.baseline_net = None
-        self.posterior_layer = distributions.DiagonalGaussian(
-            latent_dim, scale_activation=posterior_scale, min_scale=min_scale, name="posterior")
         # A VampPrior's pseudo-inputs live in the data's range: (0, 1) for Bernoulli data,
         # unconstrained for real values.
         self.custom_prior = not isinstance(prior, str)
         self.prior_layer, self.prior_kind = priors.prior_part(
             prior, latent_dim, prior_components, shape, encode=self.encode,
             pseudo_input_range=(0.0, 1.0) if likelihood == "bernoulli" else None)
-        self.prior_components = prior_components
         priors.check_free_bits(free_bits, self.prior_kind)
 
     def build(self, input_shape):
@@ -230,11 +201,11 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
             if not network.built:  # (your own network may come built, e.g. with an Input)
                 network.build(shape)
         self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
+        self.posterior_layer.build_baseline(input_shape)
         latent_shape = (None, self.latent_dim)
         self.likelihood_layer.build(self.decoder.compute_output_shape(latent_shape))
         if self.prior_layer is not None and not self.prior_layer.built:
             self.prior_layer.build()  # (a prior part may come built, e.g. from its config)
-        self._build_score_function_state()
         self.built = True
 
     @property
@@ -247,14 +218,16 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
 
     @property
     def kl_estimate(self):
-        if self.latent == "bernoulli":
-            closed = self.analytic_kl and self.estimator != "relaxed"
-            return "closed_form" if closed else "monte_carlo"
+        if self.posterior_layer.estimator == "relaxed":
+            return "monte_carlo"
         return super().kl_estimate
 
     @property
     def latent_shape(self):
         return (self.latent_dim,)
+
+    def latent_layers(self):
+        return [self.posterior_layer]
 
     def encoder_weights(self):
         return self.encoder.trainable_weights + self.posterior_layer.trainable_weights
@@ -271,13 +244,14 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
     def prior(self):
         """p(z) as a `tfd.Distribution`: N(0, I), a mixture (`tfvae.priors`) or Bernoulli(1/2)."""
         if self.prior_layer is None:
-            return self.posterior_layer.distribution(self._factorized_prior(1))
+            return self.posterior_layer.distribution(self.posterior_layer.standard_params(1))
         return self.prior_layer.distribution()
 
     def prior_log_prob(self, z, log_partition=None):
         """log p(z), [batch] (the prior is normalized: `log_partition` is not used)."""
         if self.prior_layer is None:
-            return self._factorized_prior_log_prob(z)
+            latent = self.posterior_layer
+            return latent.log_prob(latent.standard_params(tf.shape(z)[0]), z)
         return self.prior_layer.log_prob(z)
 
     def decode(self, z, training=False):
@@ -291,34 +265,18 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
     def prior_sample(self, num_samples, seed):
         self._ensure_built()
         if self.prior_layer is None:
-            return self.posterior_layer.sample(self._factorized_prior(num_samples), seed)
+            latent = self.posterior_layer
+            return latent.sample(latent.standard_params(num_samples), seed)
         return self.prior_layer.sample(num_samples, seed)
 
     def latent_means(self, x):
-        if self.latent == "bernoulli":
-            return [self.posterior_layer.mean(self.encode(x))]
-        return [self.encode(x)["loc"]]
+        return [self.posterior_layer.mean(self.encode(x))]
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
-        if self.latent == "bernoulli":  # the draw, rate and score function are LatentDraws'
-            return self._draw_terms(x, num_samples, seed, training, posterior_params)
-        q_params = posterior_params or self.encode(x, training=training)
-        q = self.posterior_layer.distribution(q_params)
-        z = self.posterior_layer.sample(q_params, seed, num_samples)  # [k, B, L]
-        x_params = self._decode_samples(z, training=training)
-        log_likelihood = self.likelihood_layer.log_prob(x_params, x)
-        log_ratio = q.log_prob(z) - self.prior_layer.log_prob(z)  # log q(z|x) - log p(z)
-        if self.prior_layer.factorizes:  # per-unit KL, so free bits can floor each unit
-            rate_per_unit = distributions.kl_divergence(
-                q.distribution, self.prior().distribution, z, analytic=self.analytic_kl)
-        else:  # a mixture prior: the Monte Carlo estimate, as one term
-            rate_per_unit = log_ratio[..., None]
-        return {
-            "log_likelihood": log_likelihood,
-            "log_weight": log_likelihood - log_ratio,
-            "rate": tf.reduce_sum(rate_per_unit, axis=-1),
-            "penalized_rate": objectives.free_bits_rate(rate_per_unit, self.free_bits),
-        }
+        q = posterior_params or self.encode(x, training=training)
+        standard = self.prior_layer is None or self.prior_layer.factorizes
+        return self._one_layer_terms(x, q, num_samples, seed, training,
+                                     prior_log_prob=None if standard else self.prior_layer.log_prob)
 
     def get_config(self):
         config = super().get_config()
@@ -332,7 +290,11 @@ class VAE(LatentDraws, PriorPart, BaseVAE):
                                if self.custom_encoder else None),
                       decoder=(keras.saving.serialize_keras_object(self.decoder)
                                if self.custom_decoder else None),
-                      latent=self.latent, estimator=self.estimator, baseline=self.baseline,
-                      baseline_decay=self.baseline_decay, temperature=self.temperature)
+                      latent=(keras.saving.serialize_keras_object(self.posterior_layer)
+                              if self.custom_latent else self.latent),
+                      estimator=self.posterior_layer.estimator,
+                      baseline=self.posterior_layer.baseline,
+                      baseline_decay=self.posterior_layer.baseline_decay,
+                      temperature=self.temperature)
         return config
 

@@ -1,4 +1,5 @@
-"""The untied counterpart of harmonium_mnist: a VAE with 16 Bernoulli latents, free
+"""The untied counterpart of harmonium_mnist: a VAE with 16 Bernoulli latents (saved by
+earlier versions as HarmoniumVAE(tie_weights=False), which loads as this), free
 784-200-200 tanh encoder and decoder, a Bernoulli(1/2) prior and the straight-through
 estimator; its exact test log-likelihood sums over the 2^16 latent states.
 
@@ -12,10 +13,10 @@ def get_config():
     config = vae_mnist_config()
     config["name"] = "bvae16_mnist"
     config["model"] = {
-        "class_name": "HarmoniumVAE",
-        "input_dim": 784,
+        "class_name": "VAE",
+        "input_shape": (784,),
         "latent_dim": 16,
-        "tie_weights": False,
+        "latent": "bernoulli",
         "hidden": (200, 200),
         "activation": "tanh",
         "estimator": "straight_through",
