@@ -145,7 +145,7 @@ def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(iso
     served = isolated / "served"
     path, line = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
     url = (served / f"{SMALL}.tar.gz").as_uri()
-    with pytest.raises(zoo.ZooError, match="does not match the registry's checksum"):
+    with pytest.raises(zoo.ZooError, match="does not match the SHA-256 after #sha256="):
         zoo.load(f"{url}#sha256={'0' * 64}")
     assert _cached_files(isolated) == []
     folder = zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256']}")

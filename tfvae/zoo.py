@@ -240,16 +240,22 @@ def _install(url, root, name, archive_expected, files_expected):
             "Check the address.")
     try:
         archive = os.path.join(tmp, "archive" + archives.SUFFIX)
-        archives.download(url, archive, label, archive_expected.get("size"))
+        size = archives.download(url, archive, label, archive_expected.get("size"))
+        if archive_expected.get("size") not in (None, size):
+            raise ZooError(f"{url} has {size} bytes, the registry's archive {archive_expected['size']}: "
+                           f"a truncated download or another release; nothing was kept. {hint}")
         actual = sha256(archive)
         if archive_expected.get("sha256") not in (None, actual):
-            raise ZooError(f"{url} does not match the registry's checksum (expected sha256 "
-                           f"{archive_expected['sha256']}, found {actual}): a damaged download or "
-                           f"another release; nothing was kept. {hint}")
+            raise ZooError(f"{url} does not match the SHA-256 {'of the registry' if name else 'after #sha256='} "
+                           f"(expected {archive_expected['sha256']}, found {actual}): a damaged download "
+                           f"or another release; nothing was kept. {hint}")
         top = archives.extract(archive, os.path.join(tmp, "entry"))
         if name not in (None, top):
             raise ZooError(f"{url} holds the entry {top!r}, not {name!r}; nothing was kept. {hint}")
-        folder = check_folder(os.path.join(tmp, "entry", top), files_expected, exact=True)
+        try:
+            folder = check_folder(os.path.join(tmp, "entry", top), files_expected, exact=True)
+        except ZooError as e:
+            raise ZooError(f"{e} (in {url}; nothing was kept)") from None
         final = os.path.join(root, top)
         archives.remove(final)  # (a damaged or stale copy)
         os.replace(folder, final)
