@@ -16,7 +16,9 @@ from tfvae import cli, zoo
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHIPPED_DIR = os.path.join(ROOT, "saved_models")
-SHIPPED = sorted(n for n in os.listdir(SHIPPED_DIR) if os.path.isfile(os.path.join(SHIPPED_DIR, n, "metadata.json")))
+SHIPPED = sorted(n for n in os.listdir(SHIPPED_DIR)
+                 if os.path.isfile(os.path.join(SHIPPED_DIR, n, "metadata.json")))
+HEADINGS = ("## Data", "## Architecture", "## Training", "## Metrics", "## Intended use", "## Limitations")
 SMALL = "harmonium_mnist"  # the smallest entry (0.2 MB archive)
 
 
@@ -82,7 +84,8 @@ def test_pack_is_reproducible_and_writes_the_registrys_line(tmp_path):
     with tarfile.open(path) as tar:
         members = tar.getmembers()
     folder = os.path.join(SHIPPED_DIR, SMALL)
-    expected = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, names in os.walk(folder) for f in names)
+    expected = sorted(os.path.relpath(os.path.join(d, f), folder)
+                      for d, _, names in os.walk(folder) for f in names)
     assert [m.name for m in members] == sorted(f"{SMALL}/{n}" for n in expected)
     assert all(m.isfile() and m.mtime == 0 and m.uid == 0 and m.uname == "" for m in members)
     assert json.load(open(registry_copy))["entries"][SMALL] == line[SMALL]
@@ -109,15 +112,17 @@ def test_every_card_is_current_and_quotes_its_metadata_and_anchor(capsys):
         metadata = json.load(open(os.path.join(SHIPPED_DIR, name, "metadata.json")))
         text = open(os.path.join(SHIPPED_DIR, name, "README.md"), encoding="utf-8").read()
         assert text == cards.text(metadata), f"{name}: regenerate with python zoo/cards.py {name}"
-        for heading in ("## Data", "## Architecture", "## Training", "## Metrics", "## Intended use", "## Limitations"):
+        for heading in HEADINGS:
             assert heading in text, (name, heading)
         assert f"{metadata['test_elbo']:.2f} +- {metadata['test_elbo_stderr']:.2f}" in text
         nll = metadata["test_exact_nll"] if metadata["test_exact_nll"] is not None else metadata["test_nll"]
         assert f"{nll:.2f}" in text and f"{metadata['params']:,} parameters" in text
         if name in zoo_table.ANCHORS:
-            assert f"| {zoo_table.ANCHORS[name][0]} ({zoo_table.ANCHORS[name][1]}) | {zoo_table.ANCHORS[name][2]} |" in text
+            published, what, target = zoo_table.ANCHORS[name]
+            assert f"| {published} ({what}) | {target} |" in text
     assert cli.main(["zoo", "show", SMALL]) == 0
-    assert capsys.readouterr().out == open(os.path.join(SHIPPED_DIR, SMALL, "README.md"), encoding="utf-8").read()
+    card = open(os.path.join(SHIPPED_DIR, SMALL, "README.md"), encoding="utf-8").read()
+    assert capsys.readouterr().out == card
 
 
 def test_a_fetched_entry_is_cached_checked_and_loads_offline(isolated, capsys):
@@ -211,3 +216,16 @@ def test_a_model_file_that_carries_code_is_refused_from_an_archive_too(isolated)
         tar.add(folder, arcname="lambda_entry")
     with pytest.raises(ValueError, match="safe_mode"):
         zoo.load(archive.as_uri())
+
+
+@pytest.mark.slow  # (15 s: the figures and a pass over the test set)
+def test_evaluate_takes_the_dataset_of_a_zoo_entry_given_by_folder(mnist_arrays, tmp_path, monkeypatch):
+    """`tfvae evaluate` of an entry folder reads the entry's config (dataset, test binarization)
+    from its metadata.json and writes into --out, not into the entry."""
+    monkeypatch.chdir(tmp_path)
+    folder = os.path.join(SHIPPED_DIR, "vae2d_mnist")
+    assert cli.main(["evaluate", folder, "--num-samples", "1", "--surgery-samples", "0",
+                     "--out", "eval"]) == 0
+    results = json.load(open(tmp_path / "eval" / "evaluation.json"))
+    assert results["dataset"] == "mnist" and results["binarization"] == "fixed"
+    assert results["iwae"]["num_samples"] == 1 and not os.path.exists(os.path.join(folder, "evaluation.json"))

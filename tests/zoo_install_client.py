@@ -44,7 +44,8 @@ def main(out_path, repo, name, url_source, cases_path):
               "zoo_dir": zoo.zoo_dir(), "cache_dir": zoo.cache_dir(),
               "config_file": zoo.config_file(name)}
     first, second = zoo.load(name), zoo.load(name)
-    result["weights_equal"] = all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights()))
+    result["weights_equal"] = all(np.array_equal(a, b)
+                                  for a, b in zip(first.get_weights(), second.get_weights()))
     result["sample_mean"] = np.asarray(first.sample(4, seed=zoo.CHECK_SEED)).mean(axis=1).tolist()
     result["metadata"] = zoo.metadata(name)
     result["cached_files"] = files_under(os.path.join(home, "zoo", name))

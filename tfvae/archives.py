@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import os
 import posixpath
-import shutil
 import sys
 import tarfile
 import time
@@ -116,14 +115,6 @@ def _check_member(member):
         raise ArchiveError(f"the archive member {name!r} is a link or a special file; an entry "
                            "archive holds only plain files")
     return parts[0]
-
-
-def remove(path):
-    """Removes a file or folder if it is there."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
 
 
 def _megabytes(size):

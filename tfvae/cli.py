@@ -274,11 +274,14 @@ def _zoo(args):
             print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB) and its line in "
                   f"{args.registry or zoo.REGISTRY}; upload it to {zoo.base_url()}")
         elif args.action == "show":
-            with open(os.path.join(zoo.entry(args.run), zoo.CARD), encoding="utf-8") as f:
+            card = os.path.join(zoo.entry(args.run), zoo.CARD)
+            if not os.path.isfile(card):
+                raise zoo.ZooError(f"Zoo model {args.run!r} has no model card: {card} is missing.")
+            with open(card, encoding="utf-8") as f:
                 print(f.read(), end="")
         else:
             _zoo_list(zoo)
-    except (zoo.ZooError, FileNotFoundError) as e:
+    except (zoo.ZooError, OSError) as e:  # (OSError: e.g. a registry or --out not writable)
         print(f"tfvae zoo: {e}", file=sys.stderr)
         return 2
     return 0

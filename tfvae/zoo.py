@@ -122,6 +122,11 @@ def available(root=None):
     return [found[name] for name in sorted(found)]
 
 
+def _files_in(folder):
+    """The paths of every file under `folder`, relative to it."""
+    return [os.path.relpath(os.path.join(d, f), folder) for d, _, names in os.walk(folder) for f in names]
+
+
 def _summary(metadata):
     return dict({key: metadata.get(key) for key in METRICS}, name=metadata["name"],
                 model=metadata["model"], dataset=metadata["dataset"])
@@ -164,7 +169,7 @@ def check_folder(folder, expected=None, exact=False):
                            f"(expected sha256 {want['sha256']}, found {actual}); the file was changed "
                            "after publication. Refusing to load it.")
     if exact:
-        present = {os.path.relpath(os.path.join(d, f), folder) for d, _, names in os.walk(folder) for f in names}
+        present = set(_files_in(folder))
         if present - set(expected):
             raise ZooError(f"Zoo model {name!r} holds files its checksums do not cover: "
                            f"{sorted(present - set(expected))}. Refusing to load it.")
@@ -246,9 +251,10 @@ def _install(url, root, name, archive_expected, files_expected):
                            f"a truncated download or another release; nothing was kept. {hint}")
         actual = sha256(archive)
         if archive_expected.get("sha256") not in (None, actual):
-            raise ZooError(f"{url} does not match the SHA-256 {'of the registry' if name else 'after #sha256='} "
-                           f"(expected {archive_expected['sha256']}, found {actual}): a damaged download "
-                           f"or another release; nothing was kept. {hint}")
+            source = "of the registry" if name else "after #sha256="
+            raise ZooError(f"{url} does not match the SHA-256 {source} (expected "
+                           f"{archive_expected['sha256']}, found {actual}): a damaged download or "
+                           f"another release; nothing was kept. {hint}")
         top = archives.extract(archive, os.path.join(tmp, "entry"))
         if name not in (None, top):
             raise ZooError(f"{url} holds the entry {top!r}, not {name!r}; nothing was kept. {hint}")
@@ -257,8 +263,11 @@ def _install(url, root, name, archive_expected, files_expected):
         except ZooError as e:
             raise ZooError(f"{e} (in {url}; nothing was kept)") from None
         final = os.path.join(root, top)
-        archives.remove(final)  # (a damaged or stale copy)
-        os.replace(folder, final)
+        try:
+            os.replace(folder, final)
+        except OSError:  # (another process fetching the same entry renamed its copy first)
+            if not os.path.isfile(os.path.join(final, METADATA)):
+                raise
         return final
     except archives.ArchiveError as e:
         raise ZooError(f"Could not fetch zoo model {label!r}: {e}; nothing was kept. {hint}") from None
@@ -392,8 +401,7 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
                    "values": check_outputs(model, x_check)},
         "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    metadata["files"] = {os.path.relpath(os.path.join(d, f), tmp): sha256(os.path.join(d, f))
-                          for d, _, names in os.walk(tmp) for f in names}
+    metadata["files"] = {path: sha256(os.path.join(tmp, path)) for path in _files_in(tmp)}
     files.write_json(os.path.join(tmp, METADATA), metadata)
     write_card(tmp, card(metadata))
     if os.path.exists(final):
