@@ -64,7 +64,7 @@ def test_the_registry_describes_every_shipped_entry_byte_for_byte():
         on_disk = {os.path.relpath(os.path.join(d, f), folder): {"sha256": _sha256(os.path.join(d, f)),
                                                                    "size": os.path.getsize(os.path.join(d, f))}
                    for d, _, names in os.walk(folder) for f in names}
-        assert line["files"] == on_disk, name
+        assert line["files"] == on_disk, f"{name}: the registry is stale; run tfvae zoo pack {name}"
         assert line["metrics"]["test_elbo"] == metadata["test_elbo"]
         assert line["metrics"]["test_nll"] == metadata["test_nll"]
         assert line["model"] == metadata["model"] and line["archive"]["file"] == f"{name}.tar.gz"
