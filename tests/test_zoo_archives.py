@@ -161,6 +161,13 @@ def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(iso
         zoo.entry(url + "?other")
 
 
+def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):
+    monkeypatch.setenv("TFVAE_ZOO_URL", str(isolated / "served"))  # a path, not file://
+    with pytest.raises(zoo.ZooError, match=r"is not an http://, https:// or file:// URL"):
+        zoo.load(SMALL)
+    assert _cached_files(isolated) == []
+
+
 def _crafted(path, members):
     """A .tar.gz of (TarInfo, bytes or None) pairs."""
     with tarfile.open(path, "w:gz") as tar:

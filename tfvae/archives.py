@@ -11,6 +11,7 @@ import sys
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 
@@ -60,6 +61,9 @@ def download(url, path, label, size=None):
             the server announced (or `size`) arrived.
     """
     done = 0
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
+        raise ArchiveError(f"{url!r} is not an http://, https:// or file:// URL (a folder is "
+                           "file:///path/to/folder/)")
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as f:
             total = int(response.headers.get("Content-Length") or size or 0)
