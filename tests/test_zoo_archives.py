@@ -129,8 +129,12 @@ def test_a_fetched_entry_is_cached_checked_and_loads_offline(isolated, capsys):
     served = isolated / "served"
     zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
     assert [m["folder"] for m in zoo.list() if m["name"] == SMALL] == [None]
+    abandoned = isolated / "home" / "zoo" / ".tmp-killed"  # a fetch killed two days ago
+    abandoned.mkdir(parents=True)
+    (abandoned / "archive.tar.gz").write_bytes(b"partial")
+    os.utime(abandoned, (os.path.getmtime(abandoned) - 2 * 86400,) * 2)
     model = zoo.load(SMALL)
-    assert f"fetching {SMALL}" in capsys.readouterr().err
+    assert f"fetching {SMALL}" in capsys.readouterr().err and not abandoned.exists()
     cached = isolated / "home" / "zoo" / SMALL
     assert _sha256(cached / "model.keras") == _sha256(os.path.join(SHIPPED_DIR, SMALL, "model.keras"))
     os.remove(served / f"{SMALL}.tar.gz")  # offline: the cache alone

@@ -38,6 +38,7 @@ CHECK_SEED = 0
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(PACKAGE)  # the repository, when tfvae runs from a checkout
 REGISTRY = os.path.join(PACKAGE, "zoo_registry.json")
+STALE = 24 * 3600  # seconds after which a fetch's temporary folder is taken as abandoned
 # the registry's summary of an entry: these metadata.json values
 METRICS = ("epochs", "params", "test_elbo", "test_elbo_stderr", "test_nll", "test_nll_stderr",
            "num_samples", "test_exact_nll", "active_units")
@@ -238,6 +239,9 @@ def _install(url, root, name, archive_expected, files_expected):
     """Downloads the archive at `url` and unpacks it into `root/<name>`, both in a temporary
     folder beside it, renamed into place only once every checksum has matched."""
     os.makedirs(root, exist_ok=True)
+    for old in os.listdir(root):  # (left by a killed fetch; a running one is younger)
+        if old.startswith(".tmp-") and time.time() - os.path.getmtime(os.path.join(root, old)) > STALE:
+            shutil.rmtree(os.path.join(root, old), ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
     label = name or os.path.basename(url)
     hint = (f"Point TFVAE_ZOO_URL at a folder (http(s):// or file://) that holds "
