@@ -177,6 +177,21 @@ def distribution_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def jit_compile(config, strategy, verbose=0):
+    """`training.jit_compile`, except under multi_worker on CPUs: there XLA cannot compile the
+    step, whose gradient all-reduce (CollectiveReduceV2) has no XLA kernel on CPUs, so the step
+    runs as a plain `tf.function` (said once when `verbose`)."""
+    wanted = config["training"]["jit_compile"]
+    if (wanted and multi_worker.in_multi_worker_mode(strategy)
+            and not tf.config.list_physical_devices("GPU")):
+        if verbose:
+            print("training.jit_compile=True is not used under multi_worker on CPUs: XLA has no "
+                  "CPU kernel for the gradient all-reduce (training.jit_compile=False hides "
+                  "this line)", flush=True)
+        return False
+    return wanted
+
+
 def train(config, out_dir, verbose=1):
     """Trains the model `config` describes; returns (model, results dict).
 
@@ -225,7 +240,7 @@ def train(config, out_dir, verbose=1):
             model = tfvae_config.build_model(config)
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, steps_per_epoch),
-                          jit_compile=config["training"]["jit_compile"])
+                          jit_compile=jit_compile(config, strategy, verbose and multi_worker.is_chief(strategy)))
             if model.initialization_examples:  # (a resumed run restores its own)
                 model.initialize_from_data(first_examples(train_ds, model.initialization_examples))
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
