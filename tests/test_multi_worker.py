@@ -125,14 +125,15 @@ def environment(data_dir, tf_config=None):
     return env
 
 
-def start_cluster(processes, out, data_dir, tag):
+def start_cluster(processes, out, data_dir, tag, settings=(), outs=None):
+    """Two `tfvae train` workers; `outs`: each worker's --out (default: `out` for both)."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    command = [sys.executable, "-m", "tfvae.cli", "train", CONFIG, "--out", out, "--verbose", "2",
-               "--set", "training.distribute=multi_worker"]
-    for setting in SETTINGS:
-        command += ["--set", setting]
-    for index in range(2):
+    for index, folder in enumerate(outs or (out, out)):
+        command = [sys.executable, "-m", "tfvae.cli", "train", CONFIG, "--out", folder,
+                   "--verbose", "2", "--set", "training.distribute=multi_worker"]
+        for setting in SETTINGS + list(settings):
+            command += ["--set", setting]
         processes.start(f"{tag}-worker{index}", command, environment(
             data_dir, {"cluster": cluster, "task": {"type": "worker", "index": index}}))
 
@@ -251,3 +252,36 @@ def test_shards_split_every_batch_into_the_rows_one_process_sees(small_mnist):
         assert [len(s[b]) for s in shares] == [21, 21, 22]
     with pytest.raises(ValueError, match="shard"):
         data.load("mnist", "train", shard=(2, 2), **settings)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("multi_worker")
+def test_two_workers_uninterrupted_equal_one_process_and_refuse_unshared_backups(tmp_path, small_mnist):
+    """The uninterrupted cluster run against one process; then each worker given its own --out,
+    so that only the chief sees the backup: the rerun with more epochs is refused by all."""
+    processes = Processes(str(tmp_path))
+    reference, chief, other = (str(tmp_path / name) for name in ("one_process", "chief", "other"))
+    try:
+        deadline = time.time() + TIMEOUT
+        command = [sys.executable, MIRRORED, CONFIG, "--out", reference, "--verbose", "2",
+                   "--set", "training.distribute=mirrored"]
+        for setting in SETTINGS:
+            command += ["--set", setting]
+        processes.start("reference", command, environment(small_mnist))
+        start_cluster(processes, chief, small_mnist, "first", outs=(chief, other))
+        processes.wait(["first-worker0", "first-worker1", "reference"], deadline)
+        for got, want in zip(final_weights(chief), final_weights(reference)):
+            np.testing.assert_array_equal(got, want)  # (measured: bit for bit; see the test above)
+        assert sorted(os.listdir(other)) == []  # (its temporary folder removed)
+
+        start_cluster(processes, chief, small_mnist, "again", outs=(chief, other),
+                      settings=[f"training.epochs={EPOCHS + 1}"])
+        deadline = time.time() + TIMEOUT
+        for name in ("again-worker0", "again-worker1"):
+            process, _ = processes.running[name]
+            process.wait(timeout=max(1.0, deadline - time.time()))
+            assert process.returncode == 2, processes.log(name)[-3000:]
+            assert "the workers see different backups" in processes.log(name)
+            assert "finished epochs per worker: [2, 0]" in processes.log(name)
+    finally:
+        processes.stop()
