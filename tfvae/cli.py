@@ -210,6 +210,10 @@ def _train(args):
     except callbacks.TrainingDiverged as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 1
+    if not results.get("chief", True):  # (another worker of training.distribute=multi_worker)
+        print(f"\nworker {results['worker'][0]} of {results['worker'][1]} finished: test ELBO "
+              f"{results['test_elbo']:.2f} nats; the chief writes the outputs in {out_dir}")
+        return 0
     print(f"\ntest ELBO: {results['test_elbo']:.2f} nats "
           f"({results['epochs']} epochs, {results['seconds_per_epoch']:.1f} s/epoch)")
     if "test_nll" in results:
