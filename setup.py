@@ -8,7 +8,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tfvae", "tfvae.*"]),
+    # The wheel carries the code, the zoo's registry and the zoo's training configs (zoo/configs
+    # installed as tfvae/zoo_configs), not the weights: `tfvae.zoo.load` fetches those.
+    packages=find_packages(include=["tfvae", "tfvae.*"]) + ["tfvae.zoo_configs"],
+    package_dir={"tfvae.zoo_configs": "zoo/configs"},
+    package_data={"tfvae": ["zoo_registry.json"], "tfvae.zoo_configs": ["*.py"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

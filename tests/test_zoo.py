@@ -165,7 +165,7 @@ def test_cli_zoo_list_and_sample_by_name(published, tmp_path, capsys, monkeypatc
     assert "No zoo model 'no_such_model'" in capsys.readouterr().err
 
 
-SHIPPED = [m["name"] for m in zoo.list()]
+SHIPPED = [m["name"] for m in zoo.list_models()]
 
 
 def _skip_without_data(error):

@@ -84,9 +84,18 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     the file name and the seed generators' states; written to a temporary file, then renamed)
     points at it; older weight files are removed only after that. A resumed run loads exactly
     the state `state.json` names.
+
+    `restore_dir` (default: `backup_dir`) is where a backup is read from: under
+    `tfvae.multi_worker` every worker writes its own backup (the chief's in the output folder,
+    the others' in temporary folders, so that all take part in the same reads of distributed
+    variables) and every worker restores the chief's.
     """
 
     STATE = "state.json"
+
+    def __init__(self, backup_dir, *args, restore_dir=None, **kwargs):
+        super().__init__(backup_dir, *args, **kwargs)
+        self.restore_dir = restore_dir or backup_dir
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -106,14 +115,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
 
     def _load_model(self):
-        state_path = os.path.join(self.backup_dir, self.STATE)
+        state_path = os.path.join(self.restore_dir, self.STATE)
         if not os.path.exists(state_path):
             return super()._load_model()  # a backup written by Keras' own callback, if any
         with open(state_path, encoding="utf-8") as f:
             state = json.load(f)
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        self.model.load_weights(os.path.join(self.restore_dir, state["weights"]))
         saved_seeds = state.get("seed_generators", {})
         for variable in self._seed_generator_states():
             if variable.path in saved_seeds:

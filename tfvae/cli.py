@@ -5,6 +5,7 @@ TensorFlow's C++ start-up logging hidden unless `tfvae --verbose`. User errors p
 on stderr and exit with status 2; Ctrl-C prints one line and exits with 130.
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -16,12 +17,15 @@ EXAMPLES = {
     "export": "examples: tfvae export runs/vae_mnist saved_models/vae_mnist/serving\n"
               "          tfvae export --model-config saved_models/",
     "zoo": "examples: tfvae zoo list\n"
-           "          tfvae zoo publish runs/vae_mnist --name vae_mnist",
+           "          tfvae zoo show vae2d_mnist\n"
+           "          tfvae zoo publish runs/vae_mnist --name vae_mnist\n"
+           "          tfvae zoo pack vae_mnist --out runs/zoo-release",
 }
 # k of `tfvae evaluate`'s IWAE estimate: the field's k = 5000 (Burda et al. 2016), or a small k
 # that checks the bound against the exact likelihood where that is computed by enumeration
 IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
-MODEL_HELP = "a zoo name (see `tfvae zoo list`), a .keras file or a `tfvae train` output folder"
+MODEL_HELP = ("a zoo name (see `tfvae zoo list`), a zoo entry folder or archive URL, a .keras file "
+              "or a `tfvae train` output folder")
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 
@@ -99,24 +103,35 @@ def main(argv=None):
                         help="where the server sees MODELS_DIR (default /models, as in the README's "
                              "docker command)")
 
-    zoo = commands.add_parser("zoo", help="list or publish pretrained zoo models",
-                              description="List the pretrained models in saved_models/ (or "
-                                          "$TFVAE_ZOO_DIR), or publish a finished training run "
-                                          "as a zoo entry.", epilog=EXAMPLES["zoo"],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    zoo.add_argument("action", choices=("list", "publish"))
-    zoo.add_argument("run", nargs="?", help="publish: a finished `tfvae train` output folder")
+    zoo = commands.add_parser(
+        "zoo", help="list, show, publish or pack pretrained zoo models",
+        description="list: the zoo models here ($TFVAE_ZOO_DIR, or a checkout's saved_models/), "
+                    "cached ($TFVAE_HOME/zoo, default ~/.cache/tfvae/zoo) and fetchable (from "
+                    "$TFVAE_ZOO_URL, default the registry's base_url); show: an entry's model card; "
+                    "publish: a finished training run as a zoo entry; pack: an entry's archive and "
+                    "registry line, for a release.", epilog=EXAMPLES["zoo"],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    zoo.add_argument("action", choices=("list", "show", "publish", "pack"))
+    zoo.add_argument("run", nargs="?", metavar="RUN|NAME",
+                     help="publish: a finished `tfvae train` output folder; show, pack: a zoo name")
     zoo.add_argument("--name", help="publish: the entry's name (default: the run's config name)")
+    zoo.add_argument("--out", default=os.path.join("runs", "zoo-release"),
+                     help="pack: the folder for NAME.tar.gz (default runs/zoo-release)")
+    zoo.add_argument("--registry", help="pack: the registry file to update (default: the "
+                                        "package's tfvae/zoo_registry.json)")
 
     args = parser.parse_args(argv)
     if args.command == "zoo" and args.action == "publish" and not args.run:
         zoo.error("publish needs RUN, a finished `tfvae train` output folder")
+    if args.command == "zoo" and args.action in ("show", "pack") and not args.run:
+        zoo.error(f"{args.action} needs NAME, a zoo name (see `tfvae zoo list`)")
     if args.command == "export" and not args.model_config and not (args.model and args.dir):
         export.error("give MODEL and DIR, or --model-config MODELS_DIR")
     commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export,
                 "zoo": _zoo}
     try:
-        _start_tensorflow(args.tensorflow_logging)
+        if not (args.command == "zoo" and args.action in ("list", "show", "pack")):  # (files only)
+            _start_tensorflow(args.tensorflow_logging)
         return commands[args.command](args)
     except KeyboardInterrupt:
         print(_interrupted(args), file=sys.stderr)
@@ -195,6 +210,10 @@ def _train(args):
     except callbacks.TrainingDiverged as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 1
+    if not results.get("chief", True):  # (another worker of training.distribute=multi_worker)
+        print(f"\nworker {results['worker'][0]} of {results['worker'][1]} finished: test ELBO "
+              f"{results['test_elbo']:.2f} nats; the chief writes the outputs in {out_dir}")
+        return 0
     print(f"\ntest ELBO: {results['test_elbo']:.2f} nats "
           f"({results['epochs']} epochs, {results['seconds_per_epoch']:.1f} s/epoch)")
     if "test_nll" in results:
@@ -246,29 +265,51 @@ def _load(command, path):
 def _zoo(args):
     from tfvae import files, zoo
 
-    if args.action == "publish":
-        config = files.read_json(os.path.join(args.run, "config.json"), default={})
-        name = args.name or config.get("name")
-        try:
+    try:
+        if args.action == "publish":
+            config = files.read_json(os.path.join(args.run, "config.json"), default={})
+            name = args.name or config.get("name")
             metadata = zoo.publish(args.run, name)
-        except (zoo.ZooError, FileNotFoundError) as e:
-            print(f"tfvae zoo: {e}", file=sys.stderr)
-            return 2
-        print(f"published {name}: test ELBO {metadata['test_elbo']:.2f}, "
-              f"{len(metadata['files'])} files -> {os.path.join(zoo.zoo_dir(), name)}")
-        return 0
+            print(f"published {name}: test ELBO {metadata['test_elbo']:.2f}, "
+                  f"{len(metadata['files'])} files -> {os.path.join(zoo.zoo_dir(), name)}")
+        elif args.action == "pack":
+            path, line = zoo.pack(args.run, args.out, registry_path=args.registry or zoo.REGISTRY)
+            print(json.dumps(line, sort_keys=True))
+            print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB) and its line in "
+                  f"{args.registry or zoo.REGISTRY}; upload it to {zoo.base_url()}")
+        elif args.action == "show":
+            card = os.path.join(zoo.entry(args.run), zoo.CARD)
+            if not os.path.isfile(card):
+                raise zoo.ZooError(f"Zoo model {args.run!r} has no model card: {card} is missing.")
+            with open(card, encoding="utf-8") as f:
+                print(f.read(), end="")
+        else:
+            _zoo_list(zoo)
+    except (zoo.ZooError, OSError) as e:  # (OSError: e.g. a registry or --out not writable)
+        print(f"tfvae zoo: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _zoo_list(zoo):
     entries = zoo.list()
-    if not entries:
-        print(f"no zoo models in {zoo.zoo_dir()}")
-        return 0
-    print(f"{'name':<20} {'model':<16} {'test ELBO':>10} {'test NLL':>16}  dataset")
+    cache = zoo.cache_dir()
+    print(f"{'name':<20} {'model':<16} {'test ELBO':>10} {'test NLL':>16}  {'dataset':<14} where")
     for m in entries:
         nll = ("" if m["test_nll"] is None else f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f}")
         if m.get("test_exact_nll") is not None:
             nll = f"{m['test_exact_nll']:.2f} (exact)"
-        print(f"{m['name']:<20} {m['model']:<16} {m['test_elbo']:>10.2f} {nll:>16}  {m['dataset']}")
-    print("\nload one with tfvae.zoo.load(NAME), or sample it: tfvae sample NAME --out grid.png")
-    return 0
+        where = (f"to fetch, {m['archive_size'] / 1e6:.1f} MB" if m["folder"] is None else
+                 "cached" if os.path.dirname(m["folder"]) == cache else "local")
+        print(f"{m['name']:<20} {m['model']:<16} {m['test_elbo']:>10.2f} {nll:>16}  "
+              f"{m['dataset']:<14} {where}")
+    if not entries:
+        print("(none)")
+    local = zoo.zoo_dir() if zoo.zoo_dir() != cache else "none ($TFVAE_ZOO_DIR)"
+    print(f"\nlocal: {local}; cached: {cache} ($TFVAE_HOME); fetched from: {zoo.base_url()} "
+          "($TFVAE_ZOO_URL)")
+    print("load one with tfvae.zoo.load(NAME), read its card with tfvae zoo show NAME, or sample "
+          "it: tfvae sample NAME --out grid.png")
 
 
 def _sample(args):
@@ -300,12 +341,12 @@ def _evaluate(args):
     model = _load("evaluate", args.model)
     if model is None:
         return 2
-    if os.path.exists(args.model):
+    if not zoo.is_zoo_source(args.model):
         folder = os.path.dirname(files.model_path(args.model))
         config = files.read_json(os.path.join(folder, "config.json"), default={})
-    else:  # a zoo name (verified by _load); results go to runs/<name>, not into the zoo entry
-        config = files.read_json(os.path.join(zoo.zoo_dir(), args.model, zoo.METADATA))["config"]
-        folder = os.path.join("runs", args.model)
+    else:  # (verified by _load); results go to runs/<name>, not into the zoo entry
+        metadata = zoo.metadata(args.model)
+        config, folder = metadata["config"], os.path.join("runs", metadata["name"])
     dataset = args.dataset or config.get("data", {}).get("name", "mnist")
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder

@@ -35,7 +35,8 @@ DEFAULTS = {
         "jit_compile": True,
         "seed": 0,
         "dtype_policy": "float32",   # or "mixed_bfloat16": networks in bf16, log-densities in f32
-        "distribute": "none",        # or "mirrored": data parallel over the local GPUs
+        "distribute": "none",        # or "mirrored": data parallel over the local GPUs, or
+                                     # "multi_worker": over the machines of TF_CONFIG
         "init_from": None,           # a zoo name, .keras file or run folder: start from its weights
     },
     "evaluation": {
@@ -47,7 +48,7 @@ DEFAULTS = {
 
 # float16 would need loss scaling; bfloat16 has float32's exponent range and does not.
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
-DISTRIBUTE = ("none", "mirrored")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 
 class ConfigError(ValueError):

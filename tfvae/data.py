@@ -38,7 +38,8 @@ class DataError(ValueError):
 
 
 def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, shuffle=None,
-         seed=0, validation_size=0, with_labels=False, drop_remainder=False, epoch=None):
+         seed=0, validation_size=0, with_labels=False, drop_remainder=False, epoch=None,
+         shard=None):
     """Loads an image dataset as a batched `tf.data.Dataset` of flat float32 vectors.
 
     Args:
@@ -59,6 +60,11 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         epoch: optional int tf.Variable holding the epoch whose order and binarization to
             produce (`tfvae.callbacks.DataEpoch` sets it); by default each pass over the
             dataset is the next epoch.
+        shard: `(index, count)`: only part `index` of `count` of every batch, the rows
+            [index * n // count, (index + 1) * n // count) of a batch of n (one worker's share
+            under `tfvae.multi_worker`; `batch_size` stays the global batch). The shares are
+            exactly the rows one process sees, binarized alike, so the shards of a batch are
+            disjoint and together are the batch.
 
     Returns:
         A `tf.data.Dataset` of float32 batches of shape [batch, 784] (and int32 labels).
@@ -74,6 +80,8 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         raise ValueError(f"Expected binarize in {BINARIZATIONS}. Received: binarize={binarize!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count. Received: shard={shard!r}")
     if split == "validation" and validation_size <= 0:
         raise ValueError("split='validation' needs validation_size > 0 (e.g. 10000). "
                          f"Received: validation_size={validation_size}")
@@ -88,7 +96,8 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
     if shuffle is None:
         shuffle = split == "train"
     return _pipeline(images, labels, binarize=binarize, batch_size=batch_size, shuffle=shuffle,
-                     seed=seed, with_labels=with_labels, drop_remainder=drop_remainder, epoch=epoch)
+                     seed=seed, with_labels=with_labels, drop_remainder=drop_remainder, epoch=epoch,
+                     shard=shard)
 
 
 def load_arrays(name, split, *, data_dir=None):
@@ -224,14 +233,15 @@ def _load_tfds(name, split):
 
 
 def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_labels, drop_remainder,
-              epoch=None):
+              epoch=None, shard=None):
     """Batches by gathering shuffled indices, so every map runs once per batch (vectorized).
 
     All randomness is a function of (seed, epoch): the order of epoch e is a stateless shuffle
     seeded by (seed, e), and batch b of epoch e is binarized with the stateless seed
     (seed + 7919 e, b). `epoch` (a tf.Variable, set by `tfvae.callbacks.DataEpoch`) gives e;
     without it, e counts the passes over the dataset (0, 1, 2, ...). So a training run resumed at
-    epoch e sees exactly the data an uninterrupted run sees in epoch e.
+    epoch e sees exactly the data an uninterrupted run sees in epoch e. A shard takes its rows of
+    each batch after the batch's binarization noise is drawn, so it holds the same values there.
     """
     if binarize == "fixed":
         images = binarize_fixed(images, seed) * np.uint8(255)
@@ -255,9 +265,14 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
     ds = epoch_key.flat_map(batches_of_epoch).apply(tf.data.experimental.assert_cardinality(num_batches))
 
     def gather(idx, noise_seed):
+        rows = tf.shape(idx, tf.int64)[0]
+        start, stop = (0, rows) if shard is None else (shard[0] * rows // shard[1],
+                                                       (shard[0] + 1) * rows // shard[1])
+        idx = idx[start:stop]
         x, y = tf.cast(tf.gather(images, idx), tf.float32) / 255.0, tf.gather(labels, idx)
-        if binarize == "dynamic":
-            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=noise_seed) < x, tf.float32)
+        if binarize == "dynamic":  # (the whole batch's noise, then this shard's rows of it)
+            noise = tf.random.stateless_uniform(tf.stack([rows, x.shape[1]]), seed=noise_seed)
+            x = tf.cast(noise[start:stop] < x, tf.float32)
         return x, y
 
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)

@@ -18,7 +18,8 @@ from tfvae import latents
 from tfvae.models.base import MAX_ENUMERATED_UNITS
 
 
-def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None):
+def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None,
+             strategy=None):
     """Test negative log-likelihood by the IWAE estimate, -log (1/k) sum_i p(x, z_i)/q(z_i|x).
 
     Burda, Grosse & Salakhutdinov 2016 (section 5 uses k = 5000). The estimate of log p(x) is
@@ -35,6 +36,10 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
             part-way continues where it stopped, with the same result (every batch has its own
             seed). A saved batch is used only for the same weights, k, seed and batch contents
             (SHA-256 of each); the file is removed at the end.
+        strategy: a `tf.distribute.MultiWorkerMirroredStrategy` (default: the current
+            strategy): every worker, given the whole `dataset`, estimates batch i when i mod W
+            is its place among W workers, and the workers' estimates are then summed into every
+            worker's result, the same as one process's (the same batches and seeds).
 
     Returns:
         dict: `nll` (mean over examples), `stderr` (its standard error over examples), `elbo`
@@ -44,32 +49,47 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     Example:
     >>> tfvae.evaluation.iwae_nll(model, tfvae.data.load("mnist", "test", binarize="fixed"))
     """
+    from tfvae import multi_worker  # (app layer: the cluster, if any)
+
     start = time.time()
-    key = {"weights_sha256": weights_sha256(model), "num_samples": int(num_samples), "seed": int(seed)}
+    strategy = strategy or tf.distribute.get_strategy()
+    workers, worker = multi_worker.num_workers(strategy), multi_worker.worker_index(strategy)
+    key = {"weights_sha256": weights_sha256(model), "num_samples": int(num_samples), "seed": int(seed),
+           "worker": [worker, workers]}
     saved = files.read_json(checkpoint, default={}) if checkpoint else {}
     done = saved.get("batches", []) if saved.get("key") == key else []  # {x_sha256, log_px, elbo}
     if done and verbose:
         print(f"resuming from {checkpoint}: {len(done)} batches done")
-    log_px, elbos, resumed = [], [], 0
+    log_px, elbos, resumed, sizes = [], [], 0, []
     progress = (keras.utils.Progbar(_num_batches(dataset), unit_name="batch", stateful_metrics=["nll"])
                 if verbose else None)
     for i, x in enumerate(_batches(dataset)):
+        sizes.append(int(x.shape[0]))
+        if i % workers != worker:  # (another worker's batch)
+            continue
+        j = len(log_px)  # (the index among this worker's batches; i, of all, gives the seed)
         x_sha256 = hashlib.sha256(np.asarray(x).tobytes()).hexdigest()
-        if i < len(done) and done[i]["x_sha256"] == x_sha256:  # the same batch, already estimated
+        if j < len(done) and done[j]["x_sha256"] == x_sha256:  # the same batch, already estimated
             resumed += 1
         else:
             batch_seed = (seed * 7919 + i) % (2 ** 31 - 1)
-            del done[i:]
+            del done[j:]
             done.append({"x_sha256": x_sha256,
                          "log_px": np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed)).tolist(),
                          "elbo": np.asarray(model.elbo(x, seed=batch_seed)).tolist()})
             if checkpoint:
                 files.write_json(checkpoint, {"key": key, "batches": done})
-        log_px.append(np.asarray(done[i]["log_px"]))
-        elbos.append(np.asarray(done[i]["elbo"]))
+        log_px.append(np.asarray(done[j]["log_px"]))
+        elbos.append(np.asarray(done[j]["elbo"]))
         if progress is not None:
-            progress.update(i + 1, [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
-    log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
+            progress.update(len(sizes), [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
+    if workers > 1:  # each worker's batches in their places, zero elsewhere, summed over workers
+        ends = np.cumsum(sizes)
+        mine = [slice(e - n, e) for b, (e, n) in enumerate(zip(ends, sizes)) if b % workers == worker]
+        log_px, elbos = (multi_worker.all_sum(strategy, _placed(values, mine, int(ends[-1])))
+                         for values in (log_px, elbos))
+    else:
+        log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
     return {
@@ -81,6 +101,14 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
         "seconds": time.time() - start,
         "resumed_batches": resumed,
     }
+
+
+def _placed(values, places, size):
+    """A [size] array of zeros with values[j] at places[j]."""
+    out = np.zeros(size)
+    for value, place in zip(values, places):
+        out[place] = value
+    return out
 
 
 def weights_sha256(model):

@@ -6,6 +6,10 @@ then the test results), all written atomically, TensorBoard logs in `logs/`, and
 again with the same output folder, and a finished run started again with more epochs continues
 from where it ended. The final IWAE evaluation keeps its finished batches in `iwae.partial.json`,
 so an interrupted one resumes too.
+
+Under `training.distribute=multi_worker` every worker runs `train` with the same config and
+`out_dir` (see `tfvae.multi_worker`): each trains on its share of every global batch, the chief
+writes the outputs and the backup, and every worker resumes from the chief's backup.
 """
 import json
 import os
@@ -17,7 +21,7 @@ import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
 from tfvae import config as tfvae_config
-from tfvae import data, evaluation, files
+from tfvae import data, evaluation, files, multi_worker
 
 IWAE_CHECKPOINT = "iwae.partial.json"  # the finished batches of an interrupted IWAE evaluation
 
@@ -42,21 +46,29 @@ class EpochLog(keras.callbacks.Callback):
         files.write_json(self.path, record)
 
 
-def datasets(config, epoch=None):
+def datasets(config, epoch=None, shard=None, splits=("train", "test")):
     """(train, test) datasets of the config's `data` section; `epoch` (a tf.Variable) selects
-    the training data's epoch (see `tfvae.data.load`)."""
+    the training data's epoch, `shard` one worker's share of every batch (see
+    `tfvae.data.load`); a sharded training set drops a last, smaller global batch, so that
+    every worker's share of every step is the same size. `splits` picks one of the two."""
     d = config["data"]
     try:
-        train = data.load(d["name"], "train", binarize=d["binarize"], batch_size=d["batch_size"],
-                          seed=d["seed"], validation_size=d["validation_size"], epoch=epoch)
-        test = data.load(d["name"], "validation" if d["validation_size"] else "test",
-                         binarize=d["test_binarize"], batch_size=d["test_batch_size"],
-                         seed=d["seed"], validation_size=d["validation_size"])
+        loaded = []
+        if "train" in splits:
+            loaded.append(data.load(d["name"], "train", binarize=d["binarize"],
+                                    batch_size=d["batch_size"], seed=d["seed"],
+                                    validation_size=d["validation_size"], epoch=epoch,
+                                    shard=shard, drop_remainder=shard is not None))
+        if "test" in splits:
+            loaded.append(data.load(d["name"], "validation" if d["validation_size"] else "test",
+                                    binarize=d["test_binarize"], batch_size=d["test_batch_size"],
+                                    seed=d["seed"], validation_size=d["validation_size"],
+                                    shard=shard))
     except data.DataError:
         raise  # a damaged file: its message names the file
     except ValueError as e:  # a data.* value that `data.load` refuses
         raise tfvae_config.ConfigError(f"data config: {e}") from e
-    return train, test
+    return tuple(loaded)
 
 
 def example_shape(dataset):
@@ -154,13 +166,30 @@ def distribution_strategy(name):
     "none": the default (one device). "mirrored": synchronous data parallelism over every local
     GPU (or the CPU). `data.batch_size` is the global batch, split between the replicas; each
     replica's loss is divided by the number of replicas (`BaseVAE.compute_loss`), so the summed
-    gradient is the global batch's mean gradient. (Several machines would be
-    MultiWorkerMirroredStrategy, which Keras 3's `fit` cannot run yet: README, "Mixed precision
-    and more than one device".)
+    gradient is the global batch's mean gradient. "multi_worker": the same over the machines
+    that TF_CONFIG lists (`tfvae.multi_worker.strategy_from_tf_config`), each worker training
+    on its share of every global batch of `data.batch_size`.
     """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return multi_worker.strategy_from_tf_config()
     return tf.distribute.get_strategy()
+
+
+def jit_compile(config, strategy, verbose=0):
+    """`training.jit_compile`, except under multi_worker on CPUs: there XLA cannot compile the
+    step, whose gradient all-reduce (CollectiveReduceV2) has no XLA kernel on CPUs, so the step
+    runs as a plain `tf.function` (said once when `verbose`)."""
+    wanted = config["training"]["jit_compile"]
+    if (wanted and multi_worker.in_multi_worker_mode(strategy)
+            and not tf.config.list_physical_devices("GPU")):
+        if verbose:
+            print("training.jit_compile=True is not used under multi_worker on CPUs: XLA has no "
+                  "CPU kernel for the gradient all-reduce (training.jit_compile=False hides "
+                  "this line)", flush=True)
+        return False
+    return wanted
 
 
 def train(config, out_dir, verbose=1):
@@ -183,6 +212,20 @@ def train(config, out_dir, verbose=1):
     keras.utils.set_random_seed(config["training"]["seed"])
     data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # set by DataEpoch
     train_ds, test_ds = datasets(config, data_epoch)
+    fit_data = (train_ds, test_ds)
+    steps_per_epoch = int(train_ds.cardinality())
+    if multi_worker.in_multi_worker_mode(strategy):
+        replicas, batch_size = strategy.num_replicas_in_sync, config["data"]["batch_size"]
+        if batch_size % replicas:
+            raise tfvae_config.ConfigError(
+                f"data.batch_size is the global batch: a multiple of the {replicas} replicas of "
+                f"training.distribute=multi_worker, so that each trains on an equal share. "
+                f"Received: data.batch_size={batch_size}")
+        # (train_ds, test_ds stay whole: the shape, the first examples and the IWAE batches)
+        fit_data = tuple(multi_worker.distribute(
+            strategy, lambda shard, split=split: datasets(config, data_epoch, shard, (split,))[0])
+            for split in ("train", "test"))
+        steps_per_epoch = int(datasets(config, data_epoch, (0, 1), ("train",))[0].cardinality())
     shape = example_shape(train_ds)
     for key in ("input_shape", "input_dim"):  # (input_dim: the old spelling of a flat shape)
         declared = config["model"].get(key)
@@ -196,57 +239,90 @@ def train(config, out_dir, verbose=1):
         with strategy.scope():
             model = tfvae_config.build_model(config)
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
-            model.compile(optimizer=optimizer(config, int(train_ds.cardinality())),
-                          jit_compile=config["training"]["jit_compile"])
+            model.compile(optimizer=optimizer(config, steps_per_epoch),
+                          jit_compile=jit_compile(config, strategy, verbose and multi_worker.is_chief(strategy)))
             if model.initialization_examples:  # (a resumed run restores its own)
                 model.initialize_from_data(first_examples(train_ds, model.initialization_examples))
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
             if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
                 copy_weights(config["training"]["init_from"], model)
         # Written once the config, the data and the model are known to work, so a refused
-        # config leaves nothing behind.
-        os.makedirs(out_dir, exist_ok=True)
-        files.write_json(os.path.join(out_dir, "config.json"), config)
-        return _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, verbose)
+        # config leaves nothing behind. (`writes`: this worker's folder, see `multi_worker`)
+        writes = multi_worker.write_dir(out_dir, strategy)
+        os.makedirs(writes, exist_ok=True)
+        files.write_json(os.path.join(writes, "config.json"), config)
+        with multi_worker.keras_workarounds(strategy):
+            results = _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data,
+                                        test_ds, data_epoch, verbose)
+        multi_worker.remove_write_dir(out_dir, strategy)
+        return model, results
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, verbose):
-    metrics_path = os.path.join(out_dir, "metrics.json")
+def check_same_resume_point(strategy, out_dir):
+    """Every worker must resume from the same epoch of the chief's backup: refuses to train when
+    one of them does not see it (an `out_dir` that is not shared)."""
+    if not multi_worker.in_multi_worker_mode(strategy):
+        return
+    state = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
+    epochs = multi_worker.all_gather(strategy, [files.read_json(state, default={}).get("epoch", 0)])
+    if len(set(epochs.ravel().tolist())) > 1:
+        raise tfvae_config.ConfigError(
+            f"the workers see different backups in {out_dir}/backup (finished epochs per "
+            f"worker: {epochs.ravel().tolist()}): give every worker the same --out, a folder "
+            f"they all read (one machine, or a shared file system)")
+
+
+def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, test_ds, data_epoch,
+                      verbose):
+    metrics_path = os.path.join(writes, "metrics.json")
+    check_same_resume_point(strategy, out_dir)
+    chief = multi_worker.is_chief(strategy)
+    verbose = verbose if chief else 0  # (one progress bar for the cluster)
     fit_callbacks = [
         # First, so a NaN step stops fit before any later callback saves anything.
         tfvae_callbacks.StopOnDivergence(
             advice=f"lower optimizer.learning_rate (or set optimizer.clipnorm) and rerun the "
                    f"same command: it resumes from the backup in {out_dir}/backup"),
         # Kept after the run, so rerunning with more epochs continues where it ended.
-        tfvae_callbacks.AtomicBackupAndRestore(os.path.join(out_dir, "backup"), delete_checkpoint=False),
+        # (every worker resumes from the chief's backup in out_dir)
+        tfvae_callbacks.AtomicBackupAndRestore(os.path.join(writes, "backup"), delete_checkpoint=False,
+                                               restore_dir=os.path.join(out_dir, "backup")),
         tfvae_callbacks.DataEpoch(data_epoch),
         EpochLog(metrics_path),
-        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),  # tensorboard --logdir <out>/logs
+        keras.callbacks.TensorBoard(os.path.join(writes, "logs")),  # tensorboard --logdir <out>/logs
     ]
     if config["training"]["kl_warmup_epochs"]:
         fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
     # (shuffle=False: data.load already orders each epoch by (seed, epoch); Keras would only warn)
-    model.fit(train_ds, epochs=config["training"]["epochs"], validation_data=test_ds,
+    model.fit(fit_data[0], epochs=config["training"]["epochs"], validation_data=fit_data[1],
               callbacks=fit_callbacks, verbose=verbose, shuffle=False)
 
     record = files.read_json(metrics_path, default={"epochs": []})
-    test = model.evaluate(test_ds, return_dict=True, verbose=0)
+    test = model.evaluate(fit_data[1], return_dict=True, verbose=0)
     results = {f"test_{name}": float(value) for name, value in test.items()}
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
     results["kl_estimate"] = model.kl_estimate  # "monte_carlo" for learned priors
-    files.save_model(model, os.path.join(out_dir, "model.keras"))  # before the long evaluation
+    if multi_worker.in_multi_worker_mode(strategy):
+        # Synchronous training leaves every worker with the same weights; recorded, so that
+        # a difference is seen (tests/test_multi_worker.py checks it).
+        digest = np.frombuffer(bytes.fromhex(evaluation.weights_sha256(model)), np.uint16).astype(np.int32)
+        results.update(chief=chief, worker=[multi_worker.worker_index(strategy),
+                                            multi_worker.num_workers(strategy)])
+        results["workers_weights_sha256"] = [
+            row.astype(np.uint16).tobytes().hex() for row in multi_worker.all_gather(strategy, digest)]
+    files.save_model(model, os.path.join(writes, "model.keras"))  # before the long evaluation
     k = config["evaluation"]["iwae_samples"]
     if k:
-        checkpoint = os.path.join(out_dir, IWAE_CHECKPOINT)
+        checkpoint = os.path.join(writes, IWAE_CHECKPOINT)
         if verbose:
             print(announce_iwae(model, test_ds, k, checkpoint), flush=True)
         # (verbose 2 is for logs: no progress bar)
         nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=int(verbose == 1),
-                                  checkpoint=checkpoint)
+                                  checkpoint=checkpoint, strategy=strategy)
         results.update(test_nll=nll["nll"], test_nll_stderr=nll["stderr"], num_samples=k,
                        nll_seconds=nll["seconds"], nll_resumed_batches=nll["resumed_batches"])
     if config["evaluation"]["exact_likelihood"]:
@@ -256,7 +332,7 @@ def _fit_and_evaluate(model, config, out_dir, train_ds, test_ds, data_epoch, ver
                        exact_seconds=time.time() - start)
     record["results"] = results
     files.write_json(metrics_path, record)
-    return model, results
+    return results
 
 
 def announce_iwae(model, dataset, num_samples, checkpoint, probe=16):

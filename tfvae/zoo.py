@@ -1,38 +1,99 @@
-"""The pretrained zoo: `saved_models/<name>/` folders, listed, verified and loaded by name.
+"""The pretrained zoo: entries by name, folder or archive URL, verified, cached and loaded.
 
-A zoo entry holds `model.keras`, the TF Serving SavedModel `serving/1/`, `samples.png` and
-`metadata.json`: the training config, dataset and binarization, epochs and training time, test
-ELBO (recomputed at publication with a fixed seed), IWAE-5000 NLL with its standard error,
-active units, parameter count, values of the model's outputs on the first test images (for the
-zoo test), and under `files` the SHA-256 of every other file. `load` checks every hash before it reads the
-model, and reads it in Keras' safe mode (no pickle, no code).
+An entry is a folder `<name>/` holding `model.keras`, the TF Serving SavedModel `serving/1/`,
+`samples.png`, a model card `README.md` and `metadata.json`: the training config, dataset and
+binarization, epochs and training time, test ELBO (recomputed at publication with a fixed
+seed), IWAE-5000 NLL with its standard error, active units, parameter count, values of the
+model's outputs on the first test images (for the zoo test), and under `files` the SHA-256 of
+every other file. The registry shipped in the package (`zoo_registry.json`) names every entry
+with its metrics, the SHA-256 and size of each file and of its archive `<name>.tar.gz`, fetched
+from `$TFVAE_ZOO_URL` (default: the registry's `base_url`) into the cache `$TFVAE_HOME/zoo`
+(default ~/.cache/tfvae). Every hash is checked before a model is read, in Keras' safe mode
+(no pickle, no code).
 
-    tfvae zoo list
+    tfvae zoo list                                          # local, cached and fetchable
     tfvae zoo publish runs/zoo/vae_mnist --name vae_mnist   # a finished `tfvae train` folder
+    tfvae zoo pack vae_mnist                                # its archive and registry line
     model = tfvae.zoo.load("vae_mnist")
 """
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 
 import numpy as np
 
-from tfvae import data, evaluation, export, files, plots
+from tfvae import archives, files
+from tfvae.archives import sha256
+
+# (data, evaluation, export and plots, i.e. TensorFlow, are imported by the functions that use
+# them: listing, fetching and packing entries need none of it)
 
 METADATA = "metadata.json"
+CARD = "README.md"
 NUM_CHECK_EXAMPLES = 8
 CHECK_SEED = 0
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+CHECKOUT = os.path.dirname(PACKAGE)  # the repository, when tfvae runs from a checkout
+REGISTRY = os.path.join(PACKAGE, "zoo_registry.json")
+STALE = 24 * 3600  # seconds after which a fetch's temporary folder is taken as abandoned
+# the registry's summary of an entry: these metadata.json values
+METRICS = ("epochs", "params", "test_elbo", "test_elbo_stderr", "test_nll", "test_nll_stderr",
+           "num_samples", "test_exact_nll", "active_units")
 
 
 class ZooError(ValueError):
-    """A zoo entry that is missing, incomplete or fails its checksums."""
+    """A zoo entry that is missing, incomplete, fails its checksums or cannot be fetched."""
+
+
+def home():
+    """$TFVAE_HOME, else ~/.cache/tfvae: where fetched entries are kept (under `zoo/`)."""
+    return os.path.expanduser(os.environ.get("TFVAE_HOME") or os.path.join("~", ".cache", "tfvae"))
+
+
+def cache_dir():
+    """The folder of fetched entries, `$TFVAE_HOME/zoo`."""
+    return os.path.join(home(), "zoo")
 
 
 def zoo_dir():
-    """$TFVAE_ZOO_DIR, else the repository's `saved_models/` beside the `tfvae` package."""
-    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
-    return os.environ.get("TFVAE_ZOO_DIR", default)
+    """The local zoo, where `publish` writes and `pack` reads: $TFVAE_ZOO_DIR, else the
+    checkout's `saved_models/` (tfvae run from a repository), else the cache."""
+    checkout = os.path.join(CHECKOUT, "saved_models")
+    return os.environ.get("TFVAE_ZOO_DIR") or (checkout if os.path.isdir(checkout) else cache_dir())
+
+
+def roots():
+    """The folders searched for an entry by name, in order: `zoo_dir()`, then the cache."""
+    return [*dict.fromkeys([zoo_dir(), cache_dir()])]  # (not list(): this module rebinds it)
+
+
+def configs_dir():
+    """The zoo's training configs: `zoo/configs/` of a checkout, else the copy a wheel
+    installs as `tfvae/zoo_configs/`."""
+    checkout = os.path.join(CHECKOUT, "zoo", "configs")
+    return checkout if os.path.isdir(checkout) else os.path.join(PACKAGE, "zoo_configs")
+
+
+def config_file(name):
+    """The path of zoo config `name` (for `tfvae train PATH`), or None if there is none."""
+    path = os.path.join(configs_dir(), f"{name}.py")
+    return path if os.path.isfile(path) else None
+
+
+def registry(path=REGISTRY):
+    """The registry: {"base_url": ..., "entries": {name: {description, model, dataset, metrics,
+    files: {path: {sha256, size}}, archive: {file, sha256, size}}}}."""
+    return files.read_json(path, default=None) or {"base_url": "", "entries": {}}
+
+
+def base_url(path=REGISTRY):
+    """$TFVAE_ZOO_URL, else the registry's `base_url`: the folder (http(s):// or file://) that
+    holds the entries' archives."""
+    url = os.environ.get("TFVAE_ZOO_URL") or registry(path)["base_url"]
+    return url if url.endswith("/") else url + "/"
 
 
 def list_models(root=None):
@@ -46,50 +107,213 @@ def list_models(root=None):
     return entries
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def available(root=None):
+    """Every entry that `load` finds by name, sorted by name: the local and cached ones (with
+    their `folder`), then the registry's others (`folder` None, `archive_size` in bytes); or
+    only those in the folder `root`."""
+    found = {}
+    for folder_root in reversed([root] if root else roots()):  # (zoo_dir() hides the cache)
+        for m in list_models(folder_root):
+            found[m["name"]] = dict(_summary(m), folder=os.path.join(folder_root, m["name"]),
+                                    archive_size=None)
+    for name, entry in ({} if root else registry()["entries"]).items():
+        found.setdefault(name, dict(entry["metrics"], name=name, model=entry["model"],
+                                    dataset=entry["dataset"], folder=None,
+                                    archive_size=entry["archive"]["size"]))
+    return [found[name] for name in sorted(found)]
+
+
+def _files_in(folder):
+    """The paths of every file under `folder`, relative to it."""
+    return [os.path.relpath(os.path.join(d, f), folder) for d, _, names in os.walk(folder) for f in names]
+
+
+def _summary(metadata):
+    return dict({key: metadata.get(key) for key in METRICS}, name=metadata["name"],
+                model=metadata["model"], dataset=metadata["dataset"])
+
+
+def check_folder(folder, expected=None, exact=False):
+    """`folder`, after checking every file against `expected` ({path: {"sha256", "size"}}, the
+    registry's) or, without it, against the SHA-256s in the folder's own metadata.json.
+
+    Args:
+        exact: also refuse files that are not expected (an extracted archive holds no others).
+
+    Raises:
+        ZooError: a missing metadata.json or file, an unexpected file, or a checksum or size
+            mismatch (naming the file).
+    """
+    name = os.path.basename(os.path.normpath(folder))
+    metadata_path = os.path.join(folder, METADATA)
+    if not os.path.isfile(metadata_path):
+        raise ZooError(f"{folder} is not a zoo entry: it has no {METADATA}.")
+    if expected is None:
+        try:
+            expected = {path: {"sha256": digest} for path, digest in
+                        files.read_json(metadata_path)["files"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):  # (JSONDecodeError is a ValueError)
+            raise ZooError(f"{metadata_path} is not a zoo entry's metadata (a JSON object with "
+                           "the SHA-256 of every file under 'files').") from None
+        expected[METADATA] = {}  # (it holds the others' hashes; the registry holds its own)
+    for relative, want in sorted(expected.items()):
+        path = os.path.join(folder, relative)
+        if not os.path.isfile(path):
+            raise ZooError(f"Zoo model {name!r} is incomplete: {relative} is missing from {folder}.")
+        if "size" in want and os.path.getsize(path) != want["size"]:
+            raise ZooError(f"Zoo model {name!r}: {relative} has {os.path.getsize(path)} bytes, "
+                           f"expected {want['size']}; the file was changed after publication. "
+                           "Refusing to load it.")
+        actual = sha256(path) if "sha256" in want else None
+        if actual != want.get("sha256"):
+            raise ZooError(f"Zoo model {name!r}: {relative} does not match its checksum "
+                           f"(expected sha256 {want['sha256']}, found {actual}); the file was changed "
+                           "after publication. Refusing to load it.")
+    if exact:
+        present = set(_files_in(folder))
+        if present - set(expected):
+            raise ZooError(f"Zoo model {name!r} holds files its checksums do not cover: "
+                           f"{sorted(present - set(expected))}. Refusing to load it.")
+    return folder
 
 
 def verify(name, root=None):
-    """The entry's folder, after checking that every file in its metadata has its SHA-256.
+    """The folder of the local or cached entry `name`, after `check_folder` (a cached entry of
+    the registry against the registry's checksums); no fetching.
 
     Raises:
         ZooError: unknown name, missing metadata or file, or a checksum mismatch (naming the file).
     """
-    root = root or zoo_dir()
-    folder = os.path.join(root, name)
-    metadata_path = os.path.join(folder, METADATA)
-    if not os.path.isfile(metadata_path):
-        known = [m["name"] for m in list_models(root)]
-        raise ZooError(f"No zoo model {name!r} in {root} (no {METADATA}). Known: {known}")
-    metadata = files.read_json(metadata_path)
-    for relative, expected in sorted(metadata["files"].items()):
-        path = os.path.join(folder, relative)
-        if not os.path.isfile(path):
-            raise ZooError(f"Zoo model {name!r} is incomplete: {relative} is missing.")
-        actual = sha256(path)
-        if actual != expected:
-            raise ZooError(f"Zoo model {name!r}: {relative} does not match its checksum "
-                           f"(expected sha256 {expected}, found {actual}); the file was changed "
-                           "after publication. Refusing to load it.")
-    return folder
+    searched = [root] if root else roots()
+    for folder_root in searched:
+        folder = os.path.join(folder_root, name)
+        if os.path.isfile(os.path.join(folder, METADATA)):
+            entry = registry()["entries"].get(name)
+            cached = not root and folder_root == cache_dir() and entry is not None
+            try:
+                return check_folder(folder, entry["files"] if cached else None)
+            except ZooError as e:
+                if cached:  # (a stale or damaged cache: deleting it makes the next load fetch)
+                    raise ZooError(f"{e} Delete {folder} to fetch it again.") from None
+                raise
+    known = [m["name"] for m in available(root)]
+    raise ZooError(f"No zoo model {name!r} in {' or '.join(searched)}. Known: {known}")
 
 
-def load(name, root=None):
-    """The zoo model `name`, after `verify`, loaded in Keras' safe mode."""
-    return files.load_model(os.path.join(verify(name, root), "model.keras"))
+def entry(source, root=None):
+    """The verified folder of `source`: a zoo name (found locally or in the cache, else fetched
+    by the registry), a folder holding metadata.json, or an http(s):// or file:// URL of an
+    entry archive (`#sha256=<hex>` after it is checked too).
+
+    Raises:
+        ZooError: an unknown name, a failed check or download; nothing partial is kept.
+    """
+    source = os.fspath(source)
+    if "://" in source:
+        return _fetch_url(source)
+    if not root and os.path.isfile(os.path.join(source, METADATA)):
+        return check_folder(source)
+    try:
+        return verify(source, root)
+    except ZooError:
+        known = registry()["entries"].get(source)
+        if root or not known or any(os.path.isfile(os.path.join(r, source, METADATA)) for r in roots()):
+            raise
+    url = base_url() + known["archive"]["file"]
+    return _install(url, cache_dir(), source, known["archive"], known["files"])
+
+
+def _fetch_url(url):
+    """The folder of the archive at `url`, cached under $TFVAE_HOME/urls/ by the URL."""
+    address, _, fragment = url.partition("#")
+    want = dict([fragment.split("=", 1)]) if fragment.startswith("sha256=") else {}
+    root = os.path.join(home(), "urls", hashlib.sha256(url.encode()).hexdigest()[:16])
+    if os.path.isdir(root):
+        for name in os.listdir(root):
+            if not name.startswith(".") and os.path.isfile(os.path.join(root, name, METADATA)):
+                return check_folder(os.path.join(root, name))
+    return _install(address, root, None, want, None)
+
+
+def _install(url, root, name, archive_expected, files_expected):
+    """Downloads the archive at `url` and unpacks it into `root/<name>`, both in a temporary
+    folder beside it, renamed into place only once every checksum has matched."""
+    os.makedirs(root, exist_ok=True)
+    for old in os.listdir(root):  # (left by a killed fetch; a running one is younger)
+        if old.startswith(".tmp-") and time.time() - os.path.getmtime(os.path.join(root, old)) > STALE:
+            shutil.rmtree(os.path.join(root, old), ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
+    label = name or os.path.basename(url)
+    hint = (f"Point TFVAE_ZOO_URL at a folder (http(s):// or file://) that holds "
+            f"{os.path.basename(url)}, or TFVAE_ZOO_DIR at a folder of entries." if name else
+            "Check the address.")
+    try:
+        archive = os.path.join(tmp, "archive" + archives.SUFFIX)
+        size = archives.download(url, archive, label, archive_expected.get("size"))
+        if archive_expected.get("size") not in (None, size):
+            raise ZooError(f"{url} has {size} bytes, the registry's archive {archive_expected['size']}: "
+                           f"a truncated download or another release; nothing was kept. {hint}")
+        actual = sha256(archive)
+        if archive_expected.get("sha256") not in (None, actual):
+            source = "of the registry" if name else "after #sha256="
+            raise ZooError(f"{url} does not match the SHA-256 {source} (expected "
+                           f"{archive_expected['sha256']}, found {actual}): a damaged download or "
+                           f"another release; nothing was kept. {hint}")
+        top = archives.extract(archive, os.path.join(tmp, "entry"))
+        if name not in (None, top):
+            raise ZooError(f"{url} holds the entry {top!r}, not {name!r}; nothing was kept. {hint}")
+        try:
+            folder = check_folder(os.path.join(tmp, "entry", top), files_expected, exact=True)
+        except ZooError as e:
+            raise ZooError(f"{e} (in {url}; nothing was kept)") from None
+        final = os.path.join(root, top)
+        try:
+            os.replace(folder, final)
+        except OSError:  # (another process fetching the same entry renamed its copy first)
+            if not os.path.isfile(os.path.join(final, METADATA)):
+                raise
+        return final
+    except archives.ArchiveError as e:
+        raise ZooError(f"Could not fetch zoo model {label!r}: {e}; nothing was kept. {hint}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(root)  # (only if a failed fetch left it empty)
+
+
+def load(source, root=None):
+    """A zoo model, after every checksum is checked, loaded in Keras' safe mode.
+
+    Args:
+        source: a zoo name (`tfvae zoo list`), the folder of an entry, or the http(s):// or
+            file:// URL of an entry archive.
+        root: look up a name only in this folder (no cache, no fetching).
+
+    Returns:
+        The Keras model.
+
+    Example:
+        model = tfvae.zoo.load("vae2d_mnist")   # fetched once into ~/.cache/tfvae/zoo
+    """
+    return files.load_model(os.path.join(entry(source, root), "model.keras"))
+
+
+def is_zoo_source(source):
+    """Whether `source` is read by the zoo: a URL, an entry folder, or a name that is no path."""
+    source = os.fspath(source)
+    return ("://" in source or os.path.isfile(os.path.join(source, METADATA))
+            or (not os.path.exists(source) and os.sep not in source and not source.endswith(".keras")))
 
 
 def load_name_or_path(source):
-    """A model from a `.keras` file or run folder, or the zoo entry `source` (`load`) when
-    `source` names no path and does not look like one."""
-    if not os.path.exists(source) and os.sep not in source and not source.endswith(".keras"):
-        return load(source)
-    return files.load_model(source)
+    """A model from a zoo source (`is_zoo_source`: `load`), else from a `.keras` file or a run
+    folder."""
+    return load(source) if is_zoo_source(source) else files.load_model(source)
+
+
+def metadata(source):
+    """The metadata.json of the zoo source `source` (a name, an entry folder, an archive URL)."""
+    return files.read_json(os.path.join(entry(source), METADATA))
 
 
 def without_optimizer(model):
@@ -119,6 +343,8 @@ def test_elbo(model, test):
 
 def test_data(config):
     """The test split of a run's dataset, binarized as its config says, in batches of 500."""
+    from tfvae import data
+
     d = config["data"]
     binarize = d.get("test_binarize", "fixed") if config["model"].get("likelihood", "bernoulli") == "bernoulli" else None
     return data.load(d["name"], "test", binarize=binarize, batch_size=500), binarize
@@ -131,6 +357,8 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
     `evaluation.json` of `tfvae evaluate`); the test ELBO is recomputed here. The folder is
     assembled under a temporary name and renamed into place, replacing an older entry.
     """
+    from tfvae import evaluation, export, plots
+
     root = root or zoo_dir()
     config = files.read_json(os.path.join(run_dir, "config.json"))
     record = files.read_json(os.path.join(run_dir, "metrics.json"), default={})
@@ -177,13 +405,140 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
                    "values": check_outputs(model, x_check)},
         "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    metadata["files"] = {os.path.relpath(os.path.join(d, f), tmp): sha256(os.path.join(d, f))
-                          for d, _, names in os.walk(tmp) for f in names}
+    metadata["files"] = {path: sha256(os.path.join(tmp, path)) for path in _files_in(tmp)}
     files.write_json(os.path.join(tmp, METADATA), metadata)
+    write_card(tmp, card(metadata))
     if os.path.exists(final):
         shutil.rmtree(final)
     os.replace(tmp, final)
-    return metadata
+    return files.read_json(os.path.join(final, METADATA))
 
 
-list = list_models  # noqa: A001  (the public spelling, as in README: tfvae.zoo.list())
+
+def nll_text(m):
+    """The test NLL of metadata `m` as the zoo table and the cards print it."""
+    if m.get("test_exact_nll") is not None:
+        return f"{m['test_exact_nll']:.2f} (exact)"
+    if m.get("test_nll") is None:
+        return "not measured"
+    return f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f} (IWAE k={m['num_samples']})"
+
+
+def description(metadata):
+    """One line saying what the entry is, from its metadata: model, dataset, model settings."""
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(metadata["config"]["model"].items())
+                         if k != "class_name")
+    return (f"{metadata['model']} on {metadata['dataset']} ({settings}), trained by "
+            f"zoo/configs/{metadata['config']['name']}.py.")
+
+
+def card(metadata, reproduce=None, anchor=None):
+    """The model card (README.md) of an entry: every number from `metadata`.
+
+    Args:
+        reproduce: the training command (default `tfvae train zoo/configs/<config name>.py`).
+        anchor: (published value, what it is, our target), as in `zoo/zoo_table.py`.
+    """
+    m, name = metadata, metadata["name"]
+    published, what, target = anchor or ("-", "", "report")
+    reproduce = reproduce or f"`tfvae train zoo/configs/{m['config']['name']}.py`"
+    model_config = "\n".join(f"{k} = {v!r}" for k, v in sorted(m["config"]["model"].items()))
+    elbo = f"{m['test_elbo']:.2f} +- {m['test_elbo_stderr']:.2f}"
+    units = "-" if m.get("active_units") is None else m["active_units"]
+    return f"""# {name}
+
+{description(m)}
+
+## Data
+
+`{m['dataset']}` (`tfvae.data.load("{m['dataset']}")`): trained on the training split with
+`{m['binarization']['train']}` binarization, measured on the test split with
+`{m['binarization']['test']}` binarization (data seed {m['config']['data']['seed']}).
+
+## Architecture
+
+`{m['model']}`, {m['params']:,} parameters; the config's model section:
+
+```
+{model_config}
+```
+
+## Training
+
+{reproduce} (the config file's docstring explains the recipe; a pip install carries the file
+as `tfvae.zoo.config_file("{m['config']['name']}")`):
+{m['epochs']} epochs, {_duration(m['train_seconds'])} on the machine that published it ({m['published']}).
+The whole config is `config` in metadata.json.
+
+## Metrics
+
+| metric | this entry | published | target |
+|---|---|---|---|
+| test NLL (nats) | {nll_text(m)} | {published}{' (' + what + ')' if what else ''} | {target} |
+| test ELBO (nats) | {elbo} | | |
+| active units | {units} | | |
+
+## Intended use
+
+Research and teaching: samples (`tfvae sample {name} --out grid.png`), likelihood comparisons on
+the same data and binarization, latent-space studies, a starting point for fine-tuning
+(`--set training.init_from={name}`), and serving (`serving/1/`, TF Serving; see the tfvae README).
+
+```python
+model = tfvae.zoo.load("{name}")
+```
+
+## Limitations
+
+Trained only on {m['dataset']}: its likelihoods, samples and latents say nothing about other
+data, and its NLL is comparable only with numbers on the same binarization of the same test
+split. Not validated as a classifier, anomaly detector or for any decision about people. The
+published column is the paper's number, not a result of this code; where the two differ, the
+entry does not reproduce the paper.
+"""
+
+
+def _duration(seconds):
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def write_card(folder, text):
+    """Writes `text` as the entry's README.md and its SHA-256 into metadata.json."""
+    with files.atomic_path(os.path.join(folder, CARD)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    metadata = files.read_json(os.path.join(folder, METADATA))
+    metadata["files"][CARD] = sha256(os.path.join(folder, CARD))
+    files.write_json(os.path.join(folder, METADATA), metadata)
+
+
+def pack(name, out_dir, root=None, registry_path=REGISTRY):
+    """Writes `out_dir/<name>.tar.gz` of a verified local entry and its line into the registry.
+
+    The archive holds metadata.json and the files it hashes, under `<name>/`, and is the same
+    bytes for the same files (`archives.write`). The entry needs its model card.
+
+    Returns:
+        (the archive's path, the registry line {name: entry}).
+    """
+    folder = verify(name, root or zoo_dir())
+    metadata = files.read_json(os.path.join(folder, METADATA))
+    if CARD not in metadata["files"]:
+        raise ZooError(f"Zoo model {name!r} has no model card ({CARD} in its metadata files); "
+                       "write one with `python zoo/cards.py NAME` in a checkout, or zoo.write_card.")
+    names = sorted(metadata["files"]) + [METADATA]
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name + archives.SUFFIX)
+    archives.write(path, folder, names, name)
+    line = {"description": description(metadata), "model": metadata["model"],
+            "dataset": metadata["dataset"], "metrics": {key: metadata.get(key) for key in METRICS},
+            "files": {n: {"sha256": sha256(os.path.join(folder, n)),
+                          "size": os.path.getsize(os.path.join(folder, n))} for n in names},
+            "archive": {"file": os.path.basename(path), "sha256": sha256(path),
+                        "size": os.path.getsize(path)}}
+    table = registry(registry_path)
+    table["entries"][name] = line
+    files.write_json(registry_path, table)
+    return path, {name: line}
+
+
+list = available  # noqa: A001  (the public spelling, as in README: tfvae.zoo.list())

@@ -7,7 +7,8 @@ continues from its last finished epoch, and a finished run is not trained again;
 logs in `<runs>/<name>/logs`), evaluated by `tfvae evaluate` (IWAE k = 5000 on the test set, or
 the exact likelihood and an IWAE k = 50 check of it for a model with few binary latents; active units, ELBO surgery, figures) and published with `tfvae zoo publish`; a step whose output
 is newer than its input (evaluation.json than model.keras, the entry's metadata.json than
-evaluation.json) is skipped.
+evaluation.json) is skipped. A published entry gets its model card (zoo/cards.py); then
+`tfvae zoo pack NAME` writes its release archive and registry line.
 """
 import argparse
 import os
@@ -15,6 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cards  # noqa: E402  (zoo/cards.py)
 from tfvae import cli, files, zoo  # noqa: E402
 from tfvae import config as tfvae_config  # noqa: E402
 
@@ -65,6 +68,8 @@ def build(name, runs, num_samples):
         status = cli.main(argv)
         if status:
             raise SystemExit(f"[{name}] {step} failed with status {status}")
+        if step == "publish":  # the card with the published anchor (publish writes one without)
+            cards.main([name])
         print(f"[{name}] {step} done in {time.time() - start:.0f} s", flush=True)
 
 

@@ -32,14 +32,6 @@ ANCHORS = {  # name: (published NLL, what it is, our target)
 }
 
 
-def nll_text(m):
-    if m.get("test_exact_nll") is not None:
-        return f"{m['test_exact_nll']:.2f} (exact)"
-    if m.get("test_nll") is None:
-        return "not measured"
-    return f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f} (IWAE k={m['num_samples']})"
-
-
 def leaves(tree, prefix=""):
     """{"a.b": value} for every leaf of a nested dict."""
     flat = {}
@@ -89,10 +81,10 @@ README = os.path.join(ROOT, "README.md")
 def table():
     """The markdown table of every zoo entry, one row each, sorted by name."""
     lines = [HEADER, "|---|---|---|---|---|---|---|---|---|"]
-    for m in zoo.list():
+    for m in zoo.list_models():
         published, what, target = ANCHORS.get(m["name"], ("-", "", "report"))
         lines.append(
-            f"| {m['name']} | {m['model']} | {m['epochs']} | {nll_text(m)} | {m['test_elbo']:.2f} "
+            f"| {m['name']} | {m['model']} | {m['epochs']} | {zoo.nll_text(m)} | {m['test_elbo']:.2f} "
             f"| {published}{' (' + what + ')' if what else ''} | {target} "
             f"| {m['active_units'] if m['active_units'] is not None else '-'} | {reproduce_command(m)} |")
     return "\n".join(lines)
@@ -110,7 +102,7 @@ def main(argv):
         start, end = readme_table(text)
         with files.atomic_path(README) as tmp, open(tmp, "w", encoding="utf-8") as f:
             f.write(text[:start] + table() + text[end:])
-        print(f"wrote the zoo table ({len(zoo.list())} entries) into {README}")
+        print(f"wrote the zoo table ({len(zoo.list_models())} entries) into {README}")
     elif not argv:
         print(table())
     else:

@@ -1,0 +1,242 @@
+"""The zoo's registry, archives and cache, in this process: the registry describes the shipped
+entries byte for byte, `pack` is reproducible, cards are current, fetching through file:// caches
+an entry that then loads offline, and crafted archives (`..`, absolute paths, links) are refused
+with nothing written. The installed-package test over HTTP is tests/test_zoo_install.py."""
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from tfvae import cli, zoo
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+SHIPPED_DIR = os.path.join(ROOT, "saved_models")
+SHIPPED = sorted(n for n in os.listdir(SHIPPED_DIR)
+                 if os.path.isfile(os.path.join(SHIPPED_DIR, n, "metadata.json")))
+HEADINGS = ("## Data", "## Architecture", "## Training", "## Metrics", "## Intended use", "## Limitations")
+SMALL = "harmonium_mnist"  # the smallest entry (0.2 MB archive)
+
+
+def _sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _load_script(name):
+    path = os.path.join(ROOT, "zoo", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """An empty local zoo and cache; archives fetched from tmp_path/served via file://."""
+    served = tmp_path / "served"
+    served.mkdir()
+    monkeypatch.setenv("TFVAE_ZOO_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("TFVAE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TFVAE_ZOO_URL", served.as_uri())
+    return tmp_path
+
+
+def _cached_files(tmp_path):
+    home = tmp_path / "home"
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*") if not p.is_dir())
+
+
+def test_the_registry_describes_every_shipped_entry_byte_for_byte():
+    """Names, every file's SHA-256 and size (metadata.json and the card included) and the
+    metrics of metadata.json: `tfvae zoo pack NAME` after a change to an entry updates it."""
+    registry = json.load(open(zoo.REGISTRY, encoding="utf-8"))
+    assert registry["base_url"].startswith("https://")
+    assert sorted(registry["entries"]) == SHIPPED
+    for name in SHIPPED:
+        folder = os.path.join(SHIPPED_DIR, name)
+        line = registry["entries"][name]
+        metadata = json.load(open(os.path.join(folder, "metadata.json")))
+        on_disk = {os.path.relpath(os.path.join(d, f), folder): {"sha256": _sha256(os.path.join(d, f)),
+                                                                   "size": os.path.getsize(os.path.join(d, f))}
+                   for d, _, names in os.walk(folder) for f in names}
+        assert line["files"] == on_disk, f"{name}: the registry is stale; run tfvae zoo pack {name}"
+        assert line["metrics"]["test_elbo"] == metadata["test_elbo"]
+        assert line["metrics"]["test_nll"] == metadata["test_nll"]
+        assert line["model"] == metadata["model"] and line["archive"]["file"] == f"{name}.tar.gz"
+
+
+def test_pack_is_reproducible_and_writes_the_registrys_line(tmp_path):
+    """Two packs give the same bytes, whose SHA-256 and size are the shipped registry's; members
+    are plain files under NAME/ with no owner or time; the registry file given is updated."""
+    registry_copy = tmp_path / "registry.json"
+    shutil.copy(zoo.REGISTRY, registry_copy)
+    before = open(zoo.REGISTRY, "rb").read()
+    path, line = zoo.pack(SMALL, str(tmp_path / "a"), root=SHIPPED_DIR, registry_path=str(registry_copy))
+    again, _ = zoo.pack(SMALL, str(tmp_path / "b"), root=SHIPPED_DIR, registry_path=str(registry_copy))
+    assert open(path, "rb").read() == open(again, "rb").read()
+    shipped = json.load(open(zoo.REGISTRY))["entries"][SMALL]["archive"]
+    assert (_sha256(path), os.path.getsize(path)) == (shipped["sha256"], shipped["size"])
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    folder = os.path.join(SHIPPED_DIR, SMALL)
+    expected = sorted(os.path.relpath(os.path.join(d, f), folder)
+                      for d, _, names in os.walk(folder) for f in names)
+    assert [m.name for m in members] == sorted(f"{SMALL}/{n}" for n in expected)
+    assert all(m.isfile() and m.mtime == 0 and m.uid == 0 and m.uname == "" for m in members)
+    assert json.load(open(registry_copy))["entries"][SMALL] == line[SMALL]
+    assert open(zoo.REGISTRY, "rb").read() == before  # (the package's registry is untouched)
+
+
+def test_cli_pack_prints_the_registry_line_of_the_archive_it_wrote(tmp_path, capsys, monkeypatch):
+    registry_copy = tmp_path / "registry.json"
+    shutil.copy(zoo.REGISTRY, registry_copy)
+    monkeypatch.delenv("TFVAE_ZOO_DIR", raising=False)
+    assert cli.main(["zoo", "pack", SMALL, "--out", str(tmp_path), "--registry", str(registry_copy)]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])[SMALL]
+    archive = tmp_path / f"{SMALL}.tar.gz"
+    assert line["archive"] == {"file": archive.name, "sha256": _sha256(archive), "size": archive.stat().st_size}
+    assert cli.main(["zoo", "pack", "nope", "--out", str(tmp_path)]) == 2
+    assert "No zoo model 'nope'" in capsys.readouterr().err
+
+
+def test_every_card_is_current_and_quotes_its_metadata_and_anchor(capsys):
+    """Each shipped README.md is what `python zoo/cards.py` writes; its numbers are the
+    metadata's and the published anchor is zoo_table's; `tfvae zoo show` prints it."""
+    cards, zoo_table = _load_script("cards"), _load_script("zoo_table")
+    for name in SHIPPED:
+        metadata = json.load(open(os.path.join(SHIPPED_DIR, name, "metadata.json")))
+        text = open(os.path.join(SHIPPED_DIR, name, "README.md"), encoding="utf-8").read()
+        assert text == cards.text(metadata), f"{name}: regenerate with python zoo/cards.py {name}"
+        for heading in HEADINGS:
+            assert heading in text, (name, heading)
+        assert f"{metadata['test_elbo']:.2f} +- {metadata['test_elbo_stderr']:.2f}" in text
+        nll = metadata["test_exact_nll"] if metadata["test_exact_nll"] is not None else metadata["test_nll"]
+        assert f"{nll:.2f}" in text and f"{metadata['params']:,} parameters" in text
+        if name in zoo_table.ANCHORS:
+            published, what, target = zoo_table.ANCHORS[name]
+            assert f"| {published} ({what}) | {target} |" in text
+    assert cli.main(["zoo", "show", SMALL]) == 0
+    card = open(os.path.join(SHIPPED_DIR, SMALL, "README.md"), encoding="utf-8").read()
+    assert capsys.readouterr().out == card
+
+
+def test_a_fetched_entry_is_cached_checked_and_loads_offline(isolated, capsys):
+    served = isolated / "served"
+    zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    assert [m["folder"] for m in zoo.list() if m["name"] == SMALL] == [None]
+    abandoned = isolated / "home" / "zoo" / ".tmp-killed"  # a fetch killed two days ago
+    abandoned.mkdir(parents=True)
+    (abandoned / "archive.tar.gz").write_bytes(b"partial")
+    os.utime(abandoned, (os.path.getmtime(abandoned) - 2 * 86400,) * 2)
+    model = zoo.load(SMALL)
+    assert f"fetching {SMALL}" in capsys.readouterr().err and not abandoned.exists()
+    cached = isolated / "home" / "zoo" / SMALL
+    assert _sha256(cached / "model.keras") == _sha256(os.path.join(SHIPPED_DIR, SMALL, "model.keras"))
+    os.remove(served / f"{SMALL}.tar.gz")  # offline: the cache alone
+    again = zoo.load(SMALL)
+    assert capsys.readouterr().err == ""
+    assert [w.tolist() for w in again.get_weights()] == [w.tolist() for w in model.get_weights()]
+    assert [m["folder"] for m in zoo.list() if m["name"] == SMALL] == [str(cached)]
+    assert not [p for p in _cached_files(isolated) if ".tmp" in p]
+    # a damaged cached file is refused against the registry, saying how to fetch it again
+    with open(cached / "samples.png", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(zoo.ZooError, match=f"samples.png has .* bytes.* Delete {cached}"):
+        zoo.load(SMALL)
+
+
+def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(isolated):
+    served = isolated / "served"
+    path, line = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    url = (served / f"{SMALL}.tar.gz").as_uri()
+    with pytest.raises(zoo.ZooError, match="does not match the SHA-256 after #sha256="):
+        zoo.load(f"{url}#sha256={'0' * 64}")
+    assert _cached_files(isolated) == []
+    folder = zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256']}")
+    assert os.path.basename(folder) == SMALL and os.path.isfile(os.path.join(folder, "model.keras"))
+    os.remove(path)
+    assert zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256']}") == folder  # no fetch
+    with pytest.raises(zoo.ZooError, match="could not be reached"):
+        zoo.entry(url + "?other")
+
+
+def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):
+    monkeypatch.setenv("TFVAE_ZOO_URL", str(isolated / "served"))  # a path, not file://
+    with pytest.raises(zoo.ZooError, match=r"is not an http://, https:// or file:// URL"):
+        zoo.load(SMALL)
+    assert _cached_files(isolated) == []
+
+
+def _crafted(path, members):
+    """A .tar.gz of (TarInfo, bytes or None) pairs."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, content in members:
+            if content is not None:
+                info.size = len(content)
+            tar.addfile(info, io.BytesIO(content) if content is not None else None)
+    return path
+
+
+def _file(name, content=b"{}"):
+    return tarfile.TarInfo(name), content
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+@pytest.mark.parametrize("members, refused", [
+    ([_file("entry/metadata.json"), _file("entry/../../escaped")], "entry/../../escaped"),
+    ([_file("entry/metadata.json"), _file("/tmp/escaped-absolute")], "/tmp/escaped-absolute"),
+    ([_file("entry/metadata.json"), _link("entry/model.keras", "/etc/passwd")], "is a link"),
+    ([_file("entry/metadata.json"), _link("entry/model.keras", "metadata.json", tarfile.LNKTYPE)], "is a link"),
+    ([_file("entry/metadata.json"), _file("other/metadata.json")], "one top folder"),
+    ([_file("entry/metadata.json"), _file("entry/extra.py", b"print(1)")], "do not cover"),
+])
+def test_crafted_archives_are_refused_and_nothing_is_written(isolated, members, refused):
+    archive = _crafted(str(isolated / "served" / "crafted.tar.gz"), members)
+    if refused == "do not cover":  # a consistent metadata.json that does not list the extra file
+        members[0] = _file("entry/metadata.json", json.dumps({"name": "entry", "files": {}}).encode())
+        archive = _crafted(archive, members)
+    with pytest.raises(zoo.ZooError, match=refused.replace(".", r"\.")):
+        zoo.load("file://" + archive)
+    assert not os.path.exists("/tmp/escaped-absolute") and not (isolated / "escaped").exists()
+    assert _cached_files(isolated) == []
+
+
+def test_a_model_file_that_carries_code_is_refused_from_an_archive_too(isolated):
+    """An archive whose checksums all match but whose model.keras holds a Lambda layer's
+    bytecode: the cache keeps the files, Keras' safe mode refuses to run them."""
+    import keras
+
+    folder = isolated / "build" / "lambda_entry"
+    folder.mkdir(parents=True)
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs)).save(folder / "model.keras")
+    (folder / "metadata.json").write_text(json.dumps(
+        {"name": "lambda_entry", "files": {"model.keras": _sha256(folder / "model.keras")}}))
+    archive = isolated / "served" / "lambda_entry.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="lambda_entry")
+    with pytest.raises(ValueError, match="safe_mode"):
+        zoo.load(archive.as_uri())
+
+
+@pytest.mark.slow  # (15 s: the figures and a pass over the test set)
+def test_evaluate_takes_the_dataset_of_a_zoo_entry_given_by_folder(mnist_arrays, tmp_path, monkeypatch):
+    """`tfvae evaluate` of an entry folder reads the entry's config (dataset, test binarization)
+    from its metadata.json and writes into --out, not into the entry."""
+    monkeypatch.chdir(tmp_path)
+    folder = os.path.join(SHIPPED_DIR, "vae2d_mnist")
+    assert cli.main(["evaluate", folder, "--num-samples", "1", "--surgery-samples", "0",
+                     "--out", "eval"]) == 0
+    results = json.load(open(tmp_path / "eval" / "evaluation.json"))
+    assert results["dataset"] == "mnist" and results["binarization"] == "fixed"
+    assert results["iwae"]["num_samples"] == 1 and not os.path.exists(os.path.join(folder, "evaluation.json"))

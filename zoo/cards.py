@@ -1,0 +1,34 @@
+"""The model cards (README.md) of the zoo entries, made from each entry's metadata.json, its
+config's docstring and `zoo/zoo_table.py`'s published anchors and targets.
+
+    python zoo/cards.py              # write the card of every entry in saved_models/
+    python zoo/cards.py vae_mnist    # only these
+
+A card's SHA-256 goes into the entry's metadata.json (the model files are not touched); then
+`tfvae zoo pack NAME` writes the release archive and the registry line. `tests/test_zoo_archives.py`
+checks that every shipped card is the one this command writes.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import zoo_table  # noqa: E402
+from tfvae import files, zoo  # noqa: E402
+
+
+def text(metadata):
+    """The card of the entry whose metadata is `metadata`."""
+    return zoo.card(metadata, zoo_table.reproduce_command(metadata),
+                    zoo_table.ANCHORS.get(metadata["name"]))
+
+
+def main(names):
+    for name in names or [m["name"] for m in zoo.list_models()]:
+        folder = zoo.verify(name, zoo.zoo_dir())
+        zoo.write_card(folder, text(files.read_json(os.path.join(folder, zoo.METADATA))))
+        print(f"wrote {os.path.join(folder, zoo.CARD)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
