@@ -11,7 +11,6 @@ import tensorflow as tf
 
 import tfvae
 from tfvae import evaluation
-from helpers import assert_model_saving_round_trip
 from test_maths_exact import (LOG_HALF, X4, bernoulli_kl, bernoulli_log_prob,
                               check_straight_through_gradients, dense, f64, softplus)
 
@@ -29,33 +28,26 @@ def bernoulli_vae(**kwargs):
 
 
 @pytest.mark.parametrize("estimator, baseline", ESTIMATORS)
-def test_200_bernoulli_latents_train_and_round_trip_under_each_estimator(estimator, baseline, tmp_path):
+def test_200_bernoulli_latents_under_each_estimator_have_gradients_and_their_state(estimator, baseline):
+    """(Training, the .keras round trip and the export of each estimator: tests/test_contract.py
+    and the README block, tests/test_bring_your_own.py.)"""
     model = bernoulli_vae(estimator=estimator, baseline=baseline)
     assert (model.estimator, model.baseline) == (estimator, baseline)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     model.build((None, 12))
     with tf.GradientTape() as tape:
         objective = tf.reduce_mean(model.loss_terms(X, seed=4, training=True)["objective"])
     grads = tape.gradient(objective, model.encoder_weights())
     assert all(g is not None for g in grads)
     assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0  # gradients reach the encoder
-    before = [w.numpy() for w in model.encoder_weights()]
-    history = model.fit(X, batch_size=32, epochs=2, verbose=0, shuffle=False)
-    losses = history.history["loss"]
-    assert len(losses) == 2 and np.all(np.isfinite(losses)) and losses[0] != losses[1]
-    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.encoder_weights()))
     # the score function's state only where it is used (old VAE files keep their variables)
     names = {w.path.split("/")[-1] for w in model.weights}
     assert ("signal_mean" in names) == (estimator == "score_function")
     assert ((model.posterior_layer.baseline_net is not None)
             == (estimator == "score_function" and baseline == "learned"))
-    assert model.capabilities == frozenset()  # 2^200 states: not enumerable
-    loaded = assert_model_saving_round_trip(model, X[:8], tmp_path)
-    assert (loaded.latent, loaded.estimator, loaded.baseline) == ("bernoulli", estimator, baseline)
-    if estimator == "score_function":  # the running mean is state, saved and restored
+    if estimator == "score_function":  # a training step moves the running mean (not "none")
         state = model.posterior_layer.signal_mean
-        assert float(loaded.posterior_layer.signal_mean) == float(state)
         assert (float(state) != 0.0) == (baseline != "none")
+    assert model.capabilities == frozenset()  # 2^200 states: not enumerable
 
 
 def small_model():

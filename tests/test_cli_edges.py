@@ -186,6 +186,7 @@ def test_ctrl_c_during_training_is_one_line_and_130(mnist_arrays, tfvae_command,
     assert finished - 1 <= len([line for line in stdout.splitlines() if " - loss: " in line]) <= finished
 
 
+@pytest.mark.slow  # long: CI runs it in its second step (`-m slow`)
 def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae_command, tmp_path, capsys):
     """The IWAE pass after training says what it will cost and how to skip it; interrupted
     after some of its batches, the rerun takes them from iwae.partial.json."""

@@ -106,6 +106,7 @@ def test_console_script_help_has_an_example():
     assert "example: tfvae train zoo/configs/vae_mnist.py" in result.stdout
 
 
+@pytest.mark.slow  # long: CI runs it in its second step (`-m slow`)
 def test_seed_flag_and_init_from_another_run(mnist_arrays, tmp_path, capsys):
     """`--seed` sets training.seed (not data.seed); `training.init_from` copies a run's weights
     (checked with a zero learning rate, so the new run ends where the source ended); a model of

@@ -25,16 +25,11 @@ pytestmark = pytest.mark.xdist_group("export")
 
 
 def make_models():
+    """The models of the export's own tests (every model's signatures: tests/test_contract.py)."""
     return {
         "vae": tfvae.VAE(input_dim=D, latent_dim=4, hidden=(32,), seed=0),
-        # learned priors: `sample` draws from them, `log_prob` scores against them
-        "vae_vamp": tfvae.VAE(input_dim=D, latent_dim=4, hidden=(32,), prior="vamp",
-                              prior_components=7, seed=0),
         "ladder": tfvae.LadderVAE(input_dim=D, latent_dims=(6, 3), hidden=(32, 16), batch_norm=True,
                                   prior="mixture", prior_components=3, seed=0),
-        "hierarchical": tfvae.HierarchicalVAE(input_dim=D, latent_dims=(6, 3), hidden=((32,), (16,)),
-                                              latent_families=("gaussian", "bernoulli"), seed=0),
-        "harmonium": tfvae.HarmoniumVAE(input_dim=D, latent_dim=5, seed=0),
     }
 
 

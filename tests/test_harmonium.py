@@ -186,23 +186,6 @@ def test_score_function_term_changes_the_gradient_not_the_value():
     assert np.max(np.abs(gradient_sf - gradient_st)) > 1e-3
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(),
-    dict(estimator="score_function", baseline="learned"),
-])
-def test_fit_with_xla_and_round_trip(kwargs, binary_mnist_subset, tmp_path):
-    x = binary_mnist_subset[0][:600]
-    args = dict(input_dim=784, latent_dim=6, seed=0)
-    args.update(kwargs)
-    model = tfvae.HarmoniumVAE(**args)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=True)
-    history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(100), epochs=4, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    loaded = assert_model_saving_round_trip(model, x[:10], tmp_path)
-    assert type(loaded) is tfvae.HarmoniumVAE
-    assert set(np.unique(model.prior_sample(50, seed=1).numpy())) <= {0.0, 1.0}
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(latent_dim=21), "latent_dim <= 20"),
     (dict(latent="gaussian"), r"tfvae\.VAE\(latent='gaussian'\)"),

@@ -111,26 +111,6 @@ def test_analytic_and_monte_carlo_layer_kls_agree(families):
                                    rtol=0.03, atol=0.02)
 
 
-@pytest.mark.parametrize("kind, kwargs", [
-    ("ladder", dict(batch_norm=True, conditional_kl_gradient="stop",
-                    latent_families=("bernoulli", "gaussian"))),
-    ("hierarchical", dict(latent_families=("gaussian", "bernoulli"))),
-])
-def test_fit_with_xla_and_round_trip(kind, kwargs, binary_mnist_subset, tmp_path):
-    x = binary_mnist_subset[0][:300]
-    model = MAKERS[kind](**kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=True)
-    history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(100), epochs=3, verbose=0,
-                        callbacks=[tfvae.callbacks.KLWarmup(2)])
-    assert {"kl_0", "kl_1"} <= set(history.history)
-    assert history.history["distortion"][-1] < history.history["distortion"][0]
-    assert model.get_config() == type(model).from_config(model.get_config()).get_config()
-    loaded = assert_model_saving_round_trip(model, x[:10], tmp_path)
-    assert type(loaded) is type(model)
-    assert [m.shape for m in model.latent_means(x[:4])] == [(4, 6), (4, 3)]
-    assert model.decode_top(tf.zeros([2, 3]))["probs"].shape == (2, 784)
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(latent_dims=()), "latent_dims"),
     (dict(hidden=(32,)), "hidden"),

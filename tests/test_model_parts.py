@@ -130,36 +130,4 @@ def test_the_harmonium_takes_flat_data_only_and_says_so_for_images():
         tfvae.HarmoniumVAE(input_shape=(28, 28, 1))
 
 
-CONTRACT_MODELS = {
-    "vae": lambda: tfvae.VAE(input_shape=(12,), latent_dim=3, hidden=(8,)),
-    "vae_images": lambda: tfvae.VAE(input_shape=(4, 4, 1), latent_dim=2, hidden=(8,)),
-    "ladder": lambda: tfvae.LadderVAE(input_shape=(12,), latent_dims=(4, 2), hidden=(8, 8)),
-    "hierarchical": lambda: tfvae.HierarchicalVAE(input_shape=(12,), latent_dims=(4, 3),
-                                                  hidden=((8,), (8,))),
-    "harmonium": lambda: tfvae.HarmoniumVAE(input_shape=(12,), latent_dim=3),
-    "binary_vae": lambda: tfvae.VAE(input_shape=(12,), latent_dim=30, latent="bernoulli",
-                                    hidden=(8,)),
-}
-CAPABILITIES = {"vae": {"gaussian_posterior"}, "vae_images": {"gaussian_posterior"},
-                "ladder": set(), "hierarchical": set(), "harmonium": {"enumerable_latents"},
-                "binary_vae": set()}
-
-
-@pytest.mark.parametrize("kind", sorted(CONTRACT_MODELS))
-def test_the_declared_surface_has_the_shapes_it_declares(kind):
-    """What evaluation, export, train and the CLI rely on, on every model class: latent_shape,
-    decode_top, prior_sample, encoder_weights, check_input, log_weight_logsumexp and the
-    capabilities (no caller probes classes or attributes)."""
-    model = CONTRACT_MODELS[kind]()
-    shape = model.input_shape
-    x = _binary(5, *shape)
-    assert set(model.capabilities) == CAPABILITIES[kind]
-    z = model.prior_sample(4, tf.constant([0, 1], tf.int32))
-    assert tuple(z.shape) == (4,) + model.latent_shape
-    decoded = model.decode_top(z)
-    assert model.likelihood_layer.mean(decoded).shape == (4,) + shape
-    assert model.check_input(x).dtype == tf.float32
-    assert model.log_weight_logsumexp(x, 3, tf.constant([0, 1], tf.int32)).shape == (5,)
-    assert model.encoder_weights() and all(w.trainable for w in model.encoder_weights())
-    assert model.initialization_examples == 0
-    assert model.estimator in ("pathwise", "straight_through", "score_function", "relaxed")
+# The declared surface of every model: tests/test_contract.py.

@@ -79,6 +79,7 @@ def test_tfvae_evaluate_prints_and_writes_results(run_dir, tmp_path, capsys, mni
         read_png(path)
 
 
+@pytest.mark.slow  # long: CI runs it in its second step (`-m slow`)
 def test_tfvae_evaluate_checks_an_exact_likelihood_with_a_small_k(binary_mnist_subset, tmp_path, capsys):
     """For the tied harmonium, q(z|x) is the exact posterior, so every importance weight equals
     p(x) and the IWAE estimate must reproduce the enumerated likelihood: evaluate defaults to a

@@ -36,7 +36,8 @@ def _data(n=64, seed=0):
     return (np.random.default_rng(seed).random((n, 784)) < 0.2).astype("float32")
 
 
-@pytest.mark.parametrize("kind", sorted(BUILDERS))
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k == "ladder" else k
+                                  for k in sorted(BUILDERS)])
 def test_mixed_bfloat16_networks_compute_in_bf16_and_log_densities_in_f32(kind):
     x = _data()
     keras.utils.set_random_seed(0)

@@ -127,6 +127,7 @@ BUILDERS = {
 }
 
 
+@pytest.mark.slow  # (each model class with a learned prior: also in tests/test_contract.py)
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_models_train_save_and_sample_with_learned_priors(name, tmp_path):
     x = (RNG.uniform(size=(200, 784)) < 0.2).astype("float32")

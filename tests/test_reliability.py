@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from tfvae import cli, files
 
@@ -74,6 +75,7 @@ def _weights(path):
     return model.get_weights()
 
 
+@pytest.mark.slow  # long: CI runs it in its second step (`-m slow`)
 def test_killed_runs_resume_to_the_weights_of_an_uninterrupted_run(mnist_arrays, tmp_path):
     """SIGKILL mid-epoch and right at an epoch's end, then rerun: the same final weights."""
     epochs = 3

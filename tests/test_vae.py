@@ -141,23 +141,6 @@ def test_iwae_training_objective(binary_mnist_subset):
     assert history.history["loss"][1] < history.history["loss"][0]
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(likelihood="gaussian"),
-    dict(likelihood="gaussian", likelihood_scale=0.1),
-    dict(architecture="conv", hidden=(32,)),
-    dict(posterior_scale="exp", analytic_kl=False),
-])
-def test_variants_train_and_round_trip(kwargs, binary_mnist_subset, tmp_path):
-    x = binary_mnist_subset[0][:200]
-    model = small_vae(**kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    history = model.fit(batches(x), epochs=2, verbose=0)
-    assert history.history["loss"][1] < history.history["loss"][0]
-    assert model.decode(tf.zeros([3, 8]))[
-        "loc" if kwargs.get("likelihood") == "gaussian" else "logits"].shape == (3, 784)
-    assert_model_saving_round_trip(model, x[:10], tmp_path)
-
-
 def test_config_and_keras_file_round_trip(trained_vae, binary_mnist_subset, tmp_path):
     config = trained_vae.get_config()
     assert tfvae.VAE.from_config(config).get_config() == config

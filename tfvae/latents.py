@@ -148,9 +148,9 @@ class Latent(distributions.DistributionLayer):
     def unit_kl(self, q, p, point, analytic=True, training=False):
         """KL[q || p] per unit: the closed form when `analytic` (not for relaxed draws), else
         the one-sample estimate `unit_log_ratio` at the draw's point."""
-        if analytic and not self.is_relaxed(training):
+        if analytic and not self.is_relaxed(training):  # (Monte Carlo at `point` without one)
             return families.kl_divergence(self.family.unit_distribution(q),
-                                          self.family.unit_distribution(p))
+                                          self.family.unit_distribution(p), point)
         return self.unit_log_ratio(q, p, point, training)
 
     def score_function_term(self, x, q, z, signal, training=False):

@@ -235,8 +235,15 @@ class BaseVAE(keras.Model):
 
     # -- the objective --------------------------------------------------------------------------
     def call(self, x, training=False):
-        """Per-example terms of the training objective (a dict of [batch] tensors)."""
-        return self.loss_terms(x, training=training)
+        """What `model(x)` and `model.predict(x)` give: {"reconstruction": E[x|z] at the
+        posterior mean, [batch, *input_shape]} and q(z|x)'s parameters (`encode`'s keys), all
+        as at inference. The objective's terms are `loss_terms` (what `fit` and `evaluate`
+        train and report, computed in `compute_loss`); under `fit` these outputs are not used,
+        and a compiled step (tf.function, XLA) does not compute them."""
+        x = self._check_input(x)
+        outputs = dict(self.encode(x))
+        outputs["reconstruction"] = self.reconstruct(x)
+        return outputs
 
     def loss_terms(self, x, num_samples=None, seed=None, training=False, posterior_params=None):
         """Per-example `objective`, `elbo`, `kl`, `distortion` (and extras) for a batch x."""
@@ -266,8 +273,9 @@ class BaseVAE(keras.Model):
         return per_example
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Minus the weighted mean objective, plus regularization losses."""
-        terms = y_pred if y_pred is not None else self(x, training=training)
+        """Minus the weighted mean objective, plus regularization losses (`y_pred`, what `call`
+        gives a user, is not the objective's input: the terms are `loss_terms(x)`)."""
+        terms = self.loss_terms(x, training=training)
         loss = -_weighted_mean(terms["objective"], sample_weight)
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name], sample_weight=sample_weight)
@@ -334,6 +342,27 @@ class BaseVAE(keras.Model):
         if mean:
             return self.likelihood_layer.mean(params)
         return self.likelihood_layer.sample(params, x_seed)
+
+    def summary(self, print_fn=None, **kwargs):
+        """The model's parts, one row each: name, class, shapes (a network's input -> output,
+        a distribution layer's parameters over its event shape) and parameter count; then
+        Keras' own summary of the same layers when `expand=True`. Builds the model first."""
+        self._ensure_built()
+        if kwargs.pop("expand", False):
+            super().summary(print_fn=print_fn, **kwargs)
+        rows = [("part", "class", "shapes", "params")]
+        for layer in self.layers:
+            if isinstance(layer, keras.metrics.Metric):
+                continue
+            rows.append((layer.name, type(layer).__name__, _part_shapes(layer),
+                         f"{layer.count_params():,}" if layer.built else "?"))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [f"{type(self).__name__} {self.name!r}: x {format_shape(self.input_shape)}, "
+                 f"top latent {format_shape(self.latent_shape)}, estimator {self.estimator}"]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.append(f"total: {self.count_params():,} parameters")
+        for line in lines:
+            (print_fn or print)(line)
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, **kwargs):
@@ -534,6 +563,25 @@ class BaseVAE(keras.Model):
                       num_samples=self.num_samples, beta=self.beta, free_bits=self.free_bits,
                       seed=self.seed)
         return config
+
+
+def _part_shapes(layer):
+    """How `summary` shows a part's shapes: a distribution layer's parameters and event shape
+    (e.g. "loc, scale: [batch, 16]"), a network's input -> output as built."""
+    if isinstance(layer, distributions.DistributionLayer):
+        names = ", ".join(getattr(layer.family, "param_names", ()))
+        return f"{names}: {format_shape(layer.event_shape)}"
+    if hasattr(layer, "latent_dim") and hasattr(layer, "params"):  # a prior part
+        return f"z: {format_shape((layer.latent_dim,))}"
+    built = getattr(layer, "_build_shapes_dict", None) or {}  # (Keras records build shapes)
+    if len(built) != 1:
+        return "?"
+    input_shape = tuple(next(iter(built.values())))
+    try:
+        output_shape = tuple(layer.compute_output_shape(input_shape))
+    except Exception:  # noqa: BLE001  (a layer without shape inference)
+        return format_shape(input_shape[1:]) + " -> ?"
+    return f"{format_shape(input_shape[1:])} -> {format_shape(output_shape[1:])}"
 
 
 def _matches(shape, expected):
