@@ -230,12 +230,15 @@ def test_family_natural_parameters_log_normalizers_and_combine_equal_numpy():
 # -- ELBO surgery on cases with a known answer ----------------------------------------------------
 class FixedPosteriors:
     """A stand-in model whose posteriors q(z|x_n) are given: elbo_surgery needs encode, the
-    posterior layer and the prior layer."""
+    latent layer and the prior layer."""
 
     def __init__(self, loc, scale):
         self.params = {"loc": tf.constant(loc, tf.float32), "scale": tf.constant(scale, tf.float32)}
-        self.posterior_layer = distributions.DiagonalGaussian(loc.shape[-1])
+        self.latent = tfvae.latents.Latent(loc.shape[-1])
         self.prior_layer = priors.make_prior("standard_normal", loc.shape[-1])
+
+    def latent_layers(self):
+        return [self.latent]
 
     def encode(self, x):
         return self.params

@@ -164,7 +164,7 @@ def elbo_surgery(model, dataset, num_samples=10000, seed=0, chunk_size=1000):
     """
     params = [model.encode(x) for x in _batches(dataset)]
     params = {name: tf.concat([p[name] for p in params], 0) for name in params[0]}
-    posterior_layer, prior = model.posterior_layer, model.prior_layer
+    posterior_layer, prior = model.latent_layers()[-1], model.prior_layer
     n = int(params["loc"].shape[0])
     avg_kl = None  # a mixture prior has no closed form: avg_kl_mc is the estimate
     if prior.factorizes:
@@ -210,13 +210,14 @@ def amortization_gap(model, x, steps=500, learning_rate=1e-2, num_samples=5000, 
     """
     x = tf.convert_to_tensor(x, tf.float32)
     start = {name: tf.identity(v) for name, v in model.encode(x).items()}
-    free = model.posterior_layer.free_parameters(start)
+    latent = model.latent_layers()[-1]  # (one layer: the model has "gaussian_posterior")
+    free = latent.free_parameters(start)
     variables = {name: tf.Variable(v) for name, v in free.items()}
     # Decaying the step size lets the stochastic optimization settle instead of jittering.
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
 
     def elbo_of(variables_or_params, step_seed, samples, from_free=True):
-        params = (model.posterior_layer.from_free_parameters(variables_or_params)
+        params = (latent.from_free_parameters(variables_or_params)
                   if from_free else variables_or_params)
         terms = model.loss_terms(x, num_samples=samples, seed=step_seed, posterior_params=params)
         return terms["elbo"]

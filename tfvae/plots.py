@@ -147,7 +147,7 @@ def aggregate_posterior(models, x, labels, path, titles=None, points_per_axis=20
         if model.latent_shape != (2,) or "gaussian_posterior" not in model.capabilities:
             raise ValueError("aggregate_posterior needs models of 2 Gaussian latent units. "
                              f"Received: latent_shape={model.latent_shape}")
-        z = model.posterior_layer.sample(model.encode(x), seed=[0, i]).numpy()  # one draw each
+        z = model.latent_layers()[-1].sample(model.encode(x), seed=[0, i]).numpy()  # one draw each
         low, high = np.percentile(z, [0.5, 99.5], axis=0)
         pad = 0.15 * (high - low)
         gx = np.linspace(low[0] - pad[0], high[0] + pad[0], points_per_axis, dtype=np.float32)

@@ -212,8 +212,8 @@ class VAE(PriorPart, BaseVAE):
     def capabilities(self):
         if self.latent == "gaussian":
             return frozenset({"gaussian_posterior"})
-        if self.latent_dim <= MAX_ENUMERATED_UNITS:
-            return frozenset({"enumerable_latents"})
+        if self.latent == "bernoulli" and self.latent_dim <= MAX_ENUMERATED_UNITS:
+            return frozenset({"enumerable_latents"})  # (the 2^m binary states)
         return frozenset()
 
     @property
