@@ -185,3 +185,37 @@ def test_gradient_variance_compares_estimators_on_a_bernoulli_vae():
     with pytest.raises(ValueError, match="baseline='learned' has weights"):
         evaluation.gradient_variance(model, X[:16], num_draws=4, estimator="score_function",
                                      baseline="learned")
+
+
+def test_a_measurement_override_of_the_baseline_applies_to_a_learned_baseline_too():
+    """`estimators_as(baseline="none")` on a layer built with the learned b(x): b(x) gets no
+    gradient and changes nothing (it used to be applied whenever the layer had one)."""
+    model = bernoulli_vae(latent_dim=5, estimator="score_function", baseline="learned")
+    model.build((None, 12))
+    net = model.posterior_layer.baseline_net
+
+    def baseline_gradient():
+        with tf.GradientTape() as tape:
+            objective = tf.reduce_mean(model.loss_terms(X, seed=4, training=True)["objective"])
+        return tape.gradient(objective, net.trainable_weights)
+
+    assert any(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in baseline_gradient())
+    with model.estimators_as(baseline="none"):
+        assert all(g is None for g in baseline_gradient())
+
+
+def test_a_temperature_setting_leaves_the_gaussian_layers_of_a_hierarchy_alone():
+    model = tfvae.LadderVAE(input_shape=(12,), latent_dims=(4, 2), hidden=(8, 8),
+                            latent_families=("bernoulli", "gaussian"), seed=0)
+    result = evaluation.gradient_variance(model, X[:8], num_draws=2, estimator="relaxed",
+                                          temperature=0.3)
+    assert result["total_variance"] > 0 and model.estimator == "straight_through"
+    assert model.latent_layers()[0].temperature == 0.5  # restored
+
+
+def test_an_untied_gaussian_score_function_config_loads_drawn_pathwise_with_a_warning():
+    old = {"input_dim": 12, "latent_dim": 3, "latent": "gaussian", "tie_weights": False,
+           "hidden": [8], "estimator": "score_function"}
+    with pytest.warns(UserWarning, match="pathwise"):
+        model = tfvae.HarmoniumVAE.from_config(old)
+    assert type(model) is tfvae.VAE and model.estimator == "pathwise"

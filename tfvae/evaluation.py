@@ -344,7 +344,11 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
 
 
 def _gradient_draws(model, x, num_draws, weights, seed, state, settings):
-    """`gradient_variance`'s draws, with the model set up for the measurement."""
+    """`gradient_variance`'s draws, with the model set up for the measurement (the state every
+    draw starts from includes a temporary score-function state, see `Latent.estimator_as`)."""
+    known = {id(v) for v in state}
+    state = list(state) + [latent.signal_mean for latent in model.latent_layers()
+                           if latent.signal_mean is not None and id(latent.signal_mean) not in known]
     if any(latent.estimator == "score_function" and latent.baseline == "moving_average"
            for latent in model.latent_layers()):
         terms = model.loss_terms(x, num_samples=1, seed=seed)

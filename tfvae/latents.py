@@ -166,7 +166,7 @@ class Latent(distributions.DistributionLayer):
             if training:
                 decay = self.baseline_decay
                 self.signal_mean.assign(decay * self.signal_mean + (1 - decay) * tf.reduce_mean(signal))
-        if self.baseline_net is not None:
+        if self.baseline == "learned" and self.baseline_net is not None:
             flat = tf.reshape(x, [tf.shape(x)[0], -1])
             learned = self.baseline_net(flat)[:, 0]
             residual = signal - baseline - learned
@@ -187,7 +187,7 @@ class Latent(distributions.DistributionLayer):
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}. Received: baseline={baseline!r}")
         family = self.family
-        if temperature is not None:
+        if temperature is not None and "temperature" in family._config_names:
             family = type(family).from_config({**family.get_config(), "temperature": temperature})
         temporary = {}
         if estimator == "score_function" and self.signal_mean is None:

@@ -629,7 +629,7 @@ def _restore_renamed_layers(model, h5_file):
     Keras stores a model's sublayers under `layers/<class name>_<n>` (n counting the layers of
     that class, in the model's order): there a latent layer was a DiagonalGaussian or a
     Bernoulli. Each such layer's projection is read from its old path, and its (empty) new
-    path is then skipped once."""
+    path is then skipped once; so is a learned baseline b(x), then the model's `baseline_net`."""
     if h5_file is None:
         return
     from tfvae import latents  # (a library layer; imported here to keep base.py's imports flat)
@@ -637,16 +637,24 @@ def _restore_renamed_layers(model, h5_file):
     for layer in model.layers:
         cls = type(layer).__name__
         new = _unique(naming.to_snake_case(cls), new_names)
-        if isinstance(layer, latents.Latent):
-            cls = _LEGACY_LATENT_CLASSES.get(layer.family.name, cls)
-        old = _unique(naming.to_snake_case(cls), old_names)
-        if (new == old or f"layers/{new}" in h5_file or f"layers/{old}" not in h5_file
-                or layer.projection is None):
+        if not isinstance(layer, latents.Latent):
+            _unique(naming.to_snake_case(cls), old_names)
             continue
-        saved = h5_file[f"layers/{old}/projection/vars"]
-        for i, variable in enumerate(layer.projection.weights):
-            variable.assign(np.asarray(saved[str(i)]))
-        _skip_next_load(layer.projection)
+        old = _unique(naming.to_snake_case(_LEGACY_LATENT_CLASSES.get(layer.family.name, cls)),
+                      old_names)
+        if new == old or f"layers/{new}" in h5_file or f"layers/{old}" not in h5_file:
+            continue
+        if layer.projection is not None:
+            _assign_saved(layer.projection, h5_file[f"layers/{old}/projection/vars"])
+        if layer.baseline_net is not None and "baseline_net/vars" in h5_file:
+            _assign_saved(layer.baseline_net, h5_file["baseline_net/vars"])
+
+
+def _assign_saved(layer, saved):
+    """The layer's weights from a saved group of vars; its next (empty) load is skipped."""
+    for i, variable in enumerate(layer.weights):
+        variable.assign(np.asarray(saved[str(i)]))
+    _skip_next_load(layer)
 
 
 def _unique(name, used):

@@ -15,6 +15,7 @@ The untied model of earlier versions (`HarmoniumVAE(tie_weights=False)`: free ne
 factorized prior) is `tfvae.VAE(latent="bernoulli")`; its saved configs load as that.
 """
 import math
+import warnings
 
 import keras
 import tensorflow as tf
@@ -103,6 +104,11 @@ class HarmoniumVAE(BaseVAE):
         from tfvae.models.vae import VAE
         vae = {"latent": "bernoulli",  # the harmonium's default, not the VAE's
                **{k: v for k, v in config.items() if k in _UNTIED_TO_VAE}}
+        if vae["latent"] == "gaussian" and vae.get("estimator") == "score_function":
+            warnings.warn("This config's Gaussian latents were drawn with the score function, "
+                          "which tfvae no longer offers for Gaussian latents: it loads drawn "
+                          "pathwise (the same model; only the training gradient differs).")
+            vae["estimator"] = "pathwise"
         return VAE.from_config(vae)
 
     def build(self, input_shape):

@@ -364,8 +364,9 @@ class LadderVAE(_TopDownVAE):
     ...                         hidden=(512, 256, 128, 64, 32), batch_norm=True)
     >>> conv = keras.Sequential([keras.layers.Conv2D(16, 3, 2, activation="relu"),
     ...                          keras.layers.Flatten()])
-    >>> model = tfvae.LadderVAE(input_shape=(28, 28, 1), latent_dims=(16, 4),
+    >>> model = tfvae.LadderVAE(input_shape=(28, 28, 1), latent_dims=(16, 4), hidden=(32, 16),
     ...                         up_blocks=[conv, keras.layers.Dense(32, activation="relu")])
+    ...                         # (hidden builds the prior blocks and decoder not passed)
     """
 
     def __init__(self, input_shape=None, latent_dims=(64, 32, 16, 8, 4),
