@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,20 +51,13 @@ def machine():
     return info
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def run(kind, workers, global_batch, steps, repeats, timeout):
     """Starts `workers` processes of this script in `--worker` mode; returns the chief's report."""
-    ports = free_ports(workers)
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from tfvae import multi_worker  # (TensorFlow: the parent imports it for machine() too)
+
+    ports = multi_worker.free_local_ports(workers)
     command = [sys.executable, os.path.abspath(__file__), "--worker", kind,
                "--batch", str(global_batch), "--steps", str(steps), "--repeats", str(repeats)]
     processes = []

@@ -11,8 +11,7 @@ import tensorflow as tf
 
 import tfvae
 from tfvae import evaluation
-from test_maths_exact import (LOG_HALF, X4, bernoulli_kl, bernoulli_log_prob,
-                              check_straight_through_gradients, dense, f64, softplus)
+from test_maths_exact import LOG_HALF, f64, softplus
 
 ESTIMATORS = [("straight_through", "moving_average"), ("score_function", "none"),
               ("score_function", "moving_average"), ("score_function", "learned"),
@@ -107,34 +106,6 @@ def test_an_untied_harmonium_config_loads_as_the_bernoulli_vae(estimator, baseli
     np.testing.assert_array_equal(model.elbo(X, seed=3), direct.elbo(X, seed=3))
     with pytest.raises(ValueError, match=r"tfvae\.VAE\(latent='bernoulli'"):
         tfvae.HarmoniumVAE(input_shape=(12,), latent_dim=7, tie_weights=False)
-
-
-@pytest.mark.parametrize("analytic_kl, free_bits", [(True, 0.3), (False, 0.3)])
-def test_straight_through_gradient_of_the_bernoulli_vae_by_hand(analytic_kl, free_bits):
-    """q(z|x) = Bernoulli(sigmoid(x A + a)), p(z) = Bernoulli(1/2), p(x|z) =
-    Bernoulli(sigmoid(z B + b)); free bits floor each unit's batch-mean KL at lambda (without
-    free bits: test_maths_exact.py)."""
-    model = tfvae.VAE(input_shape=(4,), latent_dim=3, latent="bernoulli", hidden=(),
-                      analytic_kl=analytic_kl, free_bits=free_bits, seed=0)
-    model.build((None, 4))
-    assert model.estimator == "straight_through"
-    q_name, x_name = model.posterior_layer.name, model.likelihood_layer.name
-    key = (13, 0)  # an int seed s is the pair [s, 0]
-
-    def objective(params, x, draws):
-        logits = dense(params, q_name, x)
-        z = draws(logits, key)
-        log_likelihood = bernoulli_log_prob(x, dense(params, x_name, z))
-        if analytic_kl:
-            per_unit = np.stack([bernoulli_kl(logits[:, j:j + 1], 0.0) for j in range(3)], -1)
-        else:
-            per_unit = z * logits - softplus(logits) - LOG_HALF
-        if free_bits:
-            per_unit = np.where(per_unit.mean(0) > free_bits, per_unit, free_bits)
-        return float(np.mean(log_likelihood - per_unit.sum(-1)))
-
-    check_straight_through_gradients(model, [model.posterior_layer, model.likelihood_layer],
-                                     objective, X4, 13)
 
 
 def test_old_gaussian_configs_load_with_the_same_variables():

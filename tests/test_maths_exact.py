@@ -379,12 +379,14 @@ X4 = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 0]], np.float32)
 LOG_HALF = math.log(0.5)
 
 
-@pytest.mark.parametrize("analytic_kl", [True, False])
-def test_straight_through_gradient_of_the_binary_latent_vae(analytic_kl):
+@pytest.mark.parametrize("analytic_kl, free_bits", [(True, 0.0), (False, 0.0), (True, 0.3),
+                                                    (False, 0.3)])
+def test_straight_through_gradient_of_the_binary_latent_vae(analytic_kl, free_bits):
     """VAE(latent="bernoulli"), q(z|x) = Bernoulli(sigmoid(x A + a)), p(z) = Bernoulli(1/2),
-    p(x|z) = Bernoulli(sigmoid(z B + b)) (no hidden layers)."""
+    p(x|z) = Bernoulli(sigmoid(z B + b)) (no hidden layers); free bits floor each unit's
+    batch-mean KL at lambda."""
     model = tfvae.VAE(input_dim=4, latent_dim=3, latent="bernoulli", hidden=(),
-                      analytic_kl=analytic_kl, seed=0)
+                      analytic_kl=analytic_kl, free_bits=free_bits, seed=0)
     model.build((None, 4))
     assert model.estimator == "straight_through"
     q_name, x_name = model.posterior_layer.name, model.likelihood_layer.name
@@ -395,10 +397,12 @@ def test_straight_through_gradient_of_the_binary_latent_vae(analytic_kl):
         z = draws(logits, key)
         log_likelihood = bernoulli_log_prob(x, dense(params, x_name, z))
         if analytic_kl:
-            rate = bernoulli_kl(logits, 0.0)
+            per_unit = np.stack([bernoulli_kl(logits[:, j:j + 1], 0.0) for j in range(3)], -1)
         else:
-            rate = bernoulli_log_prob(z, logits) - 3 * LOG_HALF
-        return float(np.mean(log_likelihood - rate))
+            per_unit = z * logits - softplus(logits) - LOG_HALF
+        if free_bits:
+            per_unit = np.where(per_unit.mean(0) > free_bits, per_unit, free_bits)
+        return float(np.mean(log_likelihood - per_unit.sum(-1)))
 
     check_straight_through_gradients(model, [model.posterior_layer, model.likelihood_layer],
                                      objective, X4, 13)

@@ -11,7 +11,6 @@ summed gradients are then the same, and so are the weights up to float32 roundin
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -61,16 +60,14 @@ def small_mnist(tmp_path_factory, mnist_arrays):
     return str(root)
 
 
-def free_ports(count):
-    """Ports free on 127.0.0.1 now (bound, read, released; TensorFlow binds them next)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+def start_reference(processes, out, data_dir):
+    """The one-process run the cluster is compared with: the same config and global batch on
+    two replicas (tests/mirrored_train.py)."""
+    command = [sys.executable, MIRRORED, CONFIG, "--out", out, "--verbose", "2",
+               "--set", "training.distribute=mirrored"]
+    for setting in SETTINGS:
+        command += ["--set", setting]
+    processes.start("reference", command, environment(data_dir))
 
 
 class Processes:
@@ -127,7 +124,7 @@ def environment(data_dir, tf_config=None):
 
 def start_cluster(processes, out, data_dir, tag, settings=(), outs=None):
     """Two `tfvae train` workers; `outs`: each worker's --out (default: `out` for both)."""
-    ports = free_ports(2)
+    ports = multi_worker.free_local_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     for index, folder in enumerate(outs or (out, out)):
         command = [sys.executable, "-m", "tfvae.cli", "train", CONFIG, "--out", folder,
@@ -154,11 +151,7 @@ def test_two_workers_killed_and_restarted_match_one_process(tmp_path, small_mnis
     try:
         # Phase 1: the one-process reference, and the cluster killed in the middle of epoch 2.
         deadline = time.time() + TIMEOUT
-        command = [sys.executable, MIRRORED, CONFIG, "--out", reference, "--verbose", "2",
-                   "--set", "training.distribute=mirrored"]
-        for setting in SETTINGS:
-            command += ["--set", setting]
-        processes.start("reference", command, environment(small_mnist))
+        start_reference(processes, reference, small_mnist)
         start_cluster(processes, out, small_mnist, "first")
         # Epoch 2 has begun once the chief prints it; its backup (epoch 2) is not written yet.
         while "Epoch 2/" not in processes.log("first-worker0"):
@@ -263,11 +256,7 @@ def test_two_workers_uninterrupted_equal_one_process_and_refuse_unshared_backups
     reference, chief, other = (str(tmp_path / name) for name in ("one_process", "chief", "other"))
     try:
         deadline = time.time() + TIMEOUT
-        command = [sys.executable, MIRRORED, CONFIG, "--out", reference, "--verbose", "2",
-                   "--set", "training.distribute=mirrored"]
-        for setting in SETTINGS:
-            command += ["--set", setting]
-        processes.start("reference", command, environment(small_mnist))
+        start_reference(processes, reference, small_mnist)
         start_cluster(processes, chief, small_mnist, "first", outs=(chief, other))
         processes.wait(["first-worker0", "first-worker1", "reference"], deadline)
         for got, want in zip(final_weights(chief), final_weights(reference)):

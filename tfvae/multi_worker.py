@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import shutil
+import socket
 
 import numpy as np
 import tensorflow as tf
@@ -250,3 +251,17 @@ def keras_workarounds(strategy):
     finally:
         for name, (owner, attribute, _) in KERAS_BUGS.items():
             setattr(owner, attribute, _ORIGINALS[name])
+
+
+def free_local_ports(count):
+    """`count` ports free on 127.0.0.1 now (bound, read and released; the workers bind them
+    next): the TF_CONFIG of a cluster of workers on one machine, as the tests and
+    benchmarks/multi_worker.py start."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
