@@ -3,12 +3,14 @@ entries byte for byte, `pack` is reproducible, cards are current, fetching throu
 an entry that then loads offline, and crafted archives (`..`, absolute paths, links) are refused
 with nothing written. The installed-package test over HTTP is tests/test_zoo_install.py."""
 import hashlib
+import http.server
 import importlib.util
 import io
 import json
 import os
 import shutil
 import tarfile
+import threading
 
 import pytest
 
@@ -163,6 +165,69 @@ def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(iso
     assert zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256']}") == folder  # no fetch
     with pytest.raises(zoo.ZooError, match="could not be reached"):
         zoo.entry(url + "?other")
+
+
+class _HubLikeHandler(http.server.BaseHTTPRequestHandler):
+    """The Hugging Face Hub's layout: /OWNER/REPO/resolve/REVISION/FILE answers 302 to where the
+    bytes are (/cdn/FILE here), which serves the file from `served`; every path is recorded."""
+    served, requests = None, []
+
+    def do_GET(self):
+        type(self).requests.append(self.path)
+        parts = self.path.split("/")
+        if len(parts) == 6 and parts[3] == "resolve" and parts[1:3] == ["tfvae", "zoo"] and parts[4] == "v1":
+            self.send_response(302)
+            self.send_header("Location", f"/cdn/{parts[5]}")
+            self.end_headers()
+        elif parts[1] == "cdn" and (self.served / parts[2]).is_file():
+            data = (self.served / parts[2]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub(isolated, monkeypatch):
+    """A Hub-like server on 127.0.0.1 at a free port, as $HF_ENDPOINT, serving tmp_path/served."""
+    _HubLikeHandler.served, _HubLikeHandler.requests = isolated / "served", []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubLikeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
+    try:
+        yield _HubLikeHandler.requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_hugging_face_repository_serves_the_zoo_by_name_and_by_archive(isolated, hub, monkeypatch):
+    """TFVAE_ZOO_URL=hf://OWNER/REPO@REVISION fetches NAME.tar.gz from the repository's resolve
+    address (following the Hub's redirect) and checks it against the registry;
+    hf://OWNER/REPO@REVISION/NAME.tar.gz#sha256= loads one archive; a bad handle is one message."""
+    served = isolated / "served"
+    _, line = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    monkeypatch.setenv("TFVAE_ZOO_URL", "hf://tfvae/zoo@v1")
+    assert zoo.base_url() == os.environ["HF_ENDPOINT"] + "/tfvae/zoo/resolve/v1/"
+    folder = zoo.entry(SMALL)
+    assert hub == [f"/tfvae/zoo/resolve/v1/{SMALL}.tar.gz", f"/cdn/{SMALL}.tar.gz"]
+    assert _sha256(os.path.join(folder, "model.keras")) == _sha256(os.path.join(SHIPPED_DIR, SMALL, "model.keras"))
+    assert zoo.entry(SMALL) == folder and len(hub) == 2  # cached: no request
+    digest = line[SMALL]["archive"]["sha256"]
+    by_url = zoo.entry(f"hf://tfvae/zoo@v1/{SMALL}.tar.gz#sha256={digest}")
+    assert os.path.basename(by_url) == SMALL and len(hub) == 4
+    with pytest.raises(zoo.ZooError, match="answered HTTP 404"):  # main is not published here
+        zoo.entry(f"hf://tfvae/zoo/{SMALL}.tar.gz")
+    with pytest.raises(zoo.ZooError, match="is not a Hugging Face handle: write hf://OWNER/REPO"):
+        zoo.entry("hf://tfvae")
+    assert not [p for p in _cached_files(isolated) if ".tmp" in p]
 
 
 def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):

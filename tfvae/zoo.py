@@ -38,6 +38,8 @@ CHECK_SEED = 0
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(PACKAGE)  # the repository, when tfvae runs from a checkout
 REGISTRY = os.path.join(PACKAGE, "zoo_registry.json")
+HF_PREFIX = "hf://"
+HF_ENDPOINT = "https://huggingface.co"  # $HF_ENDPOINT overrides it, as for huggingface_hub
 STALE = 24 * 3600  # seconds after which a fetch's temporary folder is taken as abandoned
 # the registry's summary of an entry: these metadata.json values
 METRICS = ("epochs", "params", "test_elbo", "test_elbo_stderr", "test_nll", "test_nll_stderr",
@@ -90,10 +92,32 @@ def registry(path=REGISTRY):
 
 
 def base_url(path=REGISTRY):
-    """$TFVAE_ZOO_URL, else the registry's `base_url`: the folder (http(s):// or file://) that
-    holds the entries' archives."""
-    url = os.environ.get("TFVAE_ZOO_URL") or registry(path)["base_url"]
+    """$TFVAE_ZOO_URL, else the registry's `base_url`: the folder (http(s)://, file:// or a
+    Hugging Face repository hf://OWNER/REPO[@REVISION], see `resolve`) that holds the entries'
+    archives."""
+    url = resolve(os.environ.get("TFVAE_ZOO_URL") or registry(path)["base_url"])
     return url if url.endswith("/") else url + "/"
+
+
+def resolve(url):
+    """`url` with a Hugging Face handle written out; any other URL as it is.
+
+    hf://OWNER/REPO[@REVISION][/FILE] is $HF_ENDPOINT/OWNER/REPO/resolve/REVISION/FILE (endpoint
+    default https://huggingface.co, revision default main), the address of a file in a model
+    repository that huggingface_hub's `hf_hub_url` gives; a `#sha256=` after it is kept.
+    """
+    if not url.startswith(HF_PREFIX):
+        return url
+    handle, hash_mark, fragment = url[len(HF_PREFIX):].partition("#")
+    owner, _, rest = handle.partition("/")
+    repo, _, path = rest.partition("/")
+    repo, _, revision = repo.partition("@")
+    if not owner or not repo:
+        raise ZooError(f"{url!r} is not a Hugging Face handle: write hf://OWNER/REPO for a "
+                       "repository of entry archives (hf://OWNER/REPO@REVISION for another "
+                       "revision than main), hf://OWNER/REPO/NAME.tar.gz for one archive.")
+    endpoint = (os.environ.get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/")
+    return f"{endpoint}/{owner}/{repo}/resolve/{revision or 'main'}/{path}{hash_mark}{fragment}"
 
 
 def list_models(root=None):
@@ -202,15 +226,15 @@ def verify(name, root=None):
 
 def entry(source, root=None):
     """The verified folder of `source`: a zoo name (found locally or in the cache, else fetched
-    by the registry), a folder holding metadata.json, or an http(s):// or file:// URL of an
-    entry archive (`#sha256=<hex>` after it is checked too).
+    by the registry), a folder holding metadata.json, or an http(s)://, file:// or hf:// URL of
+    an entry archive (`#sha256=<hex>` after it is checked too).
 
     Raises:
         ZooError: an unknown name, a failed check or download; nothing partial is kept.
     """
     source = os.fspath(source)
     if "://" in source:
-        return _fetch_url(source)
+        return _fetch_url(resolve(source))
     if not root and os.path.isfile(os.path.join(source, METADATA)):
         return check_folder(source)
     try:
@@ -285,8 +309,8 @@ def load(source, root=None):
     """A zoo model, after every checksum is checked, loaded in Keras' safe mode.
 
     Args:
-        source: a zoo name (`tfvae zoo list`), the folder of an entry, or the http(s):// or
-            file:// URL of an entry archive.
+        source: a zoo name (`tfvae zoo list`), the folder of an entry, or the http(s)://,
+            file:// or hf://OWNER/REPO/NAME.tar.gz URL of an entry archive.
         root: look up a name only in this folder (no cache, no fetching).
 
     Returns:
