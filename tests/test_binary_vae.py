@@ -190,3 +190,32 @@ def test_an_untied_gaussian_score_function_config_loads_drawn_pathwise_with_a_wa
     with pytest.warns(UserWarning, match="pathwise"):
         model = tfvae.HarmoniumVAE.from_config(old)
     assert type(model) is tfvae.VAE and model.estimator == "pathwise"
+
+
+def test_the_held_baseline_of_a_hierarchy_is_where_its_moving_average_settles():
+    """A hierarchy's score-function signal is its whole one-sample objective (every KL below a
+    layer depends on its draw): `gradient_variance` holds the baseline there, not at
+    -distortion, which is off by the mean KL (over 50 nats here)."""
+    model = tfvae.LadderVAE(input_shape=(12,), latent_dims=(16, 8), hidden=(16, 16),
+                            latent_families=("bernoulli", "bernoulli"), estimator="score_function",
+                            seed=0)
+    model.build((None, 12))
+    for w in model.encoder_weights():  # a confident posterior, far from the prior
+        if "kernel" in w.path:
+            w.assign(w * 6.0)
+    terms = model.loss_terms(X, num_samples=1, seed=tf.constant([0, 0]))
+    kl, distortion = float(tf.reduce_mean(terms["kl"])), float(tf.reduce_mean(terms["distortion"]))
+    assert kl > 50
+    held = evaluation.gradient_variance(model, X, num_draws=2, estimator="score_function",
+                                        baseline="moving_average")["held_baseline"]
+    layers = [latent for latent in model.latent_layers() if latent.estimator == "score_function"]
+
+    @tf.function
+    def step(i):
+        model.loss_terms(X, num_samples=1, seed=tf.stack([5, i]), training=True)
+
+    for i in range(500):  # the moving averages at fixed weights (decay 0.99)
+        step(tf.constant(i))
+    settled = float(layers[0].signal_mean)
+    assert abs(held - settled) < 0.1 * kl, (held, settled, -distortion)
+    assert abs(-distortion - settled) > 0.5 * kl

@@ -307,7 +307,8 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
     `estimator="score_function", baseline="none"` (HarmoniumVAE) or
     `conditional_kl_gradient="stop"` (LadderVAE). With a score-function estimator and
     `baseline="moving_average"` the baseline is held at the mean learning signal on x (where a
-    long run's moving average settles). Every draw starts from the same model state (batch-norm
+    long run's moving average settles; the model's `learning_signal` term, returned as
+    `held_baseline`). Every draw starts from the same model state (batch-norm
     statistics, baselines), and the state is restored afterwards.
 
     Args:
@@ -320,7 +321,8 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
 
     Returns:
         dict: `mean` and `variance` (numpy, per parameter, flattened), `total_variance` (sum of
-        the variances), `mean_norm` (|mean|), `num_draws` and the settings used.
+        the variances), `mean_norm` (|mean|), `num_draws`, the settings used, and
+        `held_baseline` when a moving-average baseline was held.
     """
     type(model).from_config({**model.get_config(), **settings})  # raises on a bad setting
     x = model.check_input(x)
@@ -351,11 +353,11 @@ def _gradient_draws(model, x, num_draws, weights, seed, state, settings):
                            if latent.signal_mean is not None and id(latent.signal_mean) not in known]
     if any(latent.estimator == "score_function" and latent.baseline == "moving_average"
            for latent in model.latent_layers()):
-        terms = model.loss_terms(x, num_samples=1, seed=seed)
-        signal = -terms["distortion"] - (terms["kl"] if model.kl_estimate == "monte_carlo" else 0.0)
+        held = float(tf.reduce_mean(model.loss_terms(x, num_samples=1, seed=seed)["learning_signal"]))
+        settings = dict(settings, held_baseline=held)
         for latent in model.latent_layers():
             if latent.estimator == "score_function":
-                latent.signal_mean.assign(tf.reduce_mean(signal))
+                latent.signal_mean.assign(held)
     @tf.function
     def draw(step_seed):
         with tf.GradientTape() as tape:

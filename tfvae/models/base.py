@@ -246,7 +246,9 @@ class BaseVAE(keras.Model):
         return outputs
 
     def loss_terms(self, x, num_samples=None, seed=None, training=False, posterior_params=None):
-        """Per-example `objective`, `elbo`, `kl`, `distortion` (and extras) for a batch x."""
+        """Per-example `objective`, `elbo`, `kl`, `distortion` (and extras: a hierarchy's
+        per-layer `kl_<i>`; with a score-function layer and one sample, the `learning_signal` f
+        its estimator weights grad log q(z|x) with) for a batch x."""
         x = self._check_input(x)
         k = num_samples or self.num_samples
         terms = self._forward(x, k, self.seed_generator if seed is None else seed, training,
@@ -541,6 +543,7 @@ class BaseVAE(keras.Model):
             if self.kl_estimate == "monte_carlo":  # the sampled rate depends on z too
                 signal -= self.beta * self.kl_warmup * (terms["penalized_rate"] + tf.zeros_like(log_likelihood))[0]
             terms["log_likelihood"] += latent.score_function_term(x, q, z[0], signal, training)[None]
+            terms["learning_signal"] = signal[None]
         return terms
 
     def load_own_variables(self, store):

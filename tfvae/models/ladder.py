@@ -298,6 +298,7 @@ class _TopDownVAE(PriorPart, BaseVAE):
             terms["log_likelihood"] += tf.add_n([
                 self.up_heads[i].score_function_term(x, q, z, signal, training)
                 for i, q, z in draws])[None]
+            terms["learning_signal"] = signal[None]
         return terms
 
     def get_config(self):
