@@ -106,6 +106,27 @@ def test_cli_pack_prints_the_registry_line_of_the_archive_it_wrote(tmp_path, cap
     assert "No zoo model 'nope'" in capsys.readouterr().err
 
 
+def test_pack_without_a_name_writes_every_archive_the_registry_promises(tmp_path, capsys, monkeypatch):
+    """The release: `tfvae zoo pack --out DIR` writes one archive per shipped entry whose SHA-256
+    and size are the shipped registry's (what a fetch checks), and leaves the registry as it is."""
+    registry_copy = tmp_path / "registry.json"
+    shutil.copy(zoo.REGISTRY, registry_copy)
+    monkeypatch.setenv("TFVAE_ZOO_DIR", SHIPPED_DIR)
+    out = tmp_path / "release"
+    assert cli.main(["zoo", "pack", "--out", str(out), "--registry", str(registry_copy)]) == 0
+    shipped = json.load(open(zoo.REGISTRY))["entries"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.tar.gz" for n in SHIPPED)
+    for name in SHIPPED:
+        archive = out / f"{name}.tar.gz"
+        assert {"file": archive.name, "sha256": _sha256(archive), "size": archive.stat().st_size} \
+            == shipped[name]["archive"], f"{name}: run tfvae zoo pack {name} and commit the registry"
+    assert open(registry_copy, "rb").read() == open(zoo.REGISTRY, "rb").read()
+    assert f"upload {len(SHIPPED)} archive(s) in {out}" in capsys.readouterr().err
+    monkeypatch.setenv("TFVAE_ZOO_DIR", str(tmp_path / "empty"))
+    assert cli.main(["zoo", "pack", "--out", str(out)]) == 2
+    assert "No zoo entries to pack" in capsys.readouterr().err
+
+
 def test_every_card_is_current_and_quotes_its_metadata_and_anchor(capsys):
     """Each shipped README.md is what `python zoo/cards.py` writes; its numbers are the
     metadata's and the published anchor is zoo_table's; `tfvae zoo show` prints it."""

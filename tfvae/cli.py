@@ -19,7 +19,8 @@ EXAMPLES = {
     "zoo": "examples: tfvae zoo list\n"
            "          tfvae zoo show vae2d_mnist\n"
            "          tfvae zoo publish runs/vae_mnist --name vae_mnist\n"
-           "          tfvae zoo pack vae_mnist --out runs/zoo-release",
+           "          tfvae zoo pack vae_mnist --out runs/zoo-release\n"
+           "          tfvae zoo pack --out runs/zoo-release   # every entry, for a release",
 }
 # k of `tfvae evaluate`'s IWAE estimate: the field's k = 5000 (Burda et al. 2016), or a small k
 # that checks the bound against the exact likelihood where that is computed by enumeration
@@ -109,11 +110,13 @@ def main(argv=None):
                     "cached ($TFVAE_HOME/zoo, default ~/.cache/tfvae/zoo) and fetchable (from "
                     "$TFVAE_ZOO_URL, default the registry's base_url); show: an entry's model card; "
                     "publish: a finished training run as a zoo entry; pack: an entry's archive and "
-                    "registry line, for a release.", epilog=EXAMPLES["zoo"],
+                    "registry line (without NAME: every local entry's), for a release.",
+        epilog=EXAMPLES["zoo"],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     zoo.add_argument("action", choices=("list", "show", "publish", "pack"))
     zoo.add_argument("run", nargs="?", metavar="RUN|NAME",
-                     help="publish: a finished `tfvae train` output folder; show, pack: a zoo name")
+                     help="publish: a finished `tfvae train` output folder; show, pack: a zoo "
+                          "name (pack without it: every local entry)")
     zoo.add_argument("--name", help="publish: the entry's name (default: the run's config name)")
     zoo.add_argument("--out", default=os.path.join("runs", "zoo-release"),
                      help="pack: the folder for NAME.tar.gz (default runs/zoo-release)")
@@ -123,8 +126,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "zoo" and args.action == "publish" and not args.run:
         zoo.error("publish needs RUN, a finished `tfvae train` output folder")
-    if args.command == "zoo" and args.action in ("show", "pack") and not args.run:
-        zoo.error(f"{args.action} needs NAME, a zoo name (see `tfvae zoo list`)")
+    if args.command == "zoo" and args.action == "show" and not args.run:
+        zoo.error("show needs NAME, a zoo name (see `tfvae zoo list`)")
     if args.command == "export" and not args.model_config and not (args.model and args.dir):
         export.error("give MODEL and DIR, or --model-config MODELS_DIR")
     commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export,
@@ -273,10 +276,15 @@ def _zoo(args):
             print(f"published {name}: test ELBO {metadata['test_elbo']:.2f}, "
                   f"{len(metadata['files'])} files -> {os.path.join(zoo.zoo_dir(), name)}")
         elif args.action == "pack":
-            path, line = zoo.pack(args.run, args.out, registry_path=args.registry or zoo.REGISTRY)
-            print(json.dumps(line, sort_keys=True))
-            print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB) and its line in "
-                  f"{args.registry or zoo.REGISTRY}; upload it to {zoo.base_url()}")
+            names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
+            if not names:
+                raise zoo.ZooError(f"No zoo entries to pack in {zoo.zoo_dir()} ($TFVAE_ZOO_DIR).")
+            for name in names:
+                path, line = zoo.pack(name, args.out, registry_path=args.registry or zoo.REGISTRY)
+                print(json.dumps(line, sort_keys=True))
+                print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB) and its line in "
+                      f"{args.registry or zoo.REGISTRY}", file=sys.stderr)
+            print(f"upload {len(names)} archive(s) in {args.out} to {zoo.base_url()}", file=sys.stderr)
         elif args.action == "show":
             card = os.path.join(zoo.entry(args.run), zoo.CARD)
             if not os.path.isfile(card):
