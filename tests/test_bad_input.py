@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tfvae
-from tfvae import data, distributions
+from tfvae import data, distributions, evaluation
 
 SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -106,3 +106,53 @@ def test_data_pipeline_yields_every_image_once_in_range(n, batch, binarize):
 def test_data_load_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.load(**kwargs)
+
+
+X_GOOD = (np.random.default_rng(7).random((40, D)) < 0.3).astype(np.float32)
+
+
+def _with(value, row=3, column=5):
+    x = X_GOOD.copy()
+    x[row, column] = value
+    return x
+
+
+@pytest.mark.parametrize("validation, message", [
+    ((_with(255.0),), r"Validation data example 3 has a value outside \[0, 1\].*x\[3, 5\] = 255"),
+    ((_with(np.nan), None), r"Validation data example 3 has a non-finite value"),
+    ((X_GOOD[:, :700],), r"expects inputs of shape \[batch, 784\]\. Received shape \(40, 700\)"),
+    (tf.data.Dataset.from_tensor_slices(_with(-1.0)).batch(8),
+     r"Validation data has a value outside \[0, 1\]"),
+])
+def test_bad_validation_data_is_refused_naming_it(validation, message):
+    """Keras' (x,) and (x, y) validation tuples are checked like x (they used to pass: one
+    epoch trained, then a positive 'ELBO', NaNs or a shape error deep in the graph)."""
+    model = tfvae.VAE(D, 4, hidden=(8,), seed=0)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=message):
+        model.fit(X_GOOD, validation_data=validation, epochs=1, verbose=0)
+
+
+def test_evaluate_elbo_log_prob_and_iwae_nll_refuse_data_outside_the_likelihood():
+    model = tfvae.VAE(D, 4, hidden=(8,), seed=0)
+    model.compile(optimizer="adam")
+    scaled = X_GOOD * 255.0
+    with pytest.raises(ValueError, match=r"Evaluation data example 0 has a value outside \[0, 1\]"):
+        model.evaluate(scaled, verbose=0)
+    with pytest.raises(ValueError, match=r"Evaluation data has a value outside \[0, 1\]"):
+        model.evaluate(tf.data.Dataset.from_tensor_slices(scaled).batch(8), verbose=0)
+    for method in (model.elbo, lambda x: model.log_prob(x, num_samples=2)):
+        with pytest.raises(ValueError, match=r"Data example 0 has a value outside \[0, 1\]"):
+            method(scaled)
+    with pytest.raises(ValueError, match=r"float inputs in \[0, 1\].*Received dtype uint8"):
+        evaluation.iwae_nll(model, scaled.astype(np.uint8), num_samples=2, verbose=0)  # (was cast)
+    result = evaluation.iwae_nll(model, np.concatenate([X_GOOD] * 6), num_samples=2, verbose=0)
+    assert result["num_examples"] == 240 and np.isfinite(result["nll"])
+
+
+def test_a_gaussian_model_asks_for_floats_without_the_unit_interval():
+    model = tfvae.VAE(D, 4, hidden=(8,), likelihood="gaussian", seed=0)
+    with pytest.raises(ValueError, match=r"expects float inputs of shape \[batch, 784\]\. "
+                                         r"Received dtype int32; convert it with x.astype"):
+        model.elbo(np.zeros((2, D), np.int32))
+    assert np.isfinite(model.elbo(X_GOOD * 255.0).numpy()).all()  # (any real value is data)

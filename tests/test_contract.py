@@ -50,9 +50,10 @@ MODELS = {
     "vae_bernoulli_score_function": (
         lambda: tfvae.VAE(input_shape=(12,), latent_dim=30, latent="bernoulli", hidden=(8,),
                           estimator="score_function", baseline="learned", seed=0), set()),
-    "vae_bernoulli_relaxed": (
-        lambda: tfvae.VAE(input_shape=(12,), latent_dim=4, latent="bernoulli", hidden=(8,),
-                          estimator="relaxed", seed=0), {"enumerable_latents"}),
+    "vae_bernoulli_relaxed_latent_part": (  # (the latent as a part: Latent(...), not strings)
+        lambda: tfvae.VAE(input_shape=(12,), hidden=(8,), seed=0,
+                          latent=tfvae.latents.Latent(4, "bernoulli", "relaxed")),
+        {"enumerable_latents"}),
     "ladder_mixture_prior": (
         lambda: tfvae.LadderVAE(input_shape=(12,), latent_dims=(4, 2), hidden=(8, 8),
                                 batch_norm=True, prior="mixture", prior_components=3, seed=0), set()),

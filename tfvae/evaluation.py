@@ -17,6 +17,8 @@ from tfvae import distributions, files
 from tfvae import latents
 from tfvae.models.base import MAX_ENUMERATED_UNITS
 
+ARRAY_BATCH = 100  # rows of an array per batch (its own seed, progress step and checkpoint)
+
 
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None,
              strategy=None):
@@ -390,9 +392,12 @@ def _log_mixture_density(posterior_layer, params, z, components_per_chunk=20000)
 
 
 def _batches(dataset):
-    """Yields float32 batches of x from a dataset of x or (x, label), or from one array."""
+    """Yields batches of x from a dataset of x or (x, label), or from an array in batches of
+    ARRAY_BATCH rows (as they are: the model refuses integer images instead of a cast
+    reading them as values in [0, 255])."""
     if isinstance(dataset, (np.ndarray, tf.Tensor)):
-        yield tf.convert_to_tensor(dataset, tf.float32)
+        for start in range(0, len(dataset), ARRAY_BATCH):
+            yield tf.convert_to_tensor(dataset[start:start + ARRAY_BATCH])
         return
     for batch in dataset:
         yield batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -400,7 +405,7 @@ def _batches(dataset):
 
 def _num_batches(dataset):
     if isinstance(dataset, (np.ndarray, tf.Tensor)):
-        return 1
+        return -(-len(dataset) // ARRAY_BATCH)
     n = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
     return n if n >= 0 else None
 

@@ -5,6 +5,7 @@ that into the training objective (ELBO or IWAE bound, beta, KL warm-up), Keras m
 public API every model shares (README, "The library"). Keras owns the loop: only `compute_loss` and `metrics` are overridden.
 """
 import contextlib
+import functools
 import math
 import re
 
@@ -67,6 +68,21 @@ def standardize_input_shape(input_shape, input_dim=None):
 def format_shape(shape):
     """[batch, 28, 28, 1]: how messages write a batch of examples of `shape`."""
     return "[" + ", ".join(["batch"] + [str(d) for d in shape]) + "]"
+
+
+
+def _fix(what):
+    """The end of a bad-data message: what to do about it."""
+    return "Fix or drop it before training." if what == "Training data" else "Fix or drop it."
+
+
+def _raise_checked_batch_error(error):
+    """Raises the message of a batch that failed `BaseVAE._checked_batch` inside Keras' loop
+    (an InvalidArgumentError with the graph's context) as a plain ValueError; else nothing."""
+    found = re.search(r"(Training|Validation|Evaluation) data has .*?Fix or drop it( before training)?\.",
+                      str(error))
+    if isinstance(error, tf.errors.InvalidArgumentError) and found:
+        raise ValueError(found.group(0)) from None
 
 
 class BaseVAE(keras.Model):
@@ -290,6 +306,7 @@ class BaseVAE(keras.Model):
     # -- the public API ------------------------------------------------------------------------
     def elbo(self, x, seed=None):
         """Per-example ELBO: one posterior sample, closed-form KL where available."""
+        self._check_values(x)
         return self.loss_terms(x, num_samples=1, seed=seed)["elbo"]
 
     def log_prob(self, x, num_samples=5000, chunk_size=None, seed=None):
@@ -309,6 +326,7 @@ class BaseVAE(keras.Model):
         Returns:
             float32 [batch].
         """
+        self._check_values(x)
         x = self._check_input(x)
         batch = int(x.shape[0])
         if chunk_size is None:
@@ -400,25 +418,38 @@ class BaseVAE(keras.Model):
         """`keras.Model.fit`, with the data checked first (`check_data`): arrays at once, a
         `tf.data.Dataset` by its element shape and then batch by batch as it is read. A fit
         that fails leaves no half-made train function behind, so the next one starts clean."""
-        x = self._checked_data(x, "x")
+        x = self._checked_data(x, "x", "Training data")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._checked_data(kwargs["validation_data"],
-                                                           "validation_data")
+                                                           "validation_data", "Validation data")
         try:
             return super().fit(x, *args, **kwargs)
         except BaseException as e:
             self.train_function = self.test_function = self.predict_function = None
-            found = re.search(r"Training data has .*? before training\.", str(e))
-            if isinstance(e, tf.errors.InvalidArgumentError) and found:
-                raise ValueError(found.group(0)) from None  # a batch failed `_checked_batch`
+            _raise_checked_batch_error(e)
             raise
 
-    def _checked_data(self, data, what):
-        if isinstance(data, (np.ndarray, tf.Tensor)):
-            self.check_data(data)
+    def evaluate(self, x=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with the data checked first as `fit` checks it."""
+        x = self._checked_data(x, "x", "Evaluation data")
+        try:
+            return super().evaluate(x, *args, **kwargs)
+        except BaseException as e:
+            self.test_function = None
+            _raise_checked_batch_error(e)
+            raise
+
+    def _checked_data(self, data, argument, what):
+        """`data` (an array, a Dataset, or Keras' (x,), (x, y), (x, y, w) tuples), with x
+        checked by `check_data` (arrays) or as it is read (datasets); `argument` and `what` name
+        it in messages."""
+        if isinstance(data, (tuple, list)) and data and isinstance(data[0], (np.ndarray, tf.Tensor)):
+            self.check_data(data[0], what)
+        elif isinstance(data, (np.ndarray, tf.Tensor)):
+            self.check_data(data, what)
         elif isinstance(data, tf.data.Dataset):
-            self._check_element_spec(data.element_spec, what)
-            data = data.map(self._checked_batch)
+            self._check_element_spec(data.element_spec, argument)
+            data = data.map(functools.partial(self._checked_batch, what=what))
         return data
 
     def _check_element_spec(self, spec, what):
@@ -441,42 +472,51 @@ class BaseVAE(keras.Model):
             raise ValueError(f"{what}: {type(self).__name__} takes float batches. Received "
                              f"dtype {spec.dtype.name}; map it with tf.cast(x, tf.float32) / 255.")
 
-    def _checked_batch(self, *element):
+    def _checked_batch(self, *element, what="Training data"):
         """A dataset's batch, with the checks of `check_data` run as it is read."""
         x = element[0]
-        checks = [tf.debugging.assert_all_finite(
-            x, "Training data has a non-finite value. Fix or drop it before training.")]
+        fix = _fix(what)
+        checks = [tf.debugging.assert_all_finite(x, f"{what} has a non-finite value. {fix}")]
         if self.likelihood == "bernoulli":
-            message = ("Training data has a value outside [0, 1] (a Bernoulli likelihood needs x "
-                       "in [0, 1]; scale images with x / 255). Fix or drop it before training.")
+            message = (f"{what} has a value outside [0, 1] (a Bernoulli likelihood needs x in "
+                       f"[0, 1]; scale images with x / 255). {fix}")
             checks += [tf.debugging.assert_greater_equal(x, tf.cast(0, x.dtype), message=message),
                        tf.debugging.assert_less_equal(x, tf.cast(1, x.dtype), message=message)]
         with tf.control_dependencies(checks):
             x = tf.identity(x)
         return (x,) + element[1:] if len(element) > 1 else x
 
-    def check_data(self, x):
-        """Raises ValueError for data this model cannot train on, naming the first bad example:
-        the wrong shape or dtype, a non-finite value, or (Bernoulli likelihood) a value outside
-        [0, 1]."""
+    def check_data(self, x, what="Training data"):
+        """Raises ValueError for data this model cannot train on or evaluate, naming the first
+        bad example: the wrong shape or dtype, a non-finite value, or (Bernoulli likelihood) a
+        value outside [0, 1]. `what` names the data in the message."""
         x = self._check_input(x).numpy()
         bad = ~np.isfinite(x)
-        what = "a non-finite value"
+        problem = "a non-finite value"
         if not bad.any() and self.likelihood == "bernoulli":
-            bad, what = (x < 0) | (x > 1), "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])"
+            bad, problem = ((x < 0) | (x > 1),
+                            "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])")
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             at = ", ".join(str(i) for i in index)
-            raise ValueError(f"Training data example {index[0]} has {what}: x[{at}] = "
-                             f"{x[index]}. Fix or drop it before training.")
+            raise ValueError(f"{what} example {index[0]} has {problem}: x[{at}] = "
+                             f"{x[index]}. {_fix(what)}")
+
+    def _check_values(self, x):
+        """`check_data` on x when its values can be read here (eagerly): a likelihood of data
+        it is not defined on is a number that looks plausible, not an error."""
+        if tf.executing_eagerly():
+            self.check_data(x, "Data")
 
     def _check_input(self, x):
         x = tf.convert_to_tensor(x)
         expected = format_shape(self.input_shape)
         if not x.dtype.is_floating:
-            raise ValueError(f"{type(self).__name__} expects float inputs in [0, 1] of shape "
-                             f"{expected}. Received dtype {x.dtype.name}; "
-                             "convert images with x.astype('float32') / 255.")
+            values = " in [0, 1]" if self.likelihood == "bernoulli" else ""
+            how = ("convert images with x.astype('float32') / 255" if values else
+                   "convert it with x.astype('float32')")
+            raise ValueError(f"{type(self).__name__} expects float inputs{values} of shape "
+                             f"{expected}. Received dtype {x.dtype.name}; {how}.")
         if x.shape.rank is None or not _matches(x.shape[1:], self.input_shape):
             raise ValueError(f"{type(self).__name__} expects inputs of shape {expected}. "
                              f"Received shape {x.shape}.")

@@ -200,7 +200,8 @@ class VAE(PriorPart, BaseVAE):
         for network, shape in ((self.encoder, input_shape), (self.decoder, (None, self.latent_dim))):
             if not network.built:  # (your own network may come built, e.g. with an Input)
                 network.build(shape)
-        self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
+        if not self.posterior_layer.built:  # (a latent part comes built from its config)
+            self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
         self.posterior_layer.build_baseline(input_shape)
         latent_shape = (None, self.latent_dim)
         self.likelihood_layer.build(self.decoder.compute_output_shape(latent_shape))
