@@ -125,6 +125,119 @@ def test_bad_parts_are_refused_naming_them(kwargs, message):
         tfvae.VAE(latent_dim=3, hidden=(8,), **kwargs)
 
 
+@keras.saving.register_keras_serializable(package="tests")
+class SubclassedEncoder(keras.Model):
+    """A network written the usual research way: layers in __init__, call, no shape inference."""
+
+    def __init__(self, width=8, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        self.conv = keras.layers.Conv2D(width, 3, strides=2, activation="relu")
+        self.flatten = keras.layers.Flatten()
+
+    def call(self, x):
+        return self.flatten(self.conv(x))
+
+    def get_config(self):
+        return dict(super().get_config(), width=self.width)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class SubclassedDecoder(keras.layers.Layer):
+    def __init__(self, shape=(8, 8, 3), **kwargs):
+        super().__init__(**kwargs)
+        self.shape = tuple(shape)
+        self.dense = keras.layers.Dense(int(np.prod(self.shape)))
+
+    def call(self, z):
+        return keras.ops.reshape(self.dense(z), (-1,) + self.shape)
+
+    def get_config(self):
+        return dict(super().get_config(), shape=self.shape)
+
+
+def test_subclassed_networks_without_shape_inference_train_and_round_trip(tmp_path):
+    """Their output shapes come from a symbolic call (they used to fail: NotImplementedError
+    'does not have a compute_output_shape method'); the decoder's (8, 8, 3) output is the
+    logits, no projection added."""
+    x = _binary(24, 8, 8, 3)
+    model = tfvae.VAE(input_shape=(8, 8, 3), latent_dim=3, encoder=SubclassedEncoder(),
+                      decoder=SubclassedDecoder())
+    assert not model.likelihood_layer.project
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert_model_saving_round_trip(model, x[:4], tmp_path)
+    ladder = tfvae.LadderVAE(input_shape=(8, 8, 3), latent_dims=(3, 2), hidden=(8, 8),
+                             up_blocks=[SubclassedEncoder(), keras.layers.Dense(8)],
+                             decoder=SubclassedDecoder())
+    assert ladder.reconstruct(x[:2]).shape == (2, 8, 8, 3)
+
+
+def _two_outputs():
+    x = keras.Input((64,))
+    h = keras.layers.Dense(8)(x)
+    return keras.Model(x, [keras.layers.Dense(3)(h), keras.layers.Dense(3)(h)])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(decoder=keras.Sequential([keras.layers.Dense(7 * 7 * 3), keras.layers.Reshape((7, 7, 3))])),
+     r"The decoder gives \[batch, 7, 7, 3\] but the data is \[batch, 8, 8, 3\]"),
+    (dict(decoder=keras.Sequential([keras.layers.Dense(64 * 3, activation="sigmoid"),
+                                    keras.layers.Reshape((8, 8, 3))])),
+     r"last layer \('dense.*'\) applies a sigmoid"),  # (behind a reshape)
+    (dict(decoder=keras.Sequential([keras.layers.Dense(192), keras.layers.Reshape((8, 8, 3)),
+                                    keras.layers.Activation("sigmoid")])),
+     r"last layer \('activation.*'\) applies a sigmoid.*read.*as logits"),
+    (dict(encoder=keras.Sequential([keras.Input((700,)), keras.layers.Dense(8)], name="my_encoder")),
+     r"The encoder \(Sequential 'my_encoder'\) cannot take inputs of shape \[batch, 8, 8, 3\]"),
+    (dict(latent=tfvae.latents.Latent(3, "bernoulli"), estimator="relaxed"),
+     r"estimator='relaxed' \(the part's: 'straight_through'\) would be ignored"),
+    (dict(latent=tfvae.latents.Latent(3, "bernoulli"), temperature=0.2),
+     r"temperature=0.2 \(the part's: 0.5\) would be ignored"),
+    (dict(hidden=64), r"hidden must be a sequence of positive integers, e.g. hidden=\(64,\)"),
+])
+def test_networks_and_options_that_cannot_work_are_refused_naming_them(kwargs, message):
+    def build():
+        model = tfvae.VAE(input_shape=(8, 8, 3), **{"latent_dim": 3, **kwargs}) \
+            if "latent" not in kwargs else tfvae.VAE(input_shape=(8, 8, 3), **kwargs)
+        model.build((None, 8, 8, 3))
+        return model
+
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_an_encoder_with_two_outputs_and_a_decoder_of_the_datas_size_flat_are_explained():
+    with pytest.raises(ValueError, match=r"The encoder .* must return one tensor; it returns"):
+        tfvae.VAE(input_shape=(64,), latent_dim=3, encoder=_two_outputs()).build((None, 64))
+    with pytest.warns(UserWarning, match=r"gives \[batch, 192\], as many values as the data "
+                                         r"\[batch, 8, 8, 3\].*keras.layers.Reshape\(\(8, 8, 3\)\)"):
+        model = tfvae.VAE(input_shape=(8, 8, 3), latent_dim=3,
+                          decoder=keras.Sequential([keras.layers.Dense(192)]))
+    assert model.likelihood_layer.project
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(up_blocks=keras.layers.Dense(8)), r"up_blocks needs a list of 2 Keras layers.*Received one Dense"),
+    (dict(up_blocks=[keras.layers.Dense(8)] * 3), r"up_blocks needs a list of 2 .*Received 3"),
+    (dict(prior_blocks=[]), r"prior_blocks needs a list of 1 .*but the top.*Received 0"),
+    (dict(hidden=64), r"hidden needs one entry per stochastic layer \(2\), e.g. hidden=\(64, 64\)"),
+])
+def test_a_ladders_blocks_are_checked_before_hidden(kwargs, message):
+    """(A wrong list of blocks used to be reported as a wrong `hidden`, whose default has five
+    entries.)"""
+    with pytest.raises(ValueError, match=message):
+        tfvae.LadderVAE(input_shape=(12,), latent_dims=(3, 2), **kwargs)
+
+
+def test_a_subclass_of_a_prior_part_is_a_prior_part():
+    class Mixture(tfvae.priors.MixturePrior):
+        pass
+
+    model = tfvae.VAE(input_shape=(12,), latent_dim=3, hidden=(8,), prior=Mixture(3, 4))
+    assert model.prior_kind == "mixture" and model.sample(2, seed=0).shape == (2, 12)
+
+
 def test_the_harmonium_takes_flat_data_only_and_says_so_for_images():
     with pytest.raises(ValueError, match=r"flat examples.*reshape x to \[batch, D\]"):
         tfvae.HarmoniumVAE(input_shape=(28, 28, 1))

@@ -20,6 +20,7 @@ Example:
 >>> model = tfvae.VAE(input_shape=(784,), latent=latent)
 """
 import contextlib
+import inspect
 
 import keras
 import tensorflow as tf
@@ -47,12 +48,15 @@ def latent_part(latent, units=None, estimator=None, baseline="moving_average",
         if units is not None and units != latent.units:
             raise ValueError(f"The latent layer has {latent.units} units; latent_dim={units} "
                              "disagrees: give one of them.")
+        _refuse_conflicts(latent, estimator, baseline, baseline_decay, family_options)
         return latent
     if isinstance(units, bool) or not isinstance(units, int) or units < 1:
         raise ValueError(f"latent_dim must be a positive integer. Received: latent_dim={units!r}")
     if not isinstance(latent, str) or latent not in families.FAMILIES:
         raise ValueError(f"latent must be one of {tuple(families.FAMILIES)} or a "
-                         f"tfvae.latents.Latent. Received: latent={latent!r}")
+                         "tfvae.latents.Latent (a family of your own is known once the module "
+                         "that registers it with @tfvae.families.register_family is imported). "
+                         f"Received: latent={latent!r}")
     family = families.get(latent, **family_options)
     if estimator is not None and estimator not in family.estimators:
         hint = ""
@@ -62,6 +66,24 @@ def latent_part(latent, units=None, estimator=None, baseline="moving_average",
         raise ValueError(f"estimator must be one of {family.estimators} for {latent} latents.{hint} "
                          f"Received: estimator={estimator!r}")
     return Latent(units, family, estimator, baseline, baseline_decay, name=name)
+
+
+def _refuse_conflicts(latent, estimator, baseline, baseline_decay, family_options):
+    """A model's estimator options given beside a `Latent` part must be the part's: the part
+    decides them, so a different value would be ignored. (Options at their defaults are not
+    given; the family's options count only for a family that takes them.)"""
+    family_defaults = inspect.signature(type(latent.family).__init__).parameters
+    given = {"estimator": (estimator, None, latent.estimator),
+             "baseline": (baseline, "moving_average", latent.baseline),
+             "baseline_decay": (baseline_decay, 0.99, latent.baseline_decay)}
+    given.update({key: (value, family_defaults[key].default, getattr(latent.family, key))
+                  for key, value in family_options.items() if key in family_defaults})
+    conflicts = [f"{key}={value!r} (the part's: {own!r})" for key, (value, default, own)
+                 in given.items() if value != default and value != own]
+    if conflicts:
+        raise ValueError(f"The latent part decides how it draws; {', '.join(conflicts)} would "
+                         f"be ignored. Give them to the part (tfvae.latents.Latent(..., "
+                         f"{conflicts[0].split(' ')[0]})) or leave them out.")
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

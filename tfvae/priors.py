@@ -345,11 +345,12 @@ def prior_part(prior, latent_dim, num_components=500, input_shape=None, encode=N
     if isinstance(prior, str):
         return make_prior(prior, latent_dim, num_components, input_shape, encode=encode,
                           pseudo_input_range=pseudo_input_range), prior
-    kinds = {StandardNormalPrior: "standard_normal", MixturePrior: "mixture", VampPrior: "vamp"}
-    kind = kinds.get(type(prior))
+    kinds = {VampPrior: "vamp", MixturePrior: "mixture", StandardNormalPrior: "standard_normal"}
+    kind = next((kind for cls, kind in kinds.items() if isinstance(prior, cls)), None)
     if kind is None:
         raise ValueError(f"prior must be one of {PRIORS} or a prior layer of tfvae.priors "
-                         f"({', '.join(c.__name__ for c in kinds)}). Received: prior={prior!r}")
+                         f"({', '.join(c.__name__ for c in kinds)}, or a subclass of one). "
+                         f"Received: prior={prior!r}")
     if prior.latent_dim != latent_dim:
         raise ValueError(f"The prior is over {prior.latent_dim} latent units; the model has "
                          f"{latent_dim}. Received: prior.latent_dim={prior.latent_dim}")

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import math
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -52,12 +53,75 @@ def network_part(network, what):
     return network
 
 
-def output_shape(network, input_shape):
-    """The network's output shape for a batch of `input_shape`, or None when it cannot say."""
+def build_network(network, input_shape):
+    """Builds a user's network (not built yet) for batches of `input_shape` [batch, ...] by a
+    symbolic call, so a subclassed layer or model without a `build` of its own makes its
+    sublayers' weights now, as its `call` uses them (its plain `build` would only mark it
+    built)."""
+    if not network.built:
+        network(keras.KerasTensor(tuple(input_shape)))
+
+
+def output_shape(network, input_shape, what=None):
+    """The network's output shape [batch, ...] for examples of `input_shape`: its
+    `compute_output_shape`, else a symbolic call (`compute_output_spec`: subclassed layers and
+    models need not implement shape inference).
+
+    Returns None when neither can say; with `what` (the network's role, e.g. "encoder") a
+    ValueError naming it instead, also when the network returns more than one tensor.
+    """
+    batch = (None,) + tuple(input_shape)
     try:
-        return tuple(network.compute_output_shape((None,) + tuple(input_shape)))
-    except Exception:  # noqa: BLE001  (a layer without shape inference: decided at build)
-        return None
+        shape = network.compute_output_shape(batch)
+    except Exception:  # noqa: BLE001  (no shape inference: try a symbolic call)
+        try:
+            shape = network.compute_output_spec(keras.KerasTensor(batch))
+            shape = shape.shape if isinstance(shape, keras.KerasTensor) else shape
+        except Exception as e:  # noqa: BLE001
+            if what is None:
+                return None
+            raise ValueError(f"The {what} ({type(network).__name__} {network.name!r}) cannot take "
+                             f"inputs of shape {format_shape(input_shape)}: {e}") from None
+    if not isinstance(shape, (tuple, list)) or not all(d is None or isinstance(d, int) for d in shape):
+        if what is None:
+            return None
+        raise ValueError(f"The {what} ({type(network).__name__} {network.name!r}) must return one "
+                         f"tensor; it returns {shape!r}. (q's or the likelihood's parameters are "
+                         "a Dense projection of that one tensor: return the features.)")
+    return tuple(shape)
+
+
+def decoder_gives_parameters(decoder, latent_width, data_shape, likelihood):
+    """Whether a user's decoder outputs the likelihood's parameters (its output has the data's
+    shape) or features that a Dense projection maps to them.
+
+    Raises:
+        ValueError: an image-shaped output ([batch, H, W, ...]) that is not the data's shape;
+            a Bernoulli decoder whose last layer applies a sigmoid (its output is read as
+            logits, so every probability would be above 1/2).
+    """
+    decoded = output_shape(decoder, (latent_width,), "decoder")
+    data = format_shape(data_shape)
+    if tuple(decoded[1:]) == tuple(data_shape):
+        reshapes = (keras.layers.Reshape, keras.layers.Flatten, keras.layers.Permute)
+        last = next((layer for layer in reversed(getattr(decoder, "layers", None) or [decoder])
+                     if not isinstance(layer, reshapes)), decoder)
+        if likelihood == "bernoulli" and getattr(last, "activation", None) is keras.activations.sigmoid:
+            raise ValueError(f"The decoder's last layer ({last.name!r}) applies a sigmoid, but a "
+                             "Bernoulli likelihood reads the decoder's output as logits (every "
+                             "probability would be above 1/2). Remove the activation.")
+        return True
+    if len(decoded) > 2:
+        raise ValueError(f"The decoder gives {format_shape(decoded[1:])} but the data is {data}: "
+                         f"make it output {data} (the likelihood's parameters), or flat features "
+                         "that a Dense layer projects to them.")
+    if len(data_shape) > 1 and decoded[1] == math.prod(data_shape):
+        warnings.warn(f"The decoder gives [batch, {decoded[1]}], as many values as the data {data}: "
+                      "they are read as features, and a Dense layer of "
+                      f"{decoded[1] * decoded[1]:,} weights projects them to the likelihood's "
+                      f"parameters. If they are the parameters, end the decoder with "
+                      f"keras.layers.Reshape({tuple(data_shape)}).", stacklevel=3)
+    return False
 
 
 def standardize_input_shape(input_shape, input_dim=None):

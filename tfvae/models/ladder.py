@@ -17,8 +17,9 @@ import keras
 import tensorflow as tf
 
 from tfvae import estimators, families, latents, objectives, priors
-from tfvae.models.base import (BaseVAE, PriorPart, check_num_samples, make_likelihood,
-                               network_part, output_shape, standardize_input_shape)
+from tfvae.models.base import (BaseVAE, PriorPart, build_network, check_num_samples,
+                               decoder_gives_parameters, make_likelihood, network_part,
+                               output_shape, standardize_input_shape)
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
 
@@ -35,13 +36,19 @@ def block(units, activation, batch_norm, name, flatten=False):
     return keras.Sequential(layers or [keras.layers.Identity()], name=name)
 
 
+def _check_blocks(blocks, count, what):
+    """Refuses anything but a list of `count` user blocks, naming `what`."""
+    needs = (f"{what} needs a list of {count} Keras layers or models (one per stochastic layer"
+             f"{' but the top' if what == 'prior_blocks' else ''})")
+    if isinstance(blocks, (keras.layers.Layer, dict)) or not isinstance(blocks, (list, tuple)):
+        raise ValueError(f"{needs}. Received one {type(blocks).__name__}: {what}={blocks!r}")
+    if len(blocks) != count:
+        raise ValueError(f"{needs}. Received {len(blocks)}: {what}={list(blocks)!r}")
+
+
 def _blocks(blocks, count, what):
     """A list of `count` user blocks (Keras layers or models, or their serializations)."""
-    blocks = list(blocks)
-    if len(blocks) != count:
-        raise ValueError(f"{what} needs {count} Keras layers or models (one per stochastic layer"
-                         f"{' but the top' if what == 'prior_blocks' else ''}). "
-                         f"Received {len(blocks)}: {what}={blocks!r}")
+    _check_blocks(blocks, count, what)
     return [network_part(b, f"{what}[{i}]") for i, b in enumerate(blocks)]
 
 
@@ -87,6 +94,13 @@ class _TopDownVAE(PriorPart, BaseVAE):
                              f"stochastic layer ({len(latent_dims)}). "
                              f"Received: latent_families={latent_families!r}")
         estimators_ = self._layer_estimators(estimator, latent_families)
+        for blocks, count, what in ((up_blocks, len(latent_dims), "up_blocks"),
+                                    (prior_blocks, len(latent_dims) - 1, "prior_blocks")):
+            if blocks is not None:  # (before `hidden`, which builds only the blocks not given)
+                _check_blocks(blocks, count, what)
+        if isinstance(hidden, (int, str)):
+            raise ValueError(f"hidden needs one entry per stochastic layer ({len(latent_dims)}), "
+                             f"e.g. hidden={(hidden,) * len(latent_dims)!r}. Received: hidden={hidden!r}")
         super().__init__(input_shape=input_shape,
                          metric_names=("elbo", "kl", "distortion")
                          + tuple(f"kl_{i}" for i in range(len(latent_dims))), **kwargs)
@@ -103,8 +117,8 @@ class _TopDownVAE(PriorPart, BaseVAE):
                                ("decoder", decoder))}
         if decoder is not None:  # the likelihood's parameters when it outputs the data's shape
             decoder = network_part(decoder, "decoder")
-            decoded = output_shape(decoder, (latent_dims[0],))
-            parameters_out = decoded is not None and tuple(decoded[1:]) == input_shape
+            parameters_out = decoder_gives_parameters(decoder, latent_dims[0], input_shape,
+                                                      self.likelihood)
         else:
             parameters_out = False
         self.likelihood_layer = make_likelihood(self.likelihood, input_shape, self.likelihood_scale,
@@ -190,11 +204,10 @@ class _TopDownVAE(PriorPart, BaseVAE):
     def _build_top_down(self):
         for network, width in [*zip(self.prior_blocks, self.latent_dims[1:]),
                                (self.decoder, self.latent_dims[0])]:
-            if not network.built:  # (your own block may come built, e.g. from its config)
-                network.build((None, width))
+            build_network(network, (None, width))  # (your own block may come built)
         for i, (prior_block, head) in enumerate(zip(self.prior_blocks, self.prior_heads)):
-            head.build(prior_block.compute_output_shape((None, self.latent_dims[i + 1])))
-        self.likelihood_layer.build(self.decoder.compute_output_shape((None, self.latent_dims[0])))
+            head.build(output_shape(prior_block, (self.latent_dims[i + 1],), f"prior block {i}"))
+        self.likelihood_layer.build(output_shape(self.decoder, (self.latent_dims[0],), "decoder"))
         if not self.prior_layer.built:  # (a prior part may come built, e.g. from its config)
             self.prior_layer.build()
 
@@ -387,10 +400,9 @@ class LadderVAE(_TopDownVAE):
     def build(self, input_shape):
         self._check_build_shape(input_shape)
         data_shape = shape = (None,) + self.input_shape
-        for up_block, head in zip(self.up_blocks, self.up_heads):
-            if not up_block.built:  # (your own block may come built)
-                up_block.build(shape)
-            shape = up_block.compute_output_shape(shape)
+        for i, (up_block, head) in enumerate(zip(self.up_blocks, self.up_heads)):
+            build_network(up_block, shape)  # (your own block may come built)
+            shape = output_shape(up_block, shape[1:], f"up block {i}")
             head.build(shape)
             head.build_baseline(data_shape)
         self._build_top_down()
@@ -493,9 +505,8 @@ class HierarchicalVAE(_TopDownVAE):
         self._check_build_shape(input_shape)
         data_shape = shape = (None,) + self.input_shape
         for i, (up_block, head) in enumerate(zip(self.up_blocks, self.up_heads)):
-            if not up_block.built:  # (your own block may come built)
-                up_block.build(shape)
-            head.build(up_block.compute_output_shape(shape))
+            build_network(up_block, shape)  # (your own block may come built)
+            head.build(output_shape(up_block, shape[1:], f"up block {i}"))
             head.build_baseline(data_shape)
             shape = (None, self.latent_dims[i])
         self._build_top_down()

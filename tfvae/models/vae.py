@@ -5,7 +5,8 @@ import tensorflow as tf
 
 from tfvae import latents, priors
 from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, PriorPart, check_num_samples,
-                               make_likelihood, network_part, output_shape)
+                               build_network, decoder_gives_parameters, make_likelihood,
+                               network_part, output_shape)
 
 ARCHITECTURES = ("mlp", "conv")
 _IMAGE_SIDE = 28  # the conv shorthand for flat data is for 28x28 single-channel images (784,)
@@ -133,6 +134,9 @@ class VAE(PriorPart, BaseVAE):
                 "latents): mixture and VampPrior priors are mixtures of Gaussians, for "
                 "latent='gaussian'. Received: "
                 f"prior={prior if isinstance(prior, str) else type(prior).__name__!r}")
+        if isinstance(hidden, (int, str)):
+            raise ValueError(f"hidden must be a sequence of positive integers, e.g. "
+                             f"hidden=({hidden!r},). Received: hidden={hidden!r}")
         hidden = tuple(hidden)
         if not all(isinstance(u, int) and u > 0 for u in hidden):
             raise ValueError(f"hidden must be a sequence of positive integers. Received: hidden={hidden!r}")
@@ -171,8 +175,7 @@ class VAE(PriorPart, BaseVAE):
             self.decoder = conv_decoder(hidden, activation, channels, name="decoder",
                                         image_shape=image_shape)
         if self.custom_decoder:
-            decoded = output_shape(self.decoder, (latent_dim,))
-            parameters_out = decoded is not None and tuple(decoded[1:]) == shape
+            parameters_out = decoder_gives_parameters(self.decoder, latent_dim, shape, likelihood)
         else:
             parameters_out = architecture == "conv"
         self.likelihood_layer = make_likelihood(likelihood, shape, likelihood_scale,
@@ -198,13 +201,11 @@ class VAE(PriorPart, BaseVAE):
         self._check_build_shape(input_shape)
         input_shape = (None,) + self.input_shape
         for network, shape in ((self.encoder, input_shape), (self.decoder, (None, self.latent_dim))):
-            if not network.built:  # (your own network may come built, e.g. with an Input)
-                network.build(shape)
+            build_network(network, shape)  # (your own network may come built, e.g. with an Input)
         if not self.posterior_layer.built:  # (a latent part comes built from its config)
-            self.posterior_layer.build(self.encoder.compute_output_shape(input_shape))
+            self.posterior_layer.build(output_shape(self.encoder, self.input_shape, "encoder"))
         self.posterior_layer.build_baseline(input_shape)
-        latent_shape = (None, self.latent_dim)
-        self.likelihood_layer.build(self.decoder.compute_output_shape(latent_shape))
+        self.likelihood_layer.build(output_shape(self.decoder, (self.latent_dim,), "decoder"))
         if self.prior_layer is not None and not self.prior_layer.built:
             self.prior_layer.build()  # (a prior part may come built, e.g. from its config)
         self.built = True
