@@ -45,8 +45,9 @@ def make_likelihood(likelihood, input_shape, likelihood_scale=None, project=True
 def network_part(network, what):
     """A user's network (encoder, decoder, block): a Keras layer or model, or its serialization
     from a config."""
-    if isinstance(network, dict):
-        network = keras.saving.deserialize_keras_object(network)
+    if isinstance(network, dict):  # (unbuilt: the model builds it, see `build_network`)
+        network = keras.saving.deserialize_keras_object(
+            {key: value for key, value in network.items() if key != "build_config"})
     if not isinstance(network, keras.layers.Layer):
         raise ValueError(f"{what} must be a Keras layer or model (e.g. keras.Sequential([...]) "
                          f"or a functional keras.Model). Received: {what}={network!r}")
