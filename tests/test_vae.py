@@ -121,10 +121,16 @@ def test_kl_warmup_moves_the_rate_weight_from_zero(binary_mnist_subset):
     model = small_vae()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(batches(train_x), epochs=3, verbose=0,
+                        validation_data=batches(binary_mnist_subset[1][:100]),
                         callbacks=[tfvae.callbacks.KLWarmup(2)])
-    assert history.history["kl_warmup"] == [0.0, 0.5, 1.0]
+    h = history.history
+    assert h["kl_warmup"] == [0.0, 0.5, 1.0]
     # Epoch 1 trains the reconstruction alone: its loss is the distortion.
-    np.testing.assert_allclose(history.history["loss"][0], history.history["distortion"][0], rtol=1e-5)
+    np.testing.assert_allclose(h["loss"][0], h["distortion"][0], rtol=1e-5)
+    # Validation measures the whole objective in every epoch (-ELBO), so val_loss compares.
+    for epoch in range(3):
+        np.testing.assert_allclose(h["val_loss"][epoch], -h["val_elbo"][epoch], rtol=1e-5)
+        assert h["val_kl"][epoch] > 1.0
     assert float(model.kl_warmup.numpy()) == 1.0
 
 

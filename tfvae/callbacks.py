@@ -13,7 +13,9 @@ class KLWarmup(keras.callbacks.Callback):
 
     The weight in epoch e (counting from 0) is min(1, e / epochs): the first epoch trains the
     reconstruction alone (Sonderby et al. 2016, section 2.3; Bowman et al. 2016).
-    The model's `beta` multiplies it.
+    The model's `beta` multiplies it. Validation and `evaluate` during training measure the
+    whole objective (weight 1), so `val_loss` is comparable from epoch to epoch (for
+    EarlyStopping, `ModelCheckpoint(save_best_only=True)`; or monitor "val_elbo", mode="max").
     """
 
     def __init__(self, epochs):
@@ -24,6 +26,13 @@ class KLWarmup(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.kl_warmup.assign(1.0 if self.epochs == 0 else min(1.0, epoch / self.epochs))
+
+    def on_test_begin(self, logs=None):
+        self._training_weight = float(self.model.kl_warmup.numpy())
+        self.model.kl_warmup.assign(1.0)
+
+    def on_test_end(self, logs=None):
+        self.model.kl_warmup.assign(getattr(self, "_training_weight", 1.0))
 
     def on_train_end(self, logs=None):
         # Evaluation after training measures the true ELBO, whatever epoch training stopped at.
