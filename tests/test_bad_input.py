@@ -156,3 +156,15 @@ def test_a_gaussian_model_asks_for_floats_without_the_unit_interval():
                                          r"Received dtype int32; convert it with x.astype"):
         model.elbo(np.zeros((2, D), np.int32))
     assert np.isfinite(model.elbo(X_GOOD * 255.0).numpy()).all()  # (any real value is data)
+
+
+def test_a_dataset_of_unknown_shape_is_told_how_to_give_it():
+    def identity(batch):
+        return tf.numpy_function(lambda a: a, [batch], tf.float32)
+
+    unknown = tf.data.Dataset.from_tensor_slices(X_GOOD).batch(8).map(identity)
+    model = tfvae.VAE(D, 4, hidden=(8,), seed=0)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"unknown shape .*tf.ensure_shape\(x, \[None, 784\]\)"):
+        model.fit(unknown, epochs=1, verbose=0)
+    model.fit(unknown.map(lambda x: tf.ensure_shape(x, [None, D])), epochs=1, verbose=0)

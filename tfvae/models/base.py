@@ -530,7 +530,12 @@ class BaseVAE(keras.Model):
             raise ValueError(f"{what}: the dataset yields single examples of shape {shape}, not "
                              f"batches: call .batch(batch_size) on it. A {type(self).__name__} "
                              f"takes {expected}.")
-        if shape.rank is None or not _matches(shape[1:], self.input_shape):
+        if shape.rank is None:
+            raise ValueError(f"{what}: the dataset's batches have an unknown shape (e.g. after "
+                             "tf.numpy_function or tf.py_function); give it with "
+                             f"dataset.map(lambda x: tf.ensure_shape(x, {[None, *self.input_shape]})). "
+                             f"{type(self).__name__} takes {expected}.")
+        if not _matches(shape[1:], self.input_shape):
             raise ValueError(f"{what}: {type(self).__name__} takes {expected}. Received a "
                              f"dataset of shape {shape}.")
         if not spec.dtype.is_floating:
@@ -694,7 +699,8 @@ def _part_shapes(layer):
 
 def _matches(shape, expected):
     """Whether a (possibly partly unknown) shape is `expected`; unknown sizes match any."""
-    shape = tuple(tf.TensorShape(shape).as_list()) if shape is not None else None
+    shape = tf.TensorShape(shape) if shape is not None else tf.TensorShape(None)
+    shape = tuple(shape.as_list()) if shape.rank is not None else None
     return (shape is not None and len(shape) == len(expected)
             and all(d is None or d == e for d, e in zip(shape, expected)))
 
