@@ -188,6 +188,28 @@ def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(iso
         zoo.entry(url + "?other")
 
 
+@pytest.mark.parametrize("fragment", ["sha256:{hex}", "md5=abc", "sha256={hex}0", "SHA256={hex}", ""])
+def test_a_mistyped_hash_fragment_is_refused_before_any_fetch(isolated, fragment):
+    """Anything after # but sha256=<64 hex digits> is an error, not a fetch without a check."""
+    _, line = zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR,
+                       registry_path=str(isolated / "registry.json"))
+    url = (isolated / "served" / f"{SMALL}.tar.gz").as_uri()
+    fragment = fragment.format(hex=line[SMALL]["archive"]["sha256"])
+    with pytest.raises(zoo.ZooError, match=r"the only fragment is #sha256=<the archive's 64 hex"):
+        zoo.entry(f"{url}#{fragment}")
+    assert _cached_files(isolated) == []
+
+
+def test_an_upper_case_sha256_fragment_is_checked_like_a_lower_case_one(isolated):
+    _, line = zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR,
+                       registry_path=str(isolated / "registry.json"))
+    url = (isolated / "served" / f"{SMALL}.tar.gz").as_uri()
+    folder = zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256'].upper()}")
+    assert os.path.isfile(os.path.join(folder, "model.keras"))
+    with pytest.raises(zoo.ZooError, match="does not match the SHA-256 after #sha256="):
+        zoo.entry(f"{url}#sha256={'A' * 64}")
+
+
 class _HubLikeHandler(http.server.BaseHTTPRequestHandler):
     """The Hugging Face Hub's layout: /OWNER/REPO/resolve/REVISION/FILE answers 302 to where the
     bytes are (/cdn/FILE here), which serves the file from `served`; every path is recorded."""

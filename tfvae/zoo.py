@@ -19,6 +19,7 @@ from `$TFVAE_ZOO_URL` (default: the registry's `base_url`) into the cache `$TFVA
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -227,7 +228,7 @@ def verify(name, root=None):
 def entry(source, root=None):
     """The verified folder of `source`: a zoo name (found locally or in the cache, else fetched
     by the registry), a folder holding metadata.json, or an http(s)://, file:// or hf:// URL of
-    an entry archive (`#sha256=<hex>` after it is checked too).
+    an entry archive (`#sha256=<64 hex digits>` after it is checked too; any other `#` is refused).
 
     Raises:
         ZooError: an unknown name, a failed check or download; nothing partial is kept.
@@ -249,8 +250,13 @@ def entry(source, root=None):
 
 def _fetch_url(url):
     """The folder of the archive at `url`, cached under $TFVAE_HOME/urls/ by the URL."""
-    address, _, fragment = url.partition("#")
-    want = dict([fragment.split("=", 1)]) if fragment.startswith("sha256=") else {}
+    address, hash_mark, fragment = url.partition("#")
+    digest = re.fullmatch(r"sha256=([0-9a-fA-F]{64})", fragment)
+    if hash_mark and not digest:  # (a mistyped check must not become no check)
+        raise ZooError(f"{url!r} ends in #{fragment}: the only fragment is #sha256=<the "
+                       "archive's 64 hex digits> (`sha256sum NAME.tar.gz`); fix it, or drop "
+                       "the # part to fetch without that check.")
+    want = {"sha256": digest[1].lower()} if digest else {}
     root = os.path.join(home(), "urls", hashlib.sha256(url.encode()).hexdigest()[:16])
     if os.path.isdir(root):
         for name in os.listdir(root):
