@@ -173,6 +173,19 @@ def test_a_fetched_entry_is_cached_checked_and_loads_offline(isolated, capsys):
         zoo.load(SMALL)
 
 
+def test_a_cached_folder_without_metadata_is_replaced_by_the_next_fetch(isolated):
+    """A cached entry whose metadata.json was deleted is no entry: the next load fetches it
+    again and the verified copy takes the folder's place (was: "Directory not empty")."""
+    zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    folder = zoo.entry(SMALL)
+    os.remove(os.path.join(folder, "metadata.json"))
+    with open(os.path.join(folder, "stray.txt"), "w") as f:
+        f.write("left by the user")
+    assert zoo.entry(SMALL) == folder
+    assert zoo.check_folder(folder, exact=True) == folder  # (no stray.txt)
+    assert not [p for p in _cached_files(isolated) if ".tmp" in p]
+
+
 def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(isolated):
     served = isolated / "served"
     path, line = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))

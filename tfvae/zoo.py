@@ -297,6 +297,11 @@ def _install(url, root, name, archive_expected, files_expected):
         except ZooError as e:
             raise ZooError(f"{e} (in {url}; nothing was kept)") from None
         final = os.path.join(root, top)
+        if os.path.isdir(final) and not os.path.isfile(os.path.join(final, METADATA)):
+            # no entry (its metadata.json deleted): set aside, to be removed with tmp, so that
+            # the verified copy takes its place (a concurrent fetch may have done so first)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(final, os.path.join(tmp, "damaged"))
         try:
             os.replace(folder, final)
         except OSError:  # (another process fetching the same entry renamed its copy first)
