@@ -186,6 +186,18 @@ def test_a_cached_folder_without_metadata_is_replaced_by_the_next_fetch(isolated
     assert not [p for p in _cached_files(isolated) if ".tmp" in p]
 
 
+def test_list_shows_an_entry_with_unreadable_metadata_as_damaged_and_the_others(isolated, capsys):
+    local = isolated / "local"
+    shutil.copytree(os.path.join(SHIPPED_DIR, SMALL), local / SMALL)
+    (local / "broken").mkdir()
+    (local / "broken" / "metadata.json").write_text('{"name": "broken", "mod')  # truncated
+    assert cli.main(["zoo", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["broken"].split(None, 1)[1] == (f"damaged: {local / 'broken' / 'metadata.json'} is "
+                                                f"not a zoo entry's metadata; delete {local / 'broken'}")
+    assert rows[SMALL].endswith(" local") and rows["vae_mnist"].endswith(" MB")
+
+
 def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(isolated):
     served = isolated / "served"
     path, line = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))

@@ -304,6 +304,9 @@ def _zoo_list(zoo):
     cache = zoo.cache_dir()
     print(f"{'name':<20} {'model':<16} {'test ELBO':>10} {'test NLL':>16}  {'dataset':<14} where")
     for m in entries:
+        if m["damaged"]:
+            print(f"{m['name']:<20} damaged: {m['damaged']}")
+            continue
         nll = ("" if m["test_nll"] is None else f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f}")
         if m.get("test_exact_nll") is not None:
             nll = f"{m['test_exact_nll']:.2f} (exact)"

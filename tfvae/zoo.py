@@ -122,27 +122,36 @@ def resolve(url):
 
 
 def list_models(root=None):
-    """The metadata of every zoo entry under `root` (default `zoo_dir()`), sorted by name."""
+    """The metadata of every zoo entry under `root` (default `zoo_dir()`), sorted by name; an
+    entry whose metadata.json is unreadable as {"name": folder name, "damaged": why}."""
     root = root or zoo_dir()
     if not os.path.isdir(root):
         return []
-    entries = [files.read_json(os.path.join(root, name, METADATA))
-               for name in sorted(os.listdir(root))
-               if os.path.isfile(os.path.join(root, name, METADATA))]
+    entries = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name, METADATA)
+        if os.path.isfile(path):
+            try:
+                metadata = files.read_json(path)
+                entries.append(dict(metadata, name=metadata["name"], model=metadata["model"],
+                                    dataset=metadata["dataset"]))
+            except (ValueError, KeyError, TypeError):  # (JSONDecodeError is a ValueError)
+                entries.append({"name": name, "damaged": f"{path} is not a zoo entry's metadata; "
+                                                         f"delete {os.path.dirname(path)}"})
     return entries
 
 
 def available(root=None):
     """Every entry that `load` finds by name, sorted by name: the local and cached ones (with
     their `folder`), then the registry's others (`folder` None, `archive_size` in bytes); or
-    only those in the folder `root`."""
+    only those in the folder `root`. `damaged` says why an entry's metadata is unreadable."""
     found = {}
     for folder_root in reversed([root] if root else roots()):  # (zoo_dir() hides the cache)
         for m in list_models(folder_root):
             found[m["name"]] = dict(_summary(m), folder=os.path.join(folder_root, m["name"]),
                                     archive_size=None)
     for name, entry in ({} if root else registry()["entries"]).items():
-        found.setdefault(name, dict(entry["metrics"], name=name, model=entry["model"],
+        found.setdefault(name, dict(_summary(entry["metrics"]), name=name, model=entry["model"],
                                     dataset=entry["dataset"], folder=None,
                                     archive_size=entry["archive"]["size"]))
     return [found[name] for name in sorted(found)]
@@ -154,8 +163,7 @@ def _files_in(folder):
 
 
 def _summary(metadata):
-    return dict({key: metadata.get(key) for key in METRICS}, name=metadata["name"],
-                model=metadata["model"], dataset=metadata["dataset"])
+    return {key: metadata.get(key) for key in (*METRICS, "name", "model", "dataset", "damaged")}
 
 
 def check_folder(folder, expected=None, exact=False):
