@@ -213,6 +213,19 @@ def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(iso
         zoo.entry(url + "?other")
 
 
+def test_a_local_archive_path_loads_like_its_file_url(isolated, capsys):
+    path, _ = zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR,
+                       registry_path=str(isolated / "registry.json"))
+    assert zoo.is_zoo_source(path)
+    assert zoo.entry(os.path.relpath(path)) == zoo.entry((isolated / "served" / f"{SMALL}.tar.gz").as_uri())
+    out = isolated / "grid.png"
+    assert cli.main(["sample", path, "--out", str(out), "--num", "4"]) == 0 and out.is_file()
+    capsys.readouterr()
+    assert cli.main(["sample", str(isolated / "missing.tar.gz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.tar.gz could not be reached" in err
+
+
 @pytest.mark.parametrize("fragment", ["sha256:{hex}", "md5=abc", "sha256={hex}0", "SHA256={hex}", ""])
 def test_a_mistyped_hash_fragment_is_refused_before_any_fetch(isolated, fragment):
     """Anything after # but sha256=<64 hex digits> is an error, not a fetch without a check."""

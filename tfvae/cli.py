@@ -25,8 +25,8 @@ EXAMPLES = {
 # k of `tfvae evaluate`'s IWAE estimate: the field's k = 5000 (Burda et al. 2016), or a small k
 # that checks the bound against the exact likelihood where that is computed by enumeration
 IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
-MODEL_HELP = ("a zoo name (see `tfvae zoo list`), a zoo entry folder or archive URL, a .keras file "
-              "or a `tfvae train` output folder")
+MODEL_HELP = ("a zoo name (see `tfvae zoo list`), a zoo entry folder, archive or archive URL, a "
+              ".keras file or a `tfvae train` output folder")
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 
@@ -260,7 +260,7 @@ def _load(command, path):
 
     try:
         return zoo.load_name_or_path(path)
-    except (FileNotFoundError, zoo.ZooError) as e:
+    except (ValueError, OSError) as e:  # (ZooError is a ValueError; Keras' file errors too)
         print(f"tfvae {command}: {e}", file=sys.stderr)
         return None
 

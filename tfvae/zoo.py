@@ -19,6 +19,7 @@ from `$TFVAE_ZOO_URL` (default: the registry's `base_url`) into the cache `$TFVA
 import contextlib
 import hashlib
 import os
+import pathlib
 import re
 import shutil
 import tempfile
@@ -235,13 +236,16 @@ def verify(name, root=None):
 
 def entry(source, root=None):
     """The verified folder of `source`: a zoo name (found locally or in the cache, else fetched
-    by the registry), a folder holding metadata.json, or an http(s)://, file:// or hf:// URL of
-    an entry archive (`#sha256=<64 hex digits>` after it is checked too; any other `#` is refused).
+    by the registry), a folder holding metadata.json, the path of an entry archive (as its
+    file:// URL), or an http(s)://, file:// or hf:// URL of an entry archive (`#sha256=<64 hex
+    digits>` after it is checked too; any other `#` is refused).
 
     Raises:
         ZooError: an unknown name, a failed check or download; nothing partial is kept.
     """
     source = os.fspath(source)
+    if "://" not in source and source.endswith(archives.SUFFIX):  # a local archive
+        source = pathlib.Path(os.path.abspath(source)).as_uri()
     if "://" in source:
         return _fetch_url(resolve(source))
     if not root and os.path.isfile(os.path.join(source, METADATA)):
@@ -328,8 +332,8 @@ def load(source, root=None):
     """A zoo model, after every checksum is checked, loaded in Keras' safe mode.
 
     Args:
-        source: a zoo name (`tfvae zoo list`), the folder of an entry, or the http(s)://,
-            file:// or hf://OWNER/REPO/NAME.tar.gz URL of an entry archive.
+        source: a zoo name (`tfvae zoo list`), the folder of an entry, the path of an entry
+            archive, or the http(s)://, file:// or hf://OWNER/REPO/NAME.tar.gz URL of one.
         root: look up a name only in this folder (no cache, no fetching).
 
     Returns:
@@ -342,9 +346,11 @@ def load(source, root=None):
 
 
 def is_zoo_source(source):
-    """Whether `source` is read by the zoo: a URL, an entry folder, or a name that is no path."""
+    """Whether `source` is read by the zoo: a URL, an entry folder or archive, or a name that
+    is no path."""
     source = os.fspath(source)
-    return ("://" in source or os.path.isfile(os.path.join(source, METADATA))
+    return ("://" in source or source.endswith(archives.SUFFIX)
+            or os.path.isfile(os.path.join(source, METADATA))
             or (not os.path.exists(source) and os.sep not in source and not source.endswith(".keras")))
 
 
