@@ -38,6 +38,11 @@ def test_image_grid_places_every_image(tmp_path):
     assert image[..., :3].min() < 0.1 and image[..., :3].max() > 0.9
 
 
+def test_a_figure_goes_into_a_folder_that_does_not_exist_yet(tmp_path):
+    """As `tfvae sample --out new/dir/grid.png` does: the folder is made (was FileNotFoundError)."""
+    read_png(plots.image_grid(np.zeros((4, 784), np.float32), str(tmp_path / "new" / "dir" / "grid.png")))
+
+
 def test_figures_of_a_model(run_dir, binary_mnist_subset, tmp_path):
     model = files.load_model(run_dir)
     x = binary_mnist_subset[1][:8]
