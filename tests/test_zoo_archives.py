@@ -311,6 +311,27 @@ def test_a_hugging_face_repository_serves_the_zoo_by_name_and_by_archive(isolate
     assert not [p for p in _cached_files(isolated) if ".tmp" in p]
 
 
+@pytest.mark.parametrize("source, folder", [("hf://tfvae/zoo@v1", "hf://tfvae/zoo@v1"),
+                                            ("hf://tfvae/zoo/", "hf://tfvae/zoo"),
+                                            ("{endpoint}/tfvae/zoo/resolve/v1/", "{endpoint}/tfvae/zoo/resolve/v1")])
+def test_a_url_that_names_no_archive_is_refused_before_any_request(isolated, hub, source, folder):
+    """A repository or folder, not NAME.tar.gz: one message saying both ways to write it."""
+    source, folder = (text.format(endpoint=os.environ["HF_ENDPOINT"]) for text in (source, folder))
+    with pytest.raises(zoo.ZooError) as refused:
+        zoo.entry(source)
+    assert str(refused.value) == (f"{source!r} is not the URL of an entry archive: give "
+                                  f"{folder}/NAME.tar.gz, or set TFVAE_ZOO_URL={folder} and pass NAME.")
+    assert hub == [] and _cached_files(isolated) == []
+
+
+def test_an_archive_that_is_no_tar_gz_is_named_by_its_url(isolated):
+    junk = isolated / "served" / "junk.tar.gz"
+    junk.write_bytes(b"not gzip")
+    with pytest.raises(zoo.ZooError, match=f"{junk.as_uri()} is not a readable .tar.gz") as refused:
+        zoo.entry(junk.as_uri())
+    assert ".tmp-" not in str(refused.value)
+
+
 def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):
     monkeypatch.setenv("TFVAE_ZOO_URL", str(isolated / "served"))  # a path, not file://
     with pytest.raises(zoo.ZooError, match=r"is not an http://, https:// or file:// URL"):

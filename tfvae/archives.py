@@ -88,24 +88,27 @@ def download(url, path, label, size=None):
     return done
 
 
-def extract(path, dest):
+def extract(path, dest, source=None):
     """Extracts the archive `path` into the folder `dest`; returns the name of its top folder.
+
+    `source` names the archive in errors (default `path`), e.g. the URL it was fetched from.
 
     Raises:
         ArchiveError: not a readable .tar.gz, or a member that is not a plain file or folder
             under a single top folder (an absolute path, `..`, a link, a device).
     """
+    source = source or path
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = tar.getmembers()
             tops = {_check_member(member) for member in members}
             if len(tops) != 1:
-                raise ArchiveError(f"{path} must hold one top folder (the entry). "
+                raise ArchiveError(f"{source} must hold one top folder (the entry). "
                                    f"Received: {sorted(tops)}")
             # filter="data" refuses the same things once more, and drops modes such as setuid
             tar.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise ArchiveError(f"{path} is not a readable .tar.gz archive ({e})") from None
+        raise ArchiveError(f"{source} is not a readable .tar.gz archive ({e})") from None
     return tops.pop()
 
 

@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 import numpy as np
 
@@ -247,7 +248,13 @@ def entry(source, root=None):
     if "://" not in source and source.endswith(archives.SUFFIX):  # a local archive
         source = pathlib.Path(os.path.abspath(source)).as_uri()
     if "://" in source:
-        return _fetch_url(resolve(source))
+        url = resolve(source)
+        if not urllib.parse.urlsplit(url).path.endswith(archives.SUFFIX):
+            folder = source.partition("#")[0].rstrip("/")
+            raise ZooError(f"{source!r} is not the URL of an entry archive: give "
+                           f"{folder}/NAME{archives.SUFFIX}, or set TFVAE_ZOO_URL={folder} and "
+                           "pass NAME.")
+        return _fetch_url(url)
     if not root and os.path.isfile(os.path.join(source, METADATA)):
         return check_folder(source)
     try:
@@ -301,7 +308,7 @@ def _install(url, root, name, archive_expected, files_expected):
             raise ZooError(f"{url} does not match the SHA-256 {source} (expected "
                            f"{archive_expected['sha256']}, found {actual}): a damaged download or "
                            f"another release; nothing was kept. {hint}")
-        top = archives.extract(archive, os.path.join(tmp, "entry"))
+        top = archives.extract(archive, os.path.join(tmp, "entry"), url)
         if name not in (None, top):
             raise ZooError(f"{url} holds the entry {top!r}, not {name!r}; nothing was kept. {hint}")
         try:
