@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import threading
@@ -196,6 +197,25 @@ def test_list_shows_an_entry_with_unreadable_metadata_as_damaged_and_the_others(
     assert rows["broken"].split(None, 1)[1] == (f"damaged: {local / 'broken' / 'metadata.json'} is "
                                                 f"not a zoo entry's metadata; delete {local / 'broken'}")
     assert rows[SMALL].endswith(" local") and rows["vae_mnist"].endswith(" MB")
+
+
+def test_a_zoo_dir_that_is_missing_or_holds_archives_is_said_by_list_and_lookups(isolated, capsys, monkeypatch):
+    """A mix-up with TFVAE_ZOO_URL: `tfvae zoo list` and a failed name lookup say what is wrong."""
+    missing = f"TFVAE_ZOO_DIR={isolated / 'local'} is not an existing folder"
+    assert cli.main(["zoo", "list"]) == 0
+    assert capsys.readouterr().err.startswith(f"tfvae zoo: {missing}")
+    with pytest.raises(zoo.ZooError, match=f"No zoo model 'nope' .*{re.escape(missing)}"):
+        zoo.entry("nope")
+    zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    monkeypatch.setenv("TFVAE_ZOO_DIR", str(isolated / "served"))
+    holds = (f"TFVAE_ZOO_DIR={isolated / 'served'} holds archives, not entry folders: for a folder of "
+             f"archives set TFVAE_ZOO_URL={(isolated / 'served').as_uri()}/ instead.")
+    assert cli.main(["zoo", "list"]) == 0
+    assert capsys.readouterr().err == f"tfvae zoo: {holds}\n"
+    with pytest.raises(zoo.ZooError, match=re.escape(holds)):
+        zoo.entry("nope")
+    monkeypatch.setenv("TFVAE_ZOO_DIR", SHIPPED_DIR)
+    assert zoo.zoo_dir_problem() == ""
 
 
 def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(isolated):

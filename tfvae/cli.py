@@ -321,6 +321,8 @@ def _zoo_list(zoo):
           "($TFVAE_ZOO_URL)")
     print("load one with tfvae.zoo.load(NAME), read its card with tfvae zoo show NAME, or sample "
           "it: tfvae sample NAME --out grid.png")
+    if zoo.zoo_dir_problem():
+        print(f"tfvae zoo: {zoo.zoo_dir_problem()}", file=sys.stderr)
 
 
 def _sample(args):

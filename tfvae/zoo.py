@@ -70,6 +70,21 @@ def zoo_dir():
     return os.environ.get("TFVAE_ZOO_DIR") or (checkout if os.path.isdir(checkout) else cache_dir())
 
 
+def zoo_dir_problem():
+    """What is wrong with $TFVAE_ZOO_DIR, in a sentence: no such folder, or a folder of archives
+    (which is what TFVAE_ZOO_URL takes); "" if it is unset or fine."""
+    folder = os.environ.get("TFVAE_ZOO_DIR")
+    if not folder:
+        return ""
+    if not os.path.isdir(folder):
+        return (f"TFVAE_ZOO_DIR={folder} is not an existing folder (the folder of local entries "
+                "NAME/metadata.json, which `tfvae zoo publish` creates).")
+    if not list_models(folder) and any(n.endswith(archives.SUFFIX) for n in os.listdir(folder)):
+        return (f"TFVAE_ZOO_DIR={folder} holds archives, not entry folders: for a folder of archives "
+                f"set TFVAE_ZOO_URL={pathlib.Path(os.path.abspath(folder)).as_uri()}/ instead.")
+    return ""
+
+
 def roots():
     """The folders searched for an entry by name, in order: `zoo_dir()`, then the cache."""
     return [*dict.fromkeys([zoo_dir(), cache_dir()])]  # (not list(): this module rebinds it)
@@ -232,7 +247,8 @@ def verify(name, root=None):
                     raise ZooError(f"{e} Delete {folder} to fetch it again.") from None
                 raise
     known = [m["name"] for m in available(root)]
-    raise ZooError(f"No zoo model {name!r} in {' or '.join(searched)}. Known: {known}")
+    raise ZooError(f"No zoo model {name!r} in {' or '.join(searched)}. Known: {known} "
+                   f"{'' if root else zoo_dir_problem()}".rstrip())
 
 
 def entry(source, root=None):
