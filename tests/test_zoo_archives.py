@@ -199,6 +199,15 @@ def test_list_shows_an_entry_with_unreadable_metadata_as_damaged_and_the_others(
     assert rows[SMALL].endswith(" local") and rows["vae_mnist"].endswith(" MB")
 
 
+def test_a_mistyped_name_names_every_place_searched_and_the_closest_name(isolated, capsys):
+    assert cli.main(["sample", "vae20_mnist", "--out", str(isolated / "grid.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"tfvae sample: No zoo model 'vae20_mnist' in {isolated / 'local'}, "
+                          f"{isolated / 'home' / 'zoo'}, the registry {zoo.REGISTRY}. "
+                          "Did you mean 'vae20d_mnist'? Known: [")
+
+
 def test_a_zoo_dir_that_is_missing_or_holds_archives_is_said_by_list_and_lookups(isolated, capsys, monkeypatch):
     """A mix-up with TFVAE_ZOO_URL: `tfvae zoo list` and a failed name lookup say what is wrong."""
     missing = f"TFVAE_ZOO_DIR={isolated / 'local'} is not an existing folder"

@@ -17,6 +17,7 @@ from `$TFVAE_ZOO_URL` (default: the registry's `base_url`) into the cache `$TFVA
     model = tfvae.zoo.load("vae_mnist")
 """
 import contextlib
+import difflib
 import hashlib
 import os
 import pathlib
@@ -247,7 +248,10 @@ def verify(name, root=None):
                     raise ZooError(f"{e} Delete {folder} to fetch it again.") from None
                 raise
     known = [m["name"] for m in available(root)]
-    raise ZooError(f"No zoo model {name!r} in {' or '.join(searched)}. Known: {known} "
+    places = searched if root else [*searched, f"the registry {REGISTRY}"]
+    close = difflib.get_close_matches(name, known, n=1)
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    raise ZooError(f"No zoo model {name!r} in {', '.join(places)}.{guess} Known: {known} "
                    f"{'' if root else zoo_dir_problem()}".rstrip())
 
 
