@@ -107,6 +107,16 @@ def test_cli_pack_prints_the_registry_line_of_the_archive_it_wrote(tmp_path, cap
     assert "No zoo model 'nope'" in capsys.readouterr().err
 
 
+def test_cli_pack_says_to_upload_to_the_base_url_of_the_registry_it_wrote(tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"base_url": "https://example.org/zoo/", "entries": {}}))
+    for registry, where in [(other, f"https://example.org/zoo/ (the base_url of {other})"),
+                            (tmp_path / "new.json", f"a folder, and write its URL as base_url in {tmp_path / 'new.json'}")]:
+        assert cli.main(["zoo", "pack", SMALL, "--out", str(tmp_path / "out"), "--registry", str(registry)]) == 0
+        assert capsys.readouterr().err.splitlines()[-1] == f"upload 1 archive(s) in {tmp_path / 'out'} to {where}"
+        assert list(json.load(open(registry))["entries"]) == [SMALL]
+
+
 def test_pack_without_a_name_writes_every_archive_the_registry_promises(tmp_path, capsys, monkeypatch):
     """The release: `tfvae zoo pack --out DIR` writes one archive per shipped entry whose SHA-256
     and size are the shipped registry's (what a fetch checks), and leaves the registry as it is."""

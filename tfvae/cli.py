@@ -120,8 +120,9 @@ def main(argv=None):
     zoo.add_argument("--name", help="publish: the entry's name (default: the run's config name)")
     zoo.add_argument("--out", default=os.path.join("runs", "zoo-release"),
                      help="pack: the folder for NAME.tar.gz (default runs/zoo-release)")
-    zoo.add_argument("--registry", help="pack: the registry file to update (default: the "
-                                        "package's tfvae/zoo_registry.json)")
+    zoo.add_argument("--registry", help="pack: the registry file to update (default, in a "
+                                        "checkout: its tfvae/zoo_registry.json; needed with an "
+                                        "installed package, whose registry is not edited)")
 
     args = parser.parse_args(argv)
     if args.command == "zoo" and args.action == "publish" and not args.run:
@@ -279,12 +280,16 @@ def _zoo(args):
             names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
             if not names:
                 raise zoo.ZooError(f"No zoo entries to pack in {zoo.zoo_dir()} ($TFVAE_ZOO_DIR).")
+            registry = zoo.release_registry(args.registry)
             for name in names:
-                path, line = zoo.pack(name, args.out, registry_path=args.registry or zoo.REGISTRY)
+                path, line = zoo.pack(name, args.out, registry_path=registry)
                 print(json.dumps(line, sort_keys=True))
                 print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB) and its line in "
-                      f"{args.registry or zoo.REGISTRY}", file=sys.stderr)
-            print(f"upload {len(names)} archive(s) in {args.out} to {zoo.base_url()}", file=sys.stderr)
+                      f"{registry}", file=sys.stderr)
+            url = zoo.registry(registry)["base_url"]
+            print(f"upload {len(names)} archive(s) in {args.out} to " +
+                  (f"{url} (the base_url of {registry})" if url else
+                   f"a folder, and write its URL as base_url in {registry}"), file=sys.stderr)
         elif args.action == "show":
             card = os.path.join(zoo.entry(args.run), zoo.CARD)
             if not os.path.isfile(card):

@@ -64,11 +64,16 @@ def cache_dir():
     return os.path.join(home(), "zoo")
 
 
+def in_checkout():
+    """Whether tfvae runs from a repository (its saved_models/ beside the package), not an install."""
+    return os.path.isdir(os.path.join(CHECKOUT, "saved_models"))
+
+
 def zoo_dir():
     """The local zoo, where `publish` writes and `pack` reads: $TFVAE_ZOO_DIR, else the
     checkout's `saved_models/` (tfvae run from a repository), else the cache."""
-    checkout = os.path.join(CHECKOUT, "saved_models")
-    return os.environ.get("TFVAE_ZOO_DIR") or (checkout if os.path.isdir(checkout) else cache_dir())
+    checkout = os.path.join(CHECKOUT, "saved_models") if in_checkout() else None
+    return os.environ.get("TFVAE_ZOO_DIR") or checkout or cache_dir()
 
 
 def zoo_dir_problem():
@@ -587,8 +592,23 @@ def write_card(folder, text):
     files.write_json(os.path.join(folder, METADATA), metadata)
 
 
-def pack(name, out_dir, root=None, registry_path=REGISTRY):
-    """Writes `out_dir/<name>.tar.gz` of a verified local entry and its line into the registry.
+def release_registry(path=None):
+    """The registry file `pack` updates: `path`, else the checkout's tfvae/zoo_registry.json.
+
+    Raises:
+        ZooError: no `path` in an installed package, whose registry is what that install
+            trusts, not a release's file to edit.
+    """
+    if path or in_checkout():
+        return path or REGISTRY
+    raise ZooError("tfvae runs from an installed package, whose zoo_registry.json is not the "
+                   "release's to edit: give the registry file for the archives' lines, e.g. "
+                   "`tfvae zoo pack --registry runs/zoo-release/zoo_registry.json`.")
+
+
+def pack(name, out_dir, root=None, registry_path=None):
+    """Writes `out_dir/<name>.tar.gz` of a verified local entry and its line into the registry
+    `release_registry(registry_path)`.
 
     The archive holds metadata.json and the files it hashes, under `<name>/`, and is the same
     bytes for the same files (`archives.write`). The entry needs its model card.
@@ -596,6 +616,7 @@ def pack(name, out_dir, root=None, registry_path=REGISTRY):
     Returns:
         (the archive's path, the registry line {name: entry}).
     """
+    registry_path = release_registry(registry_path)
     folder = verify(name, root or zoo_dir())
     metadata = files.read_json(os.path.join(folder, METADATA))
     if CARD not in metadata["files"]:
