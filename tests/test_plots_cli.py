@@ -73,6 +73,8 @@ def test_tfvae_evaluate_prints_and_writes_results(run_dir, tmp_path, capsys, mni
     printed = capsys.readouterr().out
     for row in ("test NLL (IWAE, k=5)", "active units", "index-code MI", "marginal KL"):
         assert row in printed
+    assert not {"\r", "\x08", "\x1b"} & set(printed)  # (stdout is no terminal: no bar redraws)
+    assert len([line for line in printed.splitlines() if line.startswith("20/20 - ")]) == 1
     results = json.loads((out / "evaluation.json").read_text())
     assert results["iwae"]["num_examples"] == 10000
     assert results["iwae"]["nll"] <= -results["iwae"]["elbo"] + 1.0

@@ -383,15 +383,16 @@ def _evaluate(args):
 
     exact = evaluation.supports_exact_likelihood(model)
     num_samples = args.num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)
+    verbose = 1 if sys.stdout.isatty() else 2  # (as train's: in a log file, no bar redraws)
     print(f"IWAE estimate, k={num_samples}, on the {dataset} test set:")
     results = {"dataset": dataset, "binarization": binarize,
-               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed,
+               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed, verbose=verbose,
                                            checkpoint=os.path.join(out, "iwae.partial.json"))}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
                                if k != "activity"}
     if exact:
         print(f"Exact log-likelihood, summed over the 2^{model.latent_dim} latent states:")
-        log_px = evaluation.exact_log_likelihood(model, test, verbose=1)
+        log_px = evaluation.exact_log_likelihood(model, test, verbose=verbose)
         results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
                             "num_examples": int(len(log_px))}
     if args.surgery_samples and "gaussian_posterior" in model.capabilities:
