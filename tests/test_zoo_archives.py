@@ -2,20 +2,23 @@
 entries byte for byte, `pack` is reproducible, cards are current, fetching through file:// caches
 an entry that then loads offline, and crafted archives (`..`, absolute paths, links) are refused
 with nothing written. The installed-package test over HTTP is tests/test_zoo_install.py."""
+import contextlib
 import hashlib
 import http.server
 import importlib.util
 import io
 import json
 import os
+import pty
 import re
 import shutil
+import sys
 import tarfile
 import threading
 
 import pytest
 
-from tfvae import cli, zoo
+from tfvae import archives, cli, zoo
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHIPPED_DIR = os.path.join(ROOT, "saved_models")
@@ -312,20 +315,56 @@ class _HubLikeHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def hub(isolated, monkeypatch):
-    """A Hub-like server on 127.0.0.1 at a free port, as $HF_ENDPOINT, serving tmp_path/served."""
-    _HubLikeHandler.served, _HubLikeHandler.requests = isolated / "served", []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubLikeHandler)
+@contextlib.contextmanager
+def _serving(handler):
+    """An HTTP server of `handler` on 127.0.0.1 at a free port: its address."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
     try:
-        yield _HubLikeHandler.requests
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def hub(isolated, monkeypatch):
+    """A Hub-like server on 127.0.0.1 at a free port, as $HF_ENDPOINT, serving tmp_path/served."""
+    _HubLikeHandler.served, _HubLikeHandler.requests = isolated / "served", []
+    with _serving(_HubLikeHandler) as address:
+        monkeypatch.setenv("HF_ENDPOINT", address)
+        yield _HubLikeHandler.requests
+
+
+class _HangUpHandler(http.server.BaseHTTPRequestHandler):
+    """Announces 1000 bytes, sends 500, and closes the connection (HTTP/1.0)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"x" * 500)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_download_that_stops_ends_the_progress_bar_line(tmp_path, monkeypatch):
+    """On a terminal (a real pseudo-terminal here), a cut download's bar stays where it stopped
+    (was: a full bar) and its line is ended, so the error printed next does not land on it; the
+    same `finally` ends it on Ctrl-C."""
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", encoding="utf-8") as terminal, _serving(_HangUpHandler) as address:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            with pytest.raises(archives.ArchiveError, match="ended after 500 of 1000 bytes"):
+                archives.download(f"{address}/x.tar.gz", str(tmp_path / "x.tar.gz"), "x")
+        shown = os.read(master, 1 << 16).decode().replace("\r\n", "\n")
+    finally:
+        os.close(master)
+    assert shown.endswith(f"\r  [{'#' * 15:<30}]  50%\n"), repr(shown)
 
 
 def test_a_hugging_face_repository_serves_the_zoo_by_name_and_by_archive(isolated, hub, monkeypatch):

@@ -68,11 +68,13 @@ def download(url, path, label, size=None):
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as f:
             total = int(response.headers.get("Content-Length") or size or 0)
             progress = _Progress(f"fetching {label} ({_megabytes(total)}) from {url}", total)
-            for block in iter(lambda: response.read(1 << 16), b""):
-                f.write(block)
-                done += len(block)
-                progress.update(done)
-            progress.close()
+            try:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    f.write(block)
+                    done += len(block)
+                    progress.update(done)
+            finally:  # (also on an error or Ctrl-C: what is printed next starts its own line)
+                progress.close()
     except urllib.error.HTTPError as e:
         raise ArchiveError(f"{url} answered HTTP {e.code} ({e.reason})") from None
     except urllib.error.URLError as e:
@@ -132,17 +134,18 @@ class _Progress:
     """One line on stderr naming the download; on a terminal, redrawn with the share done."""
 
     def __init__(self, line, total):
-        self.total, self.tty, self.last = total, sys.stderr.isatty(), 0.0
+        self.total, self.tty, self.last, self.drawn = total, sys.stderr.isatty(), 0.0, False
         print(line, file=sys.stderr, flush=True)
 
     def update(self, done):
-        if self.tty and self.total and time.monotonic() - self.last > 0.1:
-            self.last = time.monotonic()
+        if self.tty and self.total and (done >= self.total or time.monotonic() - self.last > 0.1):
+            self.last, self.drawn = time.monotonic(), True
             bar = "#" * int(30 * done / self.total)
             sys.stderr.write(f"\r  [{bar:<30}] {done / self.total:4.0%}")
             sys.stderr.flush()
 
     def close(self):
-        if self.tty and self.total:
-            sys.stderr.write(f"\r  [{'#' * 30}] 100%\n")
+        """Ends the bar's line, wherever the download stopped."""
+        if self.drawn:
+            sys.stderr.write("\n")
             sys.stderr.flush()
