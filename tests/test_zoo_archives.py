@@ -410,6 +410,17 @@ def test_an_archive_that_is_no_tar_gz_is_named_by_its_url(isolated):
     assert ".tmp-" not in str(refused.value)
 
 
+def test_a_tfvae_home_that_is_a_file_is_one_message_naming_it(isolated, monkeypatch, capsys):
+    image = isolated / "s.png"
+    image.write_bytes(b"png")
+    monkeypatch.setenv("TFVAE_HOME", str(image))
+    said = f"TFVAE_HOME={image} is not a folder: set TFVAE_HOME to a folder"
+    assert cli.main(["zoo", "list"]) == 2
+    assert capsys.readouterr().err.startswith(f"tfvae zoo: {said}")
+    with pytest.raises(zoo.ZooError, match=re.escape(said)):
+        zoo.load(SMALL)
+
+
 def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):
     monkeypatch.setenv("TFVAE_ZOO_URL", str(isolated / "served"))  # a path, not file://
     with pytest.raises(zoo.ZooError, match=r"is not an http://, https:// or file:// URL"):

@@ -56,7 +56,11 @@ class ZooError(ValueError):
 
 def home():
     """$TFVAE_HOME, else ~/.cache/tfvae: where fetched entries are kept (under `zoo/`)."""
-    return os.path.expanduser(os.environ.get("TFVAE_HOME") or os.path.join("~", ".cache", "tfvae"))
+    path = os.path.expanduser(os.environ.get("TFVAE_HOME") or os.path.join("~", ".cache", "tfvae"))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ZooError(f"TFVAE_HOME={path} is not a folder: set TFVAE_HOME to a folder for the "
+                       "zoo's cache, or unset it (default ~/.cache/tfvae).")
+    return path
 
 
 def cache_dir():
