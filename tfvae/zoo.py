@@ -159,7 +159,7 @@ def list_models(root=None):
         path = os.path.join(root, name, METADATA)
         if os.path.isfile(path):
             try:
-                metadata = files.read_json(path)
+                metadata = files.read_json(path)  # (and the keys a listing shows, or KeyError)
                 entries.append(dict(metadata, name=metadata["name"], model=metadata["model"],
                                     dataset=metadata["dataset"]))
             except (ValueError, KeyError, TypeError):  # (JSONDecodeError is a ValueError)
