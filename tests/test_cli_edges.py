@@ -91,6 +91,14 @@ def test_an_unknown_dataset_is_one_line_and_leaves_no_folder(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_file_that_is_no_model_is_one_line(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    assert cli.main(["sample", str(notes), "--out", str(tmp_path / "grid.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tfvae sample: ") and str(notes) in err
+
+
 def test_a_log_file_gets_one_line_per_epoch(mnist_arrays, tmp_path, capsys):
     """Without --verbose and with stdout not a terminal (here pytest's capture), no progress bar
     redraws: no carriage returns, backspaces or escape codes, one line per epoch."""

@@ -38,6 +38,11 @@ def test_image_grid_places_every_image(tmp_path):
     assert image[..., :3].min() < 0.1 and image[..., :3].max() > 0.9
 
 
+def test_a_figure_goes_into_a_folder_that_does_not_exist_yet(tmp_path):
+    """As `tfvae sample --out new/dir/grid.png` does: the folder is made (was FileNotFoundError)."""
+    read_png(plots.image_grid(np.zeros((4, 784), np.float32), str(tmp_path / "new" / "dir" / "grid.png")))
+
+
 def test_figures_of_a_model(run_dir, binary_mnist_subset, tmp_path):
     model = files.load_model(run_dir)
     x = binary_mnist_subset[1][:8]
@@ -68,6 +73,8 @@ def test_tfvae_evaluate_prints_and_writes_results(run_dir, tmp_path, capsys, mni
     printed = capsys.readouterr().out
     for row in ("test NLL (IWAE, k=5)", "active units", "index-code MI", "marginal KL"):
         assert row in printed
+    assert not {"\r", "\x08", "\x1b"} & set(printed)  # (stdout is no terminal: no bar redraws)
+    assert len([line for line in printed.splitlines() if line.startswith("20/20 - ")]) == 1
     results = json.loads((out / "evaluation.json").read_text())
     assert results["iwae"]["num_examples"] == 10000
     assert results["iwae"]["nll"] <= -results["iwae"]["elbo"] + 1.0

@@ -2,19 +2,23 @@
 entries byte for byte, `pack` is reproducible, cards are current, fetching through file:// caches
 an entry that then loads offline, and crafted archives (`..`, absolute paths, links) are refused
 with nothing written. The installed-package test over HTTP is tests/test_zoo_install.py."""
+import contextlib
 import hashlib
 import http.server
 import importlib.util
 import io
 import json
 import os
+import pty
+import re
 import shutil
+import sys
 import tarfile
 import threading
 
 import pytest
 
-from tfvae import cli, zoo
+from tfvae import archives, cli, zoo
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHIPPED_DIR = os.path.join(ROOT, "saved_models")
@@ -106,6 +110,16 @@ def test_cli_pack_prints_the_registry_line_of_the_archive_it_wrote(tmp_path, cap
     assert "No zoo model 'nope'" in capsys.readouterr().err
 
 
+def test_cli_pack_says_to_upload_to_the_base_url_of_the_registry_it_wrote(tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"base_url": "https://example.org/zoo/", "entries": {}}))
+    for registry, where in [(other, f"https://example.org/zoo/ (the base_url of {other})"),
+                            (tmp_path / "new.json", f"a folder, and write its URL as base_url in {tmp_path / 'new.json'}")]:
+        assert cli.main(["zoo", "pack", SMALL, "--out", str(tmp_path / "out"), "--registry", str(registry)]) == 0
+        assert capsys.readouterr().err.splitlines()[-1] == f"upload 1 archive(s) in {tmp_path / 'out'} to {where}"
+        assert list(json.load(open(registry))["entries"]) == [SMALL]
+
+
 def test_pack_without_a_name_writes_every_archive_the_registry_promises(tmp_path, capsys, monkeypatch):
     """The release: `tfvae zoo pack --out DIR` writes one archive per shipped entry whose SHA-256
     and size are the shipped registry's (what a fetch checks), and leaves the registry as it is."""
@@ -173,6 +187,59 @@ def test_a_fetched_entry_is_cached_checked_and_loads_offline(isolated, capsys):
         zoo.load(SMALL)
 
 
+def test_a_cached_folder_without_metadata_is_replaced_by_the_next_fetch(isolated):
+    """A cached entry whose metadata.json was deleted is no entry: the next load fetches it
+    again and the verified copy takes the folder's place (was: "Directory not empty")."""
+    zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    folder = zoo.entry(SMALL)
+    os.remove(os.path.join(folder, "metadata.json"))
+    with open(os.path.join(folder, "stray.txt"), "w") as f:
+        f.write("left by the user")
+    assert zoo.entry(SMALL) == folder
+    assert zoo.check_folder(folder, exact=True) == folder  # (no stray.txt)
+    assert not [p for p in _cached_files(isolated) if ".tmp" in p]
+
+
+def test_list_shows_an_entry_with_unreadable_metadata_as_damaged_and_the_others(isolated, capsys):
+    local = isolated / "local"
+    shutil.copytree(os.path.join(SHIPPED_DIR, SMALL), local / SMALL)
+    (local / "broken").mkdir()
+    (local / "broken" / "metadata.json").write_text('{"name": "broken", "mod')  # truncated
+    assert cli.main(["zoo", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["broken"].split(None, 1)[1] == (f"damaged: {local / 'broken' / 'metadata.json'} is "
+                                                f"not a zoo entry's metadata; delete {local / 'broken'}")
+    assert rows[SMALL].endswith(" local") and rows["vae_mnist"].endswith(" MB")
+
+
+def test_a_mistyped_name_names_every_place_searched_and_the_closest_name(isolated, capsys):
+    assert cli.main(["sample", "vae20_mnist", "--out", str(isolated / "grid.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"tfvae sample: No zoo model 'vae20_mnist' in {isolated / 'local'}, "
+                          f"{isolated / 'home' / 'zoo'}, the registry {zoo.REGISTRY}. "
+                          "Did you mean 'vae20d_mnist'? Known: [")
+
+
+def test_a_zoo_dir_that_is_missing_or_holds_archives_is_said_by_list_and_lookups(isolated, capsys, monkeypatch):
+    """A mix-up with TFVAE_ZOO_URL: `tfvae zoo list` and a failed name lookup say what is wrong."""
+    missing = f"TFVAE_ZOO_DIR={isolated / 'local'} is not an existing folder"
+    assert cli.main(["zoo", "list"]) == 0
+    assert capsys.readouterr().err.startswith(f"tfvae zoo: {missing}")
+    with pytest.raises(zoo.ZooError, match=f"No zoo model 'nope' .*{re.escape(missing)}"):
+        zoo.entry("nope")
+    zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    monkeypatch.setenv("TFVAE_ZOO_DIR", str(isolated / "served"))
+    holds = (f"TFVAE_ZOO_DIR={isolated / 'served'} holds archives, not entry folders: for a folder of "
+             f"archives set TFVAE_ZOO_URL={(isolated / 'served').as_uri()}/ instead.")
+    assert cli.main(["zoo", "list"]) == 0
+    assert capsys.readouterr().err == f"tfvae zoo: {holds}\n"
+    with pytest.raises(zoo.ZooError, match=re.escape(holds)):
+        zoo.entry("nope")
+    monkeypatch.setenv("TFVAE_ZOO_DIR", SHIPPED_DIR)
+    assert zoo.zoo_dir_problem() == ""
+
+
 def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(isolated):
     served = isolated / "served"
     path, line = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
@@ -186,6 +253,41 @@ def test_an_archive_url_is_checked_by_its_fragment_and_cached_by_its_address(iso
     assert zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256']}") == folder  # no fetch
     with pytest.raises(zoo.ZooError, match="could not be reached"):
         zoo.entry(url + "?other")
+
+
+def test_a_local_archive_path_loads_like_its_file_url(isolated, capsys):
+    path, _ = zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR,
+                       registry_path=str(isolated / "registry.json"))
+    assert zoo.is_zoo_source(path)
+    assert zoo.entry(os.path.relpath(path)) == zoo.entry((isolated / "served" / f"{SMALL}.tar.gz").as_uri())
+    out = isolated / "grid.png"
+    assert cli.main(["sample", path, "--out", str(out), "--num", "4"]) == 0 and out.is_file()
+    capsys.readouterr()
+    assert cli.main(["sample", str(isolated / "missing.tar.gz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.tar.gz could not be reached" in err
+
+
+@pytest.mark.parametrize("fragment", ["sha256:{hex}", "md5=abc", "sha256={hex}0", "SHA256={hex}", ""])
+def test_a_mistyped_hash_fragment_is_refused_before_any_fetch(isolated, fragment):
+    """Anything after # but sha256=<64 hex digits> is an error, not a fetch without a check."""
+    _, line = zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR,
+                       registry_path=str(isolated / "registry.json"))
+    url = (isolated / "served" / f"{SMALL}.tar.gz").as_uri()
+    fragment = fragment.format(hex=line[SMALL]["archive"]["sha256"])
+    with pytest.raises(zoo.ZooError, match=r"the only fragment is #sha256=<the archive's 64 hex"):
+        zoo.entry(f"{url}#{fragment}")
+    assert _cached_files(isolated) == []
+
+
+def test_an_upper_case_sha256_fragment_is_checked_like_a_lower_case_one(isolated):
+    _, line = zoo.pack(SMALL, str(isolated / "served"), root=SHIPPED_DIR,
+                       registry_path=str(isolated / "registry.json"))
+    url = (isolated / "served" / f"{SMALL}.tar.gz").as_uri()
+    folder = zoo.entry(f"{url}#sha256={line[SMALL]['archive']['sha256'].upper()}")
+    assert os.path.isfile(os.path.join(folder, "model.keras"))
+    with pytest.raises(zoo.ZooError, match="does not match the SHA-256 after #sha256="):
+        zoo.entry(f"{url}#sha256={'A' * 64}")
 
 
 class _HubLikeHandler(http.server.BaseHTTPRequestHandler):
@@ -213,20 +315,56 @@ class _HubLikeHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def hub(isolated, monkeypatch):
-    """A Hub-like server on 127.0.0.1 at a free port, as $HF_ENDPOINT, serving tmp_path/served."""
-    _HubLikeHandler.served, _HubLikeHandler.requests = isolated / "served", []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubLikeHandler)
+@contextlib.contextmanager
+def _serving(handler):
+    """An HTTP server of `handler` on 127.0.0.1 at a free port: its address."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
     try:
-        yield _HubLikeHandler.requests
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def hub(isolated, monkeypatch):
+    """A Hub-like server on 127.0.0.1 at a free port, as $HF_ENDPOINT, serving tmp_path/served."""
+    _HubLikeHandler.served, _HubLikeHandler.requests = isolated / "served", []
+    with _serving(_HubLikeHandler) as address:
+        monkeypatch.setenv("HF_ENDPOINT", address)
+        yield _HubLikeHandler.requests
+
+
+class _HangUpHandler(http.server.BaseHTTPRequestHandler):
+    """Announces 1000 bytes, sends 500, and closes the connection (HTTP/1.0)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"x" * 500)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_download_that_stops_ends_the_progress_bar_line(tmp_path, monkeypatch):
+    """On a terminal (a real pseudo-terminal here), a cut download's bar stays where it stopped
+    (was: a full bar) and its line is ended, so the error printed next does not land on it; the
+    same `finally` ends it on Ctrl-C."""
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", encoding="utf-8") as terminal, _serving(_HangUpHandler) as address:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            with pytest.raises(archives.ArchiveError, match="ended after 500 of 1000 bytes"):
+                archives.download(f"{address}/x.tar.gz", str(tmp_path / "x.tar.gz"), "x")
+        shown = os.read(master, 1 << 16).decode().replace("\r\n", "\n")
+    finally:
+        os.close(master)
+    assert shown.endswith(f"\r  [{'#' * 15:<30}]  50%\n"), repr(shown)
 
 
 def test_a_hugging_face_repository_serves_the_zoo_by_name_and_by_archive(isolated, hub, monkeypatch):
@@ -249,6 +387,38 @@ def test_a_hugging_face_repository_serves_the_zoo_by_name_and_by_archive(isolate
     with pytest.raises(zoo.ZooError, match="is not a Hugging Face handle: write hf://OWNER/REPO"):
         zoo.entry("hf://tfvae")
     assert not [p for p in _cached_files(isolated) if ".tmp" in p]
+
+
+@pytest.mark.parametrize("source, folder", [("hf://tfvae/zoo@v1", "hf://tfvae/zoo@v1"),
+                                            ("hf://tfvae/zoo/", "hf://tfvae/zoo"),
+                                            ("{endpoint}/tfvae/zoo/resolve/v1/", "{endpoint}/tfvae/zoo/resolve/v1")])
+def test_a_url_that_names_no_archive_is_refused_before_any_request(isolated, hub, source, folder):
+    """A repository or folder, not NAME.tar.gz: one message saying both ways to write it."""
+    source, folder = (text.format(endpoint=os.environ["HF_ENDPOINT"]) for text in (source, folder))
+    with pytest.raises(zoo.ZooError) as refused:
+        zoo.entry(source)
+    assert str(refused.value) == (f"{source!r} is not the URL of an entry archive: give "
+                                  f"{folder}/NAME.tar.gz, or set TFVAE_ZOO_URL={folder} and pass NAME.")
+    assert hub == [] and _cached_files(isolated) == []
+
+
+def test_an_archive_that_is_no_tar_gz_is_named_by_its_url(isolated):
+    junk = isolated / "served" / "junk.tar.gz"
+    junk.write_bytes(b"not gzip")
+    with pytest.raises(zoo.ZooError, match=f"{junk.as_uri()} is not a readable .tar.gz") as refused:
+        zoo.entry(junk.as_uri())
+    assert ".tmp-" not in str(refused.value)
+
+
+def test_a_tfvae_home_that_is_a_file_is_one_message_naming_it(isolated, monkeypatch, capsys):
+    image = isolated / "s.png"
+    image.write_bytes(b"png")
+    monkeypatch.setenv("TFVAE_HOME", str(image))
+    said = f"TFVAE_HOME={image} is not a folder: set TFVAE_HOME to a folder"
+    assert cli.main(["zoo", "list"]) == 2
+    assert capsys.readouterr().err.startswith(f"tfvae zoo: {said}")
+    with pytest.raises(zoo.ZooError, match=re.escape(said)):
+        zoo.load(SMALL)
 
 
 def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):

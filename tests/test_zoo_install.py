@@ -133,6 +133,10 @@ def session(venv, server, tmp_path_factory):
     steps["sample"] = _run([tfvae, "sample", NAME, "--out", "grid.png", "--num", "4"], work, env)
     steps["sample"]["requests"] = list(requests)
     steps["sample"]["grid_bytes"] = os.path.getsize(work / "grid.png") if (work / "grid.png").exists() else 0
+    steps["pack"] = _run([tfvae, "zoo", "pack", NAME, "--out", "release"], work, env)
+    steps["pack"]["wrote"] = (work / "release").exists()
+    steps["pack_to"] = _run([tfvae, "zoo", "pack", NAME, "--out", "release", "--registry",
+                             "release/zoo_registry.json"], work, env)
     shutil.copy(os.path.join(ROOT, "tests", "zoo_install_client.py"), work)
     cases = {case: {"url": f"{base_url}/{behaviour}/",
                     "source": source.replace("url", f"{base_url}/{behaviour}/{URL_NAME}.tar.gz", 1)
@@ -195,6 +199,21 @@ def test_sample_by_name_fetches_once_and_later_loads_make_no_request(session):
     assert client["cached_files"] == sorted([*shipped["files"], "metadata.json"])
     status, out, _ = client["list"]
     assert status == 0 and "cached" in next(line for line in out.splitlines() if line.startswith(NAME + " "))
+
+
+def test_pack_from_an_install_needs_a_registry_and_leaves_the_installed_one(session):
+    """Without --registry, one line asking for it, nothing written; with it, the archive and
+    the line there, and the upload line names that file (its base_url is empty)."""
+    steps, venv, _ = session
+    refused, packed = steps["pack"], steps["pack_to"]
+    assert refused["status"] == 2 and refused["err"].count("\n") == 1 and "--registry" in refused["err"]
+    assert not refused["wrote"]
+    site = next((venv / "lib").glob("python*/site-packages"))
+    assert (site / "tfvae" / "zoo_registry.json").read_bytes() == open(zoo.REGISTRY, "rb").read()
+    assert packed["status"] == 0, packed["err"]
+    assert list(json.loads(packed["out"])) == [NAME]
+    assert packed["err"].splitlines()[-1] == ("upload 1 archive(s) in release to a folder, and write "
+                                              "its URL as base_url in release/zoo_registry.json")
 
 
 @pytest.mark.parametrize("case, expected", [

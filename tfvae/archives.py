@@ -68,11 +68,13 @@ def download(url, path, label, size=None):
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as f:
             total = int(response.headers.get("Content-Length") or size or 0)
             progress = _Progress(f"fetching {label} ({_megabytes(total)}) from {url}", total)
-            for block in iter(lambda: response.read(1 << 16), b""):
-                f.write(block)
-                done += len(block)
-                progress.update(done)
-            progress.close()
+            try:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    f.write(block)
+                    done += len(block)
+                    progress.update(done)
+            finally:  # (also on an error or Ctrl-C: what is printed next starts its own line)
+                progress.close()
     except urllib.error.HTTPError as e:
         raise ArchiveError(f"{url} answered HTTP {e.code} ({e.reason})") from None
     except urllib.error.URLError as e:
@@ -88,24 +90,27 @@ def download(url, path, label, size=None):
     return done
 
 
-def extract(path, dest):
+def extract(path, dest, source=None):
     """Extracts the archive `path` into the folder `dest`; returns the name of its top folder.
+
+    `source` names the archive in errors (default `path`), e.g. the URL it was fetched from.
 
     Raises:
         ArchiveError: not a readable .tar.gz, or a member that is not a plain file or folder
             under a single top folder (an absolute path, `..`, a link, a device).
     """
+    source = source or path
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = tar.getmembers()
             tops = {_check_member(member) for member in members}
             if len(tops) != 1:
-                raise ArchiveError(f"{path} must hold one top folder (the entry). "
+                raise ArchiveError(f"{source} must hold one top folder (the entry). "
                                    f"Received: {sorted(tops)}")
             # filter="data" refuses the same things once more, and drops modes such as setuid
             tar.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise ArchiveError(f"{path} is not a readable .tar.gz archive ({e})") from None
+        raise ArchiveError(f"{source} is not a readable .tar.gz archive ({e})") from None
     return tops.pop()
 
 
@@ -129,17 +134,18 @@ class _Progress:
     """One line on stderr naming the download; on a terminal, redrawn with the share done."""
 
     def __init__(self, line, total):
-        self.total, self.tty, self.last = total, sys.stderr.isatty(), 0.0
+        self.total, self.tty, self.last, self.drawn = total, sys.stderr.isatty(), 0.0, False
         print(line, file=sys.stderr, flush=True)
 
     def update(self, done):
-        if self.tty and self.total and time.monotonic() - self.last > 0.1:
-            self.last = time.monotonic()
+        if self.tty and self.total and (done >= self.total or time.monotonic() - self.last > 0.1):
+            self.last, self.drawn = time.monotonic(), True
             bar = "#" * int(30 * done / self.total)
             sys.stderr.write(f"\r  [{bar:<30}] {done / self.total:4.0%}")
             sys.stderr.flush()
 
     def close(self):
-        if self.tty and self.total:
-            sys.stderr.write(f"\r  [{'#' * 30}] 100%\n")
+        """Ends the bar's line, wherever the download stopped."""
+        if self.drawn:
+            sys.stderr.write("\n")
             sys.stderr.flush()

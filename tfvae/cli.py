@@ -25,8 +25,8 @@ EXAMPLES = {
 # k of `tfvae evaluate`'s IWAE estimate: the field's k = 5000 (Burda et al. 2016), or a small k
 # that checks the bound against the exact likelihood where that is computed by enumeration
 IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
-MODEL_HELP = ("a zoo name (see `tfvae zoo list`), a zoo entry folder or archive URL, a .keras file "
-              "or a `tfvae train` output folder")
+MODEL_HELP = ("a zoo name (see `tfvae zoo list`), a zoo entry folder, archive or archive URL, a "
+              ".keras file or a `tfvae train` output folder")
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 
@@ -120,8 +120,9 @@ def main(argv=None):
     zoo.add_argument("--name", help="publish: the entry's name (default: the run's config name)")
     zoo.add_argument("--out", default=os.path.join("runs", "zoo-release"),
                      help="pack: the folder for NAME.tar.gz (default runs/zoo-release)")
-    zoo.add_argument("--registry", help="pack: the registry file to update (default: the "
-                                        "package's tfvae/zoo_registry.json)")
+    zoo.add_argument("--registry", help="pack: the registry file to update (default, in a "
+                                        "checkout: its tfvae/zoo_registry.json; needed with an "
+                                        "installed package, whose registry is not edited)")
 
     args = parser.parse_args(argv)
     if args.command == "zoo" and args.action == "publish" and not args.run:
@@ -260,7 +261,7 @@ def _load(command, path):
 
     try:
         return zoo.load_name_or_path(path)
-    except (FileNotFoundError, zoo.ZooError) as e:
+    except (ValueError, OSError) as e:  # (ZooError is a ValueError; Keras' file errors too)
         print(f"tfvae {command}: {e}", file=sys.stderr)
         return None
 
@@ -279,12 +280,16 @@ def _zoo(args):
             names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
             if not names:
                 raise zoo.ZooError(f"No zoo entries to pack in {zoo.zoo_dir()} ($TFVAE_ZOO_DIR).")
+            registry = zoo.release_registry(args.registry)
             for name in names:
-                path, line = zoo.pack(name, args.out, registry_path=args.registry or zoo.REGISTRY)
+                path, line = zoo.pack(name, args.out, registry_path=registry)
                 print(json.dumps(line, sort_keys=True))
                 print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB) and its line in "
-                      f"{args.registry or zoo.REGISTRY}", file=sys.stderr)
-            print(f"upload {len(names)} archive(s) in {args.out} to {zoo.base_url()}", file=sys.stderr)
+                      f"{registry}", file=sys.stderr)
+            url = zoo.registry(registry)["base_url"]
+            print(f"upload {len(names)} archive(s) in {args.out} to " +
+                  (f"{url} (the base_url of {registry})" if url else
+                   f"a folder, and write its URL as base_url in {registry}"), file=sys.stderr)
         elif args.action == "show":
             card = os.path.join(zoo.entry(args.run), zoo.CARD)
             if not os.path.isfile(card):
@@ -304,6 +309,9 @@ def _zoo_list(zoo):
     cache = zoo.cache_dir()
     print(f"{'name':<20} {'model':<16} {'test ELBO':>10} {'test NLL':>16}  {'dataset':<14} where")
     for m in entries:
+        if m["damaged"]:
+            print(f"{m['name']:<20} damaged: {m['damaged']}")
+            continue
         nll = ("" if m["test_nll"] is None else f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f}")
         if m.get("test_exact_nll") is not None:
             nll = f"{m['test_exact_nll']:.2f} (exact)"
@@ -318,6 +326,8 @@ def _zoo_list(zoo):
           "($TFVAE_ZOO_URL)")
     print("load one with tfvae.zoo.load(NAME), read its card with tfvae zoo show NAME, or sample "
           "it: tfvae sample NAME --out grid.png")
+    if zoo.zoo_dir_problem():
+        print(f"tfvae zoo: {zoo.zoo_dir_problem()}", file=sys.stderr)
 
 
 def _sample(args):
@@ -373,15 +383,16 @@ def _evaluate(args):
 
     exact = evaluation.supports_exact_likelihood(model)
     num_samples = args.num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)
+    verbose = 1 if sys.stdout.isatty() else 2  # (as train's: in a log file, no bar redraws)
     print(f"IWAE estimate, k={num_samples}, on the {dataset} test set:")
     results = {"dataset": dataset, "binarization": binarize,
-               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed,
+               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed, verbose=verbose,
                                            checkpoint=os.path.join(out, "iwae.partial.json"))}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
                                if k != "activity"}
     if exact:
         print(f"Exact log-likelihood, summed over the 2^{model.latent_dim} latent states:")
-        log_px = evaluation.exact_log_likelihood(model, test, verbose=1)
+        log_px = evaluation.exact_log_likelihood(model, test, verbose=verbose)
         results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
                             "num_examples": int(len(log_px))}
     if args.surgery_samples and "gaussian_posterior" in model.capabilities:

@@ -33,7 +33,7 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
         num_samples: k.
         chunk_size: samples per chunk (see `BaseVAE.log_prob`).
         seed: makes the estimate reproducible.
-        verbose: 1 shows a progress bar.
+        verbose: 1 shows a progress bar, 2 one line at the end (for a log file).
         checkpoint: a JSON file that keeps the finished batches' estimates, so that a run stopped
             part-way continues where it stopped, with the same result (every batch has its own
             seed). A saved batch is used only for the same weights, k, seed and batch contents
@@ -63,8 +63,8 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     if done and verbose:
         print(f"resuming from {checkpoint}: {len(done)} batches done")
     log_px, elbos, resumed, sizes = [], [], 0, []
-    progress = (keras.utils.Progbar(_num_batches(dataset), unit_name="batch", stateful_metrics=["nll"])
-                if verbose else None)
+    progress = (keras.utils.Progbar(_num_batches(dataset), verbose=verbose, unit_name="batch",
+                                    stateful_metrics=["nll"]) if verbose else None)
     for i, x in enumerate(_batches(dataset)):
         sizes.append(int(x.shape[0]))
         if i % workers != worker:  # (another worker's batch)
@@ -265,7 +265,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
         model: a `tfvae.HarmoniumVAE` or `tfvae.VAE` with latent="bernoulli".
         data: an array [N, D] or a dataset of batches (all of it is held in memory).
         states_per_chunk: latent states per chunk.
-        verbose: 1 shows a progress bar over the chunks.
+        verbose: 1 shows a progress bar over the chunks, 2 one line at the end.
 
     Returns:
         float32 numpy array [N] of log p(x).
@@ -291,7 +291,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
         return tf.reduce_logsumexp(log_likelihood + log_prior, axis=1)
 
     total, starts = None, range(0, 2 ** m, states_per_chunk)
-    progress = keras.utils.Progbar(len(starts), unit_name="chunk") if verbose else None
+    progress = keras.utils.Progbar(len(starts), verbose=verbose, unit_name="chunk") if verbose else None
     for i, start in enumerate(starts):
         part = chunk_log_sum(latents.binary_states(m, start, min(start + states_per_chunk, 2 ** m)))
         total = part if total is None else tf.experimental.numpy.logaddexp(total, part)

@@ -7,11 +7,13 @@ import os
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
-    """Yields a temporary name beside `path` to write to; once the block succeeds the file is
-    synced to disk and renamed to `path`, and if the block fails it is removed. `suffix` ends
-    the temporary name, for writers that go by the extension (".keras", ".weights.h5", ".png").
+    """Yields a temporary name beside `path` to write to (its folder created if needed); once
+    the block succeeds the file is synced to disk and renamed to `path`, and if the block fails
+    it is removed. `suffix` ends the temporary name, for writers that go by the extension
+    (".keras", ".weights.h5", ".png").
     """
     path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}{suffix}"
     try:
         yield tmp
@@ -38,7 +40,6 @@ def read_json(path, default=None):
 
 def save_model(model, path):
     """`model.save(path)` (a .keras file) atomically, creating the folder if needed."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path, ".keras") as tmp:
         model.save(tmp)
 

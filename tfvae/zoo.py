@@ -17,11 +17,15 @@ from `$TFVAE_ZOO_URL` (default: the registry's `base_url`) into the cache `$TFVA
     model = tfvae.zoo.load("vae_mnist")
 """
 import contextlib
+import difflib
 import hashlib
 import os
+import pathlib
+import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 import numpy as np
 
@@ -52,7 +56,11 @@ class ZooError(ValueError):
 
 def home():
     """$TFVAE_HOME, else ~/.cache/tfvae: where fetched entries are kept (under `zoo/`)."""
-    return os.path.expanduser(os.environ.get("TFVAE_HOME") or os.path.join("~", ".cache", "tfvae"))
+    path = os.path.expanduser(os.environ.get("TFVAE_HOME") or os.path.join("~", ".cache", "tfvae"))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ZooError(f"TFVAE_HOME={path} is not a folder: set TFVAE_HOME to a folder for the "
+                       "zoo's cache, or unset it (default ~/.cache/tfvae).")
+    return path
 
 
 def cache_dir():
@@ -60,11 +68,31 @@ def cache_dir():
     return os.path.join(home(), "zoo")
 
 
+def in_checkout():
+    """Whether tfvae runs from a repository (its saved_models/ beside the package), not an install."""
+    return os.path.isdir(os.path.join(CHECKOUT, "saved_models"))
+
+
 def zoo_dir():
     """The local zoo, where `publish` writes and `pack` reads: $TFVAE_ZOO_DIR, else the
     checkout's `saved_models/` (tfvae run from a repository), else the cache."""
-    checkout = os.path.join(CHECKOUT, "saved_models")
-    return os.environ.get("TFVAE_ZOO_DIR") or (checkout if os.path.isdir(checkout) else cache_dir())
+    checkout = os.path.join(CHECKOUT, "saved_models") if in_checkout() else None
+    return os.environ.get("TFVAE_ZOO_DIR") or checkout or cache_dir()
+
+
+def zoo_dir_problem():
+    """What is wrong with $TFVAE_ZOO_DIR, in a sentence: no such folder, or a folder of archives
+    (which is what TFVAE_ZOO_URL takes); "" if it is unset or fine."""
+    folder = os.environ.get("TFVAE_ZOO_DIR")
+    if not folder:
+        return ""
+    if not os.path.isdir(folder):
+        return (f"TFVAE_ZOO_DIR={folder} is not an existing folder (the folder of local entries "
+                "NAME/metadata.json, which `tfvae zoo publish` creates).")
+    if not list_models(folder) and any(n.endswith(archives.SUFFIX) for n in os.listdir(folder)):
+        return (f"TFVAE_ZOO_DIR={folder} holds archives, not entry folders: for a folder of archives "
+                f"set TFVAE_ZOO_URL={pathlib.Path(os.path.abspath(folder)).as_uri()}/ instead.")
+    return ""
 
 
 def roots():
@@ -121,27 +149,36 @@ def resolve(url):
 
 
 def list_models(root=None):
-    """The metadata of every zoo entry under `root` (default `zoo_dir()`), sorted by name."""
+    """The metadata of every zoo entry under `root` (default `zoo_dir()`), sorted by name; an
+    entry whose metadata.json is unreadable as {"name": folder name, "damaged": why}."""
     root = root or zoo_dir()
     if not os.path.isdir(root):
         return []
-    entries = [files.read_json(os.path.join(root, name, METADATA))
-               for name in sorted(os.listdir(root))
-               if os.path.isfile(os.path.join(root, name, METADATA))]
+    entries = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name, METADATA)
+        if os.path.isfile(path):
+            try:
+                metadata = files.read_json(path)  # (and the keys a listing shows, or KeyError)
+                entries.append(dict(metadata, name=metadata["name"], model=metadata["model"],
+                                    dataset=metadata["dataset"]))
+            except (ValueError, KeyError, TypeError):  # (JSONDecodeError is a ValueError)
+                entries.append({"name": name, "damaged": f"{path} is not a zoo entry's metadata; "
+                                                         f"delete {os.path.dirname(path)}"})
     return entries
 
 
 def available(root=None):
     """Every entry that `load` finds by name, sorted by name: the local and cached ones (with
     their `folder`), then the registry's others (`folder` None, `archive_size` in bytes); or
-    only those in the folder `root`."""
+    only those in the folder `root`. `damaged` says why an entry's metadata is unreadable."""
     found = {}
     for folder_root in reversed([root] if root else roots()):  # (zoo_dir() hides the cache)
         for m in list_models(folder_root):
             found[m["name"]] = dict(_summary(m), folder=os.path.join(folder_root, m["name"]),
                                     archive_size=None)
     for name, entry in ({} if root else registry()["entries"]).items():
-        found.setdefault(name, dict(entry["metrics"], name=name, model=entry["model"],
+        found.setdefault(name, dict(_summary(entry["metrics"]), name=name, model=entry["model"],
                                     dataset=entry["dataset"], folder=None,
                                     archive_size=entry["archive"]["size"]))
     return [found[name] for name in sorted(found)]
@@ -153,8 +190,7 @@ def _files_in(folder):
 
 
 def _summary(metadata):
-    return dict({key: metadata.get(key) for key in METRICS}, name=metadata["name"],
-                model=metadata["model"], dataset=metadata["dataset"])
+    return {key: metadata.get(key) for key in (*METRICS, "name", "model", "dataset", "damaged")}
 
 
 def check_folder(folder, expected=None, exact=False):
@@ -221,20 +257,33 @@ def verify(name, root=None):
                     raise ZooError(f"{e} Delete {folder} to fetch it again.") from None
                 raise
     known = [m["name"] for m in available(root)]
-    raise ZooError(f"No zoo model {name!r} in {' or '.join(searched)}. Known: {known}")
+    places = searched if root else [*searched, f"the registry {REGISTRY}"]
+    close = difflib.get_close_matches(name, known, n=1)
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    raise ZooError(f"No zoo model {name!r} in {', '.join(places)}.{guess} Known: {known} "
+                   f"{'' if root else zoo_dir_problem()}".rstrip())
 
 
 def entry(source, root=None):
     """The verified folder of `source`: a zoo name (found locally or in the cache, else fetched
-    by the registry), a folder holding metadata.json, or an http(s)://, file:// or hf:// URL of
-    an entry archive (`#sha256=<hex>` after it is checked too).
+    by the registry), a folder holding metadata.json, the path of an entry archive (as its
+    file:// URL), or an http(s)://, file:// or hf:// URL of an entry archive (`#sha256=<64 hex
+    digits>` after it is checked too; any other `#` is refused).
 
     Raises:
         ZooError: an unknown name, a failed check or download; nothing partial is kept.
     """
     source = os.fspath(source)
+    if "://" not in source and source.endswith(archives.SUFFIX):  # a local archive
+        source = pathlib.Path(os.path.abspath(source)).as_uri()
     if "://" in source:
-        return _fetch_url(resolve(source))
+        url = resolve(source)
+        if not urllib.parse.urlsplit(url).path.endswith(archives.SUFFIX):
+            folder = source.partition("#")[0].rstrip("/")
+            raise ZooError(f"{source!r} is not the URL of an entry archive: give "
+                           f"{folder}/NAME{archives.SUFFIX}, or set TFVAE_ZOO_URL={folder} and "
+                           "pass NAME.")
+        return _fetch_url(url)
     if not root and os.path.isfile(os.path.join(source, METADATA)):
         return check_folder(source)
     try:
@@ -249,8 +298,13 @@ def entry(source, root=None):
 
 def _fetch_url(url):
     """The folder of the archive at `url`, cached under $TFVAE_HOME/urls/ by the URL."""
-    address, _, fragment = url.partition("#")
-    want = dict([fragment.split("=", 1)]) if fragment.startswith("sha256=") else {}
+    address, hash_mark, fragment = url.partition("#")
+    digest = re.fullmatch(r"sha256=([0-9a-fA-F]{64})", fragment)
+    if hash_mark and not digest:  # (a mistyped check must not become no check)
+        raise ZooError(f"{url!r} ends in #{fragment}: the only fragment is #sha256=<the "
+                       "archive's 64 hex digits> (`sha256sum NAME.tar.gz`); fix it, or drop "
+                       "the # part to fetch without that check.")
+    want = {"sha256": digest[1].lower()} if digest else {}
     root = os.path.join(home(), "urls", hashlib.sha256(url.encode()).hexdigest()[:16])
     if os.path.isdir(root):
         for name in os.listdir(root):
@@ -283,7 +337,7 @@ def _install(url, root, name, archive_expected, files_expected):
             raise ZooError(f"{url} does not match the SHA-256 {source} (expected "
                            f"{archive_expected['sha256']}, found {actual}): a damaged download or "
                            f"another release; nothing was kept. {hint}")
-        top = archives.extract(archive, os.path.join(tmp, "entry"))
+        top = archives.extract(archive, os.path.join(tmp, "entry"), url)
         if name not in (None, top):
             raise ZooError(f"{url} holds the entry {top!r}, not {name!r}; nothing was kept. {hint}")
         try:
@@ -291,6 +345,11 @@ def _install(url, root, name, archive_expected, files_expected):
         except ZooError as e:
             raise ZooError(f"{e} (in {url}; nothing was kept)") from None
         final = os.path.join(root, top)
+        if os.path.isdir(final) and not os.path.isfile(os.path.join(final, METADATA)):
+            # no entry (its metadata.json deleted): set aside, to be removed with tmp, so that
+            # the verified copy takes its place (a concurrent fetch may have done so first)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(final, os.path.join(tmp, "damaged"))
         try:
             os.replace(folder, final)
         except OSError:  # (another process fetching the same entry renamed its copy first)
@@ -309,8 +368,8 @@ def load(source, root=None):
     """A zoo model, after every checksum is checked, loaded in Keras' safe mode.
 
     Args:
-        source: a zoo name (`tfvae zoo list`), the folder of an entry, or the http(s)://,
-            file:// or hf://OWNER/REPO/NAME.tar.gz URL of an entry archive.
+        source: a zoo name (`tfvae zoo list`), the folder of an entry, the path of an entry
+            archive, or the http(s)://, file:// or hf://OWNER/REPO/NAME.tar.gz URL of one.
         root: look up a name only in this folder (no cache, no fetching).
 
     Returns:
@@ -323,9 +382,11 @@ def load(source, root=None):
 
 
 def is_zoo_source(source):
-    """Whether `source` is read by the zoo: a URL, an entry folder, or a name that is no path."""
+    """Whether `source` is read by the zoo: a URL, an entry folder or archive, or a name that
+    is no path."""
     source = os.fspath(source)
-    return ("://" in source or os.path.isfile(os.path.join(source, METADATA))
+    return ("://" in source or source.endswith(archives.SUFFIX)
+            or os.path.isfile(os.path.join(source, METADATA))
             or (not os.path.exists(source) and os.sep not in source and not source.endswith(".keras")))
 
 
@@ -535,8 +596,23 @@ def write_card(folder, text):
     files.write_json(os.path.join(folder, METADATA), metadata)
 
 
-def pack(name, out_dir, root=None, registry_path=REGISTRY):
-    """Writes `out_dir/<name>.tar.gz` of a verified local entry and its line into the registry.
+def release_registry(path=None):
+    """The registry file `pack` updates: `path`, else the checkout's tfvae/zoo_registry.json.
+
+    Raises:
+        ZooError: no `path` in an installed package, whose registry is what that install
+            trusts, not a release's file to edit.
+    """
+    if path or in_checkout():
+        return path or REGISTRY
+    raise ZooError("tfvae runs from an installed package, whose zoo_registry.json is not the "
+                   "release's to edit: give the registry file for the archives' lines, e.g. "
+                   "`tfvae zoo pack --registry runs/zoo-release/zoo_registry.json`.")
+
+
+def pack(name, out_dir, root=None, registry_path=None):
+    """Writes `out_dir/<name>.tar.gz` of a verified local entry and its line into the registry
+    `release_registry(registry_path)`.
 
     The archive holds metadata.json and the files it hashes, under `<name>/`, and is the same
     bytes for the same files (`archives.write`). The entry needs its model card.
@@ -544,6 +620,7 @@ def pack(name, out_dir, root=None, registry_path=REGISTRY):
     Returns:
         (the archive's path, the registry line {name: entry}).
     """
+    registry_path = release_registry(registry_path)
     folder = verify(name, root or zoo_dir())
     metadata = files.read_json(os.path.join(folder, METADATA))
     if CARD not in metadata["files"]:
