@@ -369,7 +369,8 @@ def _evaluate(args):
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder
     try:
-        test = data.load(dataset, "test", binarize=binarize, batch_size=500)
+        test = data.load(dataset, "test", binarize=binarize, batch_size=500,
+                         flatten=len(model.input_shape) == 1)
     except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
         print(f"tfvae evaluate: {e}", file=sys.stderr)
         return 2
@@ -396,7 +397,8 @@ def _evaluate(args):
         results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
                             "num_examples": int(len(log_px))}
     if args.surgery_samples and "gaussian_posterior" in model.capabilities:
-        train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False)
+        train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False,
+                          flatten=len(model.input_shape) == 1)
         results["elbo_surgery"] = evaluation.elbo_surgery(model, train, args.surgery_samples,
                                                           seed=args.seed)
     x = next(iter(test))

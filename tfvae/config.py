@@ -14,13 +14,14 @@ import sys
 DEFAULTS = {
     "name": "vae_mnist",
     "data": {
-        "name": "mnist",
+        "name": "mnist",             # or "tfds:NAME", a .npy / .npz file, a folder of images
         "binarize": "dynamic",       # training set; the test set uses "fixed" (or None)
         "test_binarize": "fixed",
         "batch_size": 100,
         "test_batch_size": 500,
         "validation_size": 0,        # > 0 holds out the last N training images
         "seed": 0,
+        "flatten": True,             # examples as vectors [batch, D]; False: [batch, H, W, C]
     },
     "model": {"class_name": "VAE"},  # the rest are the model constructor's arguments
     "optimizer": {
@@ -138,13 +139,16 @@ def validate(config):
                           f"Received: {config['training']['epochs']!r}")
 
 
-def build_model(config):
+def build_model(config, data_shape=None):
     """The model the config describes (constructor errors name the offending argument), read
     as a saved config is, so old spellings build what they load as (e.g. a
-    HarmoniumVAE(tie_weights=False) is a VAE(latent="bernoulli"))."""
+    HarmoniumVAE(tie_weights=False) is a VAE(latent="bernoulli")). A model section without
+    input_shape (or input_dim) takes `data_shape`, the shape of one example of the data."""
     from tfvae import models
 
     kwargs = {k: v for k, v in config["model"].items() if k != "class_name"}
+    if data_shape is not None and kwargs.get("input_shape") is None and kwargs.get("input_dim") is None:
+        kwargs = dict(kwargs, input_shape=tuple(data_shape), input_dim=None)
     try:
         return getattr(models, config["model"]["class_name"]).from_config(kwargs)
     except (ValueError, TypeError) as e:

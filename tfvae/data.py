@@ -1,7 +1,10 @@
-"""Datasets as `tf.data` pipelines of flat float32 images in [0, 1] (or {0, 1} when binarized).
+"""Datasets as `tf.data` pipelines of float32 examples: images in [0, 1] (or {0, 1} when
+binarized), or real values as they are.
 
-`load` finds the files itself: an explicit folder, `$TFVAE_DATA_DIR/<name>/`, Debian's dataset
-packages, then tensorflow-datasets; a missing or damaged file is an error that names it.
+`load` takes a built-in name (MNIST, Fashion-MNIST: found in an explicit folder,
+`$TFVAE_DATA_DIR/<name>/`, Debian's dataset packages, then tensorflow-datasets), any
+tensorflow-datasets image dataset ("tfds:NAME"), numpy arrays, a .npy / .npz file, or a folder
+of images; a missing or damaged file is an error that names it.
 """
 import gzip
 import os
@@ -11,7 +14,9 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-DATASETS = ("mnist", "fashion_mnist")
+DATASETS = ("mnist", "fashion_mnist")  # built in (IDX files); other sources: see `load`
+TFDS_PREFIX = "tfds:"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLITS = ("train", "validation", "test")
 BINARIZATIONS = (None, "dynamic", "fixed")
 
@@ -39,13 +44,20 @@ class DataError(ValueError):
 
 def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, shuffle=None,
          seed=0, validation_size=0, with_labels=False, drop_remainder=False, epoch=None,
-         shard=None):
-    """Loads an image dataset as a batched `tf.data.Dataset` of flat float32 vectors.
+         shard=None, flatten=True):
+    """Loads a dataset as a batched `tf.data.Dataset` of float32 examples.
 
     Args:
-        name: "mnist" or "fashion_mnist".
+        name: the data: "mnist" or "fashion_mnist" (built in); "tfds:NAME", a
+            tensorflow-datasets dataset with an "image" (and "label") feature; a numpy array
+            [N, ...] or an (x, labels) pair; the path of a .npy file (x) or .npz file (x, or
+            x_train / x_test, with y, labels, y_train / y_test if present); or a folder of
+            images (PNG, JPEG, BMP, GIF), all of one size, an image's label the subfolder it
+            is in, the splits `train/` and `test/` subfolders if it has them. uint8 values are
+            images, divided by 255; floats are taken as they are.
         split: "train", "validation" or "test". With `validation_size=v > 0` the last v
-            training images form "validation" and "train" is the rest.
+            training examples form "validation" and "train" is the rest. Data without a test
+            split (an array, a file or folder without one) has "train" and "validation" only.
         data_dir: a folder holding the IDX files; when given, the only place looked in (no
             files there is an error).
         binarize: None (grey levels in [0, 1]); "dynamic" (x ~ Bernoulli(intensity), drawn
@@ -66,14 +78,16 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
             exactly the rows one process sees, binarized alike, so the shards of a batch are
             disjoint and together are the batch.
 
+        flatten: examples as flat vectors [batch, D] (MNIST: [batch, 784]); False keeps their
+            shape ([batch, 28, 28, 1], [batch, H, W, C] for images).
+
     Returns:
-        A `tf.data.Dataset` of float32 batches of shape [batch, 784] (and int32 labels).
+        A `tf.data.Dataset` of float32 batches (and int32 labels).
 
     Example:
     >>> train = tfvae.data.load("mnist", "train", binarize="dynamic", batch_size=100)
+    >>> photos = tfvae.data.load("path/to/images", flatten=False, validation_size=500)
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset. Expected one of {DATASETS}. Received: name={name!r}")
     if split not in SPLITS:
         raise ValueError(f"Unknown split. Expected one of {SPLITS}. Received: split={split!r}")
     if binarize not in BINARIZATIONS:
@@ -86,7 +100,13 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         raise ValueError("split='validation' needs validation_size > 0 (e.g. 10000). "
                          f"Received: validation_size={validation_size}")
 
-    images, labels = load_arrays(name, "test" if split == "test" else "train", data_dir=data_dir)
+    images, labels = examples(name, "test" if split == "test" else "train", data_dir=data_dir)
+    if binarize is not None and images.dtype != np.uint8 and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"binarize={binarize!r} draws x ~ Bernoulli(value): it needs values in "
+                         f"[0, 1] (uint8 images are divided by 255). Received values in "
+                         f"[{images.min():g}, {images.max():g}]; use binarize=None for real values.")
+    if flatten:
+        images = images.reshape(len(images), -1)
     if split != "test" and validation_size > 0:
         if validation_size >= len(images):
             raise ValueError(f"validation_size must be below the {len(images)} training images. "
@@ -101,7 +121,121 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
 
 
 def load_arrays(name, split, *, data_dir=None):
-    """Returns `(images, labels)`: uint8 [N, 784] and int32 [N] for split "train" or "test"."""
+    """Returns `(images, labels)`: uint8 [N, 784] and int32 [N] of a built-in dataset, for split
+    "train" or "test"."""
+    images, labels = _builtin(name, split, data_dir)
+    return images.reshape(len(images), -1), labels
+
+
+def examples(source, split, *, data_dir=None):
+    """`(x, labels)` of any source `load` takes, for split "train" or "test": x [N, ...] in the
+    examples' own shape (uint8 images [N, H, W, C], or floats), labels int32 [N] (zeros when
+    the source has none)."""
+    if isinstance(source, (np.ndarray, tuple, list)):
+        if split == "test":
+            raise ValueError("Arrays have no test split: load them as 'train' with "
+                             "validation_size > 0, or load the test arrays by themselves.")
+        if isinstance(source, np.ndarray):
+            return _checked_arrays(source, None, "the array given")
+        if len(source) == 2:
+            return _checked_arrays(np.asarray(source[0]), np.asarray(source[1]), "the arrays given")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"Unknown dataset. Expected one of {DATASETS}, 'tfds:NAME', an array, a "
+                         f".npy / .npz file or a folder of images. Received: name={source!r}")
+    source = os.fspath(source)
+    if source in DATASETS:
+        images, labels = _builtin(source, split, data_dir)
+        return images[..., None], labels
+    if source.startswith(TFDS_PREFIX):
+        return _from_tfds(source[len(TFDS_PREFIX):], split)
+    if os.path.isdir(source):
+        return _from_folder(source, split)
+    if os.path.isfile(source) and source.endswith((".npy", ".npz")):
+        return _from_numpy_file(source, split)
+    raise ValueError(f"Unknown dataset. Expected one of {DATASETS}, 'tfds:NAME' (a "
+                     "tensorflow-datasets image dataset), an array, or the path of a .npy / .npz "
+                     f"file or of a folder of images. Received: name={source!r}"
+                     + (" (no such file or folder)" if not os.path.exists(source) else ""))
+
+
+def _checked_arrays(x, labels, what):
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{what}: expected examples [N, ...] (N >= 1, each of shape (D,) or "
+                         f"(H, W, C), ...). Received shape {x.shape}")
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what}: expected uint8 images or float values. Received dtype {x.dtype}; "
+                         "convert it with x.astype('float32') (or 'uint8' for images in 0..255).")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        row = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+        raise ValueError(f"{what}: example {row} has a non-finite value. Fix or drop it.")
+    labels = np.zeros(len(x), np.int32) if labels is None else labels.astype(np.int32).reshape(-1)
+    if len(labels) != len(x):
+        raise ValueError(f"{what}: {len(x)} examples but {len(labels)} labels.")
+    return (x if x.dtype == np.uint8 else x.astype(np.float32)), labels
+
+
+def _from_numpy_file(path, split):
+    """x (and labels) of a .npy or .npz file; an .npz holds x or x_train / x_test."""
+    try:
+        stored = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a readable numpy file ({e}).") from None
+    if isinstance(stored, np.ndarray):
+        if split == "test":
+            raise ValueError(f"{path} holds one array, no test split: load it as 'train' with "
+                             "validation_size > 0, or give the test data as its own file.")
+        return _checked_arrays(stored, None, path)
+    with stored:
+        keys = set(stored.files)
+        x_key = next((k for k in (f"x_{split}", "x", "images") if k in keys), None)
+        if x_key is None or (split == "test" and x_key != "x_test"):
+            raise ValueError(f"{path} has no {'x_test' if split == 'test' else 'x, x_train or images'} "
+                             f"array. Its arrays: {sorted(keys)}")
+        y_key = next((k for k in (f"y_{split}", "y", "labels") if k in keys), None)
+        return _checked_arrays(stored[x_key], stored[y_key] if y_key else None, f"{path}[{x_key}]")
+
+
+def _from_folder(folder, split):
+    """The images of a folder (recursively), their labels the subfolders they are in (sorted
+    names, 0, 1, ...); `train/` and `test/` subfolders are the splits."""
+    if os.path.isdir(os.path.join(folder, "train")):
+        folder = os.path.join(folder, split)
+        if not os.path.isdir(folder):
+            raise ValueError(f"{os.path.dirname(folder)} has train/ but no {split}/ folder.")
+    elif split == "test":
+        raise ValueError(f"{folder} has no test/ folder: load it as 'train' with "
+                         "validation_size > 0, or give train/ and test/ subfolders.")
+    paths = sorted(os.path.join(d, f) for d, _, names in os.walk(folder) for f in names
+                   if f.lower().endswith(IMAGE_SUFFIXES))
+    if not paths:
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    classes = sorted({os.path.relpath(os.path.dirname(p), folder) for p in paths})
+    images, labels = [], []
+    for path in paths:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+        except tf.errors.OpError as e:
+            raise DataError(f"{path}: not a readable image ({e.message}).") from None
+        if images and image.shape != images[0].shape:
+            raise DataError(f"{path} is {image.shape[1]}x{image.shape[0]} with {image.shape[2]} "
+                            f"channels, {paths[0]} {images[0].shape[1]}x{images[0].shape[0]} with "
+                            f"{images[0].shape[2]}: the images of a dataset need one size (resize "
+                            "them, e.g. with PIL or tf.image.resize).")
+        images.append(image)
+        labels.append(classes.index(os.path.relpath(os.path.dirname(path), folder)))
+    return np.stack(images), np.asarray(labels, np.int32)
+
+
+def _from_tfds(name, split):
+    """uint8 images [N, H, W, C] and labels of a tensorflow-datasets image dataset."""
+    arrays, note = _load_tfds(name, split, flatten=False)
+    if arrays is None:
+        raise FileNotFoundError(f"Could not load {TFDS_PREFIX}{name} ({split} split): {note}.")
+    return arrays
+
+
+def _builtin(name, split, data_dir):
+    """uint8 [N, 28, 28] and int32 [N] of a built-in dataset."""
     if data_dir is not None:
         # An explicit folder is the caller's word: no data there is an error naming it, never
         # a silent fall-back to $TFVAE_DATA_DIR, Debian's packages or tensorflow-datasets.
@@ -130,11 +264,12 @@ def load_arrays(name, split, *, data_dir=None):
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{found[1]}: expected {len(images)} labels to match {found[0]}. "
                             f"Received shape {labels.shape}")
-        return images.reshape(len(images), -1), labels.astype(np.int32)
+        return images, labels.astype(np.int32)
 
     arrays, tfds_note = _load_tfds(name, split)
     if arrays is not None:
-        return arrays
+        images, labels = arrays
+        return images.reshape(len(images), 28, 28), labels
     looked.append(tfds_note)
     raise FileNotFoundError(
         f"Could not find the {name!r} dataset ({split} split). Looked in:\n  - "
@@ -212,7 +347,7 @@ def _online(host="storage.googleapis.com", timeout=3.0):
         return False
 
 
-def _load_tfds(name, split):
+def _load_tfds(name, split, flatten=True):
     """Returns ((images, labels) or None, a note for the not-found message)."""
     try:
         import tensorflow_datasets as tfds
@@ -227,7 +362,7 @@ def _load_tfds(name, split):
         ds = tfds.load(name, split=split, as_supervised=True, download=True)
     images, labels = [], []
     for batch_x, batch_y in tfds.as_numpy(ds.batch(10000)):
-        images.append(batch_x.reshape(len(batch_x), -1))
+        images.append(batch_x.reshape(len(batch_x), -1) if flatten else batch_x)
         labels.append(batch_y)
     return (np.concatenate(images), np.concatenate(labels).astype(np.int32)), "tensorflow-datasets"
 
@@ -243,8 +378,11 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
     epoch e sees exactly the data an uninterrupted run sees in epoch e. A shard takes its rows of
     each batch after the batch's binarization noise is drawn, so it holds the same values there.
     """
+    scale = 255.0 if images.dtype == np.uint8 else 1.0  # uint8 images, else values as they are
     if binarize == "fixed":
-        images = binarize_fixed(images, seed) * np.uint8(255)
+        images = (binarize_fixed(images, seed) * np.uint8(255) if scale == 255.0 else
+                  (np.random.default_rng(seed).random(images.shape, dtype=np.float32) < images)
+                  .astype(np.float32))
     n = int(images.shape[0])
     images = tf.constant(images)
     labels = tf.constant(labels)
@@ -269,9 +407,10 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
         start, stop = (0, rows) if shard is None else (shard[0] * rows // shard[1],
                                                        (shard[0] + 1) * rows // shard[1])
         idx = idx[start:stop]
-        x, y = tf.cast(tf.gather(images, idx), tf.float32) / 255.0, tf.gather(labels, idx)
+        x, y = tf.cast(tf.gather(images, idx), tf.float32) / scale, tf.gather(labels, idx)
         if binarize == "dynamic":  # (the whole batch's noise, then this shard's rows of it)
-            noise = tf.random.stateless_uniform(tf.stack([rows, x.shape[1]]), seed=noise_seed)
+            noise = tf.random.stateless_uniform(tf.concat([[rows], tf.shape(x, tf.int64)[1:]], 0),
+                                                seed=noise_seed)
             x = tf.cast(noise[start:stop] < x, tf.float32)
         return x, y
 

@@ -58,12 +58,13 @@ def datasets(config, epoch=None, shard=None, splits=("train", "test")):
             loaded.append(data.load(d["name"], "train", binarize=d["binarize"],
                                     batch_size=d["batch_size"], seed=d["seed"],
                                     validation_size=d["validation_size"], epoch=epoch,
-                                    shard=shard, drop_remainder=shard is not None))
+                                    shard=shard, drop_remainder=shard is not None,
+                                    flatten=d["flatten"]))
         if "test" in splits:
             loaded.append(data.load(d["name"], "validation" if d["validation_size"] else "test",
                                     binarize=d["test_binarize"], batch_size=d["test_batch_size"],
                                     seed=d["seed"], validation_size=d["validation_size"],
-                                    shard=shard))
+                                    shard=shard, flatten=d["flatten"]))
     except data.DataError:
         raise  # a damaged file: its message names the file
     except ValueError as e:  # a data.* value that `data.load` refuses
@@ -237,7 +238,7 @@ def train(config, out_dir, verbose=1):
     keras.config.set_dtype_policy(config["training"]["dtype_policy"])  # the networks' precision
     try:
         with strategy.scope():
-            model = tfvae_config.build_model(config)
+            model = tfvae_config.build_model(config, data_shape=shape)
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, steps_per_epoch),
                           jit_compile=jit_compile(config, strategy, verbose and multi_worker.is_chief(strategy)))

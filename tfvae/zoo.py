@@ -432,7 +432,8 @@ def test_data(config):
 
     d = config["data"]
     binarize = d.get("test_binarize", "fixed") if config["model"].get("likelihood", "bernoulli") == "bernoulli" else None
-    return data.load(d["name"], "test", binarize=binarize, batch_size=500), binarize
+    return data.load(d["name"], "test", binarize=binarize, batch_size=500,
+                     flatten=d.get("flatten", True)), binarize
 
 
 def publish(run_dir, name, root=None, log_prob_samples=100):
