@@ -168,3 +168,16 @@ def test_a_dataset_of_unknown_shape_is_told_how_to_give_it():
     with pytest.raises(ValueError, match=r"unknown shape .*tf.ensure_shape\(x, \[None, 784\]\)"):
         model.fit(unknown, epochs=1, verbose=0)
     model.fit(unknown.map(lambda x: tf.ensure_shape(x, [None, D])), epochs=1, verbose=0)
+
+
+def test_every_evaluation_entry_point_checks_the_data():
+    model = tfvae.VAE(D, 4, hidden=(8,), seed=0)
+    images = (X_GOOD * 255).astype(np.uint8)
+    for measure in (lambda x: evaluation.active_units(model, x),
+                    lambda x: evaluation.amortization_gap(model, x[:2], steps=1, num_samples=2,
+                                                          elbo_samples=2),
+                    lambda x: evaluation.gradient_variance(model, x[:4], num_draws=2)):
+        with pytest.raises(ValueError, match=r"float inputs in \[0, 1\].*Received dtype uint8"):
+            measure(images)
+        with pytest.raises(ValueError, match=r"Data example 0 has a value outside \[0, 1\]"):
+            measure(X_GOOD * 255.0)

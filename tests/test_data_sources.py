@@ -2,6 +2,7 @@
 independently of TensorFlow's decoder), .npy / .npz files, numpy arrays of images or real
 values, tensorflow-datasets image datasets (tfds.testing.mock_data), and `tfvae train` on a
 folder of images with a convolutional model."""
+import json
 import os
 
 import numpy as np
@@ -44,13 +45,29 @@ def test_a_folder_of_images_gives_its_pixels_labels_and_splits(tmp_path):
                           shuffle=False, batch_size=4))
     images, labels = written["train"]
     assert x.shape == (6, 6, 5, 3) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, images.astype(np.float32) / 255.0)
-    np.testing.assert_array_equal(y, labels)  # subfolders in sorted order: cat 0, dog 1
+    # every image once with its label (subfolders in sorted order: cat 0, dog 1), in some order
+    assert _as_set(x, y) == _as_set(images.astype(np.float32) / 255.0, labels)
     test = _all(data.load(tmp_path / "photos", "test", batch_size=4))
     assert test.shape == (6, 6 * 5 * 3)  # flat by default
-    np.testing.assert_array_equal(test, written["test"][0].reshape(6, -1) / np.float32(255.0))
+    assert _as_set(test, np.zeros(6)) == _as_set(written["test"][0].reshape(6, -1) / np.float32(255.0), np.zeros(6))
     binary = _all(data.load(tmp_path / "photos", "test", binarize="fixed", flatten=False))
     assert set(np.unique(binary)) <= {0.0, 1.0} and binary.shape == (6, 6, 5, 3)
+
+
+def _as_set(x, y):
+    return {(int(label), row.tobytes()) for row, label in zip(np.asarray(x, np.float32), y)}
+
+
+def test_a_folder_is_held_out_across_its_classes_and_numbers_them_the_same_in_every_split(tmp_path):
+    """The last images (validation) are of every class, not the alphabetically last one; a
+    class missing from test/ does not renumber the others."""
+    written = _write_folder(tmp_path / "photos", splits=("train",), classes=("a", "b", "c"), per_class=10)
+    _write_folder(tmp_path / "photos", splits=("test",), classes=("a", "c"), per_class=2)
+    _, y = _all(data.load(tmp_path / "photos", "validation", validation_size=9, with_labels=True))
+    assert len(set(y.tolist())) == 3
+    _, y_test = _all(data.load(tmp_path / "photos", "test", with_labels=True))
+    assert sorted(set(y_test.tolist())) == [0, 2]  # c is 2 in test/ too
+    assert written["train"][0].shape == (30, 6, 5, 3)
 
 
 def test_a_folder_without_splits_is_train_and_validation_only(tmp_path):
@@ -115,6 +132,7 @@ def test_arrays_of_images_and_of_real_values():
     (np.array([[0.5, np.nan]], np.float32), {}, r"example 0 has a non-finite value"),
     (np.zeros((4, 3), np.int64), {}, r"expected uint8 images or float values. Received dtype int64"),
     (np.zeros(4, np.float32), {}, r"expected examples \[N, ...\]"),
+    (np.ones((4, 3), np.uint8), {}, r"uint8 values are images in 0..255.*all 0 or 1.*astype\('float32'\)"),
     ((np.zeros((4, 3), np.float32), np.arange(3)), {}, r"4 examples but 3 labels"),
     (np.zeros((4, 3), np.float32), {"split": "test"}, r"Arrays have no test split"),
     ("cifar10", {}, r"Unknown dataset.*'tfds:NAME'.*Received: name='cifar10' \(no such file or folder\)"),
@@ -132,16 +150,20 @@ def test_a_tensorflow_datasets_image_dataset_keeps_its_shape():
     assert y.shape == (12,) and y.max() < 10
 
 
-def test_tfvae_train_on_a_folder_of_images_with_a_conv_model(tmp_path, capsys):
-    _write_folder(tmp_path / "photos", sizes=None, per_class=8)  # 16 train, 16 test images 6x5x3
+def test_tfvae_train_and_evaluate_on_a_folder_of_images_with_a_conv_model(tmp_path, capsys):
+    """A folder without a test split: trained with a validation split, which `tfvae evaluate`
+    then measures (a run's data without a test split used to be unmeasurable)."""
+    _write_folder(tmp_path / "photos", splits=("all",), per_class=8)  # 16 images
     # (the conv shorthand needs H and W divisible by 4: 8x8 images)
     for path in (tmp_path / "photos").rglob("*.png"):
         Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+    photos = tmp_path / "photos" / "all"
     out = tmp_path / "run"
     status = cli.main(["train", os.path.join(os.path.dirname(__file__), "..", "zoo", "configs",
                                              "vae_mnist.py"),
                        "--out", str(out), "--verbose", "0",
-                       "--set", f"data.name={tmp_path / 'photos'}", "--set", "data.flatten=False",
+                       "--set", f"data.name={photos}", "--set", "data.flatten=False",
+                       "--set", "data.validation_size=8",
                        "--set", "data.batch_size=8", "--set", "data.test_batch_size=8",
                        "--set", "model.input_dim=None", "--set", "model.architecture=conv",
                        "--set", "model.hidden=(4,)",
@@ -153,3 +175,8 @@ def test_tfvae_train_on_a_folder_of_images_with_a_conv_model(tmp_path, capsys):
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert model.input_shape == (8, 8, 3)
     assert model.reconstruct(np.zeros((2, 8, 8, 3), np.float32)).shape == (2, 8, 8, 3)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--num-samples", "2", "--surgery-samples", "0"]) == 0, \
+        capsys.readouterr().err
+    evaluated = json.loads((out / "evaluation.json").read_text())
+    assert evaluated["iwae"]["num_examples"] == 8  # the validation split

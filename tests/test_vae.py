@@ -116,7 +116,7 @@ def test_free_bits_floor_each_unit():
     np.testing.assert_array_equal(tape.gradient(total, rate), [[0, 1, 0], [0, 1, 0]])
 
 
-def test_kl_warmup_moves_the_rate_weight_from_zero(binary_mnist_subset):
+def test_kl_warmup_moves_the_rate_weight_from_zero(binary_mnist_subset, tmp_path):
     train_x = binary_mnist_subset[0][:200]
     model = small_vae()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -132,6 +132,10 @@ def test_kl_warmup_moves_the_rate_weight_from_zero(binary_mnist_subset):
         np.testing.assert_allclose(h["val_loss"][epoch], -h["val_elbo"][epoch], rtol=1e-5)
         assert h["val_kl"][epoch] > 1.0
     assert float(model.kl_warmup.numpy()) == 1.0
+    # a file saved during warm-up (ModelCheckpoint's) loads measuring the whole objective
+    model.kl_warmup.assign(0.25)
+    model.save(tmp_path / "epoch.keras")
+    assert float(keras.saving.load_model(tmp_path / "epoch.keras").kl_warmup.numpy()) == 1.0
 
 
 def test_iwae_training_objective(binary_mnist_subset):

@@ -421,6 +421,29 @@ def test_a_tfvae_home_that_is_a_file_is_one_message_naming_it(isolated, monkeypa
         zoo.load(SMALL)
 
 
+def test_a_local_archive_is_cached_by_its_contents(isolated):
+    """A local archive path (or file:// URL) without #sha256= is keyed by its SHA-256, so a
+    re-packed archive at the same path is fetched anew, not read from the old cache."""
+    served = isolated / "served"
+    path, _ = zoo.pack(SMALL, str(served), root=SHIPPED_DIR, registry_path=str(isolated / "registry.json"))
+    first = zoo.entry(path)
+    metadata = json.load(open(os.path.join(first, "metadata.json")))
+    assert zoo.entry(path) == first  # unchanged: the cache
+    other = isolated / "other"  # the same entry with another card: another archive
+    shutil.copytree(os.path.join(SHIPPED_DIR, SMALL), other / SMALL)
+    zoo.write_card(str(other / SMALL), "# another card\n")
+    zoo.pack(SMALL, str(served), root=str(other), registry_path=str(isolated / "registry.json"))
+    second = zoo.entry(path)
+    assert second != first and open(os.path.join(second, "README.md")).read() == "# another card\n"
+    assert json.load(open(os.path.join(first, "metadata.json"))) == metadata
+
+
+def test_hugging_face_datasets_and_spaces_are_not_zoo_repositories():
+    with pytest.raises(zoo.ZooError, match="model repositories"):
+        zoo.resolve("hf://datasets/OWNER/REPO/x.tar.gz")
+    assert zoo.resolve("hf://o/r@v1/x.tar.gz#sha256=ab").endswith("/o/r/resolve/v1/x.tar.gz#sha256=ab")
+
+
 def test_a_base_url_that_is_no_url_is_one_message(isolated, monkeypatch):
     monkeypatch.setenv("TFVAE_ZOO_URL", str(isolated / "served"))  # a path, not file://
     with pytest.raises(zoo.ZooError, match=r"is not an http://, https:// or file:// URL"):

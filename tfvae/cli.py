@@ -280,6 +280,8 @@ def _zoo(args):
             names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
             if not names:
                 raise zoo.ZooError(f"No zoo entries to pack in {zoo.zoo_dir()} ($TFVAE_ZOO_DIR).")
+            for name in names:  # (every entry checked before any archive is written)
+                zoo.verify(name, zoo.zoo_dir())
             registry = zoo.release_registry(args.registry)
             for name in names:
                 path, line = zoo.pack(name, args.out, registry_path=registry)
@@ -368,8 +370,10 @@ def _evaluate(args):
     dataset = args.dataset or config.get("data", {}).get("name", "mnist")
     binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
     out = args.out or folder
+    validation_size = 0 if args.dataset else config.get("data", {}).get("validation_size", 0)
     try:
-        test = data.load(dataset, "test", binarize=binarize, batch_size=500,
+        test = data.load(dataset, data.held_out_split(dataset, validation_size), binarize=binarize,
+                         batch_size=500, validation_size=validation_size,
                          flatten=len(model.input_shape) == 1)
     except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
         print(f"tfvae evaluate: {e}", file=sys.stderr)

@@ -49,12 +49,14 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
 
     Args:
         name: the data: "mnist" or "fashion_mnist" (built in); "tfds:NAME", a
-            tensorflow-datasets dataset with an "image" (and "label") feature; a numpy array
+            tensorflow-datasets image classification dataset (read as_supervised: image and
+            label, all images of one size, held in memory); a numpy array
             [N, ...] or an (x, labels) pair; the path of a .npy file (x) or .npz file (x, or
             x_train / x_test, with y, labels, y_train / y_test if present); or a folder of
             images (PNG, JPEG, BMP, GIF), all of one size, an image's label the subfolder it
-            is in, the splits `train/` and `test/` subfolders if it has them. uint8 values are
-            images, divided by 255; floats are taken as they are.
+            is in, the splits `train/` and `test/` subfolders if it has them (its images in a
+            fixed shuffled order, so that a validation split holds every class). uint8 values
+            are images, divided by 255; floats are taken as they are.
         split: "train", "validation" or "test". With `validation_size=v > 0` the last v
             training examples form "validation" and "train" is the rest. Data without a test
             split (an array, a file or folder without one) has "train" and "validation" only.
@@ -158,10 +160,32 @@ def examples(source, split, *, data_dir=None):
                      + (" (no such file or folder)" if not os.path.exists(source) else ""))
 
 
+def held_out_split(source, validation_size=0):
+    """The split to measure a model trained on `source` with: "test" when the source has one
+    (built-in and tensorflow-datasets names, a folder with test/, an .npz with x_test), else
+    "validation" (the last `validation_size` training examples)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if (path in DATASETS or path.startswith(TFDS_PREFIX)
+                or os.path.isdir(os.path.join(path, "test"))):
+            return "test"
+        if path.endswith(".npz") and os.path.isfile(path):
+            with np.load(path, allow_pickle=False) as stored:
+                if "x_test" in stored.files:
+                    return "test"
+    if not validation_size:
+        raise ValueError(f"{source!r} has no test split and no validation_size was given: "
+                         "train with data.validation_size > 0 (or give test data).")
+    return "validation"
+
+
 def _checked_arrays(x, labels, what):
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"{what}: expected examples [N, ...] (N >= 1, each of shape (D,) or "
                          f"(H, W, C), ...). Received shape {x.shape}")
+    if x.dtype == np.uint8 and x.max() <= 1:
+        raise ValueError(f"{what}: uint8 values are images in 0..255 (divided by 255), but these "
+                         "are all 0 or 1: pass binary data as floats, x.astype('float32').")
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{what}: expected uint8 images or float values. Received dtype {x.dtype}; "
                          "convert it with x.astype('float32') (or 'uint8' for images in 0..255).")
@@ -171,7 +195,7 @@ def _checked_arrays(x, labels, what):
     labels = np.zeros(len(x), np.int32) if labels is None else labels.astype(np.int32).reshape(-1)
     if len(labels) != len(x):
         raise ValueError(f"{what}: {len(x)} examples but {len(labels)} labels.")
-    return (x if x.dtype == np.uint8 else x.astype(np.float32)), labels
+    return (x if x.dtype == np.uint8 else x.astype(np.float32, copy=False)), labels
 
 
 def _from_numpy_file(path, split):
@@ -198,18 +222,26 @@ def _from_numpy_file(path, split):
 def _from_folder(folder, split):
     """The images of a folder (recursively), their labels the subfolders they are in (sorted
     names, 0, 1, ...); `train/` and `test/` subfolders are the splits."""
-    if os.path.isdir(os.path.join(folder, "train")):
+    def images_in(root):
+        return sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names
+                      if f.lower().endswith(IMAGE_SUFFIXES))
+
+    splits = [os.path.join(folder, s) for s in ("train", "test")]
+    if os.path.isdir(splits[0]):
         folder = os.path.join(folder, split)
         if not os.path.isdir(folder):
             raise ValueError(f"{os.path.dirname(folder)} has train/ but no {split}/ folder.")
     elif split == "test":
         raise ValueError(f"{folder} has no test/ folder: load it as 'train' with "
                          "validation_size > 0, or give train/ and test/ subfolders.")
-    paths = sorted(os.path.join(d, f) for d, _, names in os.walk(folder) for f in names
-                   if f.lower().endswith(IMAGE_SUFFIXES))
+    else:
+        splits = [folder]
+    paths = images_in(folder)
     if not paths:
         raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    classes = sorted({os.path.relpath(os.path.dirname(p), folder) for p in paths})
+    # one numbering of the classes for every split: the subfolders of all of them
+    classes = sorted({os.path.relpath(os.path.dirname(p), root) for root in splits
+                      if os.path.isdir(root) for p in images_in(root)})
     images, labels = [], []
     for path in paths:
         try:
@@ -223,7 +255,9 @@ def _from_folder(folder, split):
                             "them, e.g. with PIL or tf.image.resize).")
         images.append(image)
         labels.append(classes.index(os.path.relpath(os.path.dirname(path), folder)))
-    return np.stack(images), np.asarray(labels, np.int32)
+    # a fixed shuffled order, so that the last `validation_size` images are of every class
+    order = np.random.default_rng(0).permutation(len(paths))
+    return np.stack(images)[order], np.asarray(labels, np.int32)[order]
 
 
 def _from_tfds(name, split):
@@ -311,9 +345,12 @@ def read_idx(path):
 
 
 def binarize_fixed(images, seed=0):
-    """x ~ Bernoulli(pixel / 255), drawn once from `seed`: uint8 {0, 1} of the same shape."""
-    rng = np.random.default_rng(seed)
-    return (rng.random(images.shape, dtype=np.float32) * 255.0 < images).astype(np.uint8)
+    """x ~ Bernoulli(value), drawn once from `seed`: of uint8 images (value = pixel / 255) uint8
+    {0, 1}, of values in [0, 1] float32 {0, 1}, of the same shape."""
+    u = np.random.default_rng(seed).random(images.shape, dtype=np.float32)
+    if images.dtype == np.uint8:
+        return (u * 255.0 < images).astype(np.uint8)
+    return (u < images).astype(np.float32)
 
 
 def _candidate_dirs(name, data_dir):
@@ -380,9 +417,7 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
     """
     scale = 255.0 if images.dtype == np.uint8 else 1.0  # uint8 images, else values as they are
     if binarize == "fixed":
-        images = (binarize_fixed(images, seed) * np.uint8(255) if scale == 255.0 else
-                  (np.random.default_rng(seed).random(images.shape, dtype=np.float32) < images)
-                  .astype(np.float32))
+        images = binarize_fixed(images, seed) * images.dtype.type(scale)
     n = int(images.shape[0])
     images = tf.constant(images)
     labels = tf.constant(labels)

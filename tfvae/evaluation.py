@@ -65,7 +65,7 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     log_px, elbos, resumed, sizes = [], [], 0, []
     progress = (keras.utils.Progbar(_num_batches(dataset), verbose=verbose, unit_name="batch",
                                     stateful_metrics=["nll"]) if verbose else None)
-    for i, x in enumerate(_batches(dataset)):
+    for i, x in enumerate(_batches(dataset, model)):
         sizes.append(int(x.shape[0]))
         if i % workers != worker:  # (another worker's batch)
             continue
@@ -134,7 +134,7 @@ def active_units(model, dataset, threshold=0.01):
         `threshold`.
     """
     means = None
-    for x in _batches(dataset):
+    for x in _batches(dataset, model):
         layer_means = [np.asarray(m, np.float64) for m in model.latent_means(x)]
         means = [[m] for m in layer_means] if means is None else [a + [m] for a, m in zip(means, layer_means)]
     activity = [np.var(np.concatenate(m), axis=0) for m in means]
@@ -164,7 +164,7 @@ def elbo_surgery(model, dataset, num_samples=10000, seed=0, chunk_size=1000):
         dict: `avg_kl` (closed form; None for a mixture prior), `avg_kl_mc`, `index_code_mi`, `marginal_kl` (each Monte
         Carlo term with a `_stderr`), `log_n`, `num_examples`, `num_samples`.
     """
-    params = [model.encode(x) for x in _batches(dataset)]
+    params = [model.encode(x) for x in _batches(dataset, model)]
     params = {name: tf.concat([p[name] for p in params], 0) for name in params[0]}
     posterior_layer, prior = model.latent_layers()[-1], model.prior_layer
     n = int(params["loc"].shape[0])
@@ -210,7 +210,8 @@ def amortization_gap(model, x, steps=500, learning_rate=1e-2, num_samples=5000, 
         dict of per-example arrays `log_px`, `elbo_encoder`, `elbo_optimized`,
         `approximation_gap`, `amortization_gap` and their means `mean_*`.
     """
-    x = tf.convert_to_tensor(x, tf.float32)
+    model.check_data(x, "Data")
+    x = model.check_input(x)
     start = {name: tf.identity(v) for name, v in model.encode(x).items()}
     latent = model.latent_layers()[-1]  # (one layer: the model has "gaussian_posterior")
     free = latent.free_parameters(start)
@@ -280,7 +281,7 @@ def exact_log_likelihood(model, data, states_per_chunk=4096, verbose=0):
                          f"{why}. Use iwae_nll instead. Received: "
                          f"{type(model).__name__}, capabilities {sorted(model.capabilities)}")
     m = model.latent_shape[0]
-    x = tf.concat(list(_batches(data)), axis=0)
+    x = tf.concat(list(_batches(data, model)), axis=0)
     x = model.check_input(x)
     log_partition = model.prior_log_normalizer()
 
@@ -327,6 +328,7 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
         `held_baseline` when a moving-average baseline was held.
     """
     type(model).from_config({**model.get_config(), **settings})  # raises on a bad setting
+    model.check_data(x, "Data")
     x = model.check_input(x)
     if weights is None:
         weights = model.encoder_weights()
@@ -355,7 +357,11 @@ def _gradient_draws(model, x, num_draws, weights, seed, state, settings):
                            if latent.signal_mean is not None and id(latent.signal_mean) not in known]
     if any(latent.estimator == "score_function" and latent.baseline == "moving_average"
            for latent in model.latent_layers()):
-        held = float(tf.reduce_mean(model.loss_terms(x, num_samples=1, seed=seed)["learning_signal"]))
+        before = [v.numpy() for v in state]
+        held = float(tf.reduce_mean(model.loss_terms(x, num_samples=1, seed=seed,  # (as drawn)
+                                                     training=True)["learning_signal"]))
+        for variable, value in zip(state, before):  # (a training-mode call moves the state)
+            variable.assign(value)
         settings = dict(settings, held_baseline=held)
         for latent in model.latent_layers():
             if latent.estimator == "score_function":
@@ -391,16 +397,17 @@ def _log_mixture_density(posterior_layer, params, z, components_per_chunk=20000)
     return total
 
 
-def _batches(dataset):
+def _batches(dataset, model):
     """Yields batches of x from a dataset of x or (x, label), or from an array in batches of
-    ARRAY_BATCH rows (as they are: the model refuses integer images instead of a cast
-    reading them as values in [0, 255])."""
+    ARRAY_BATCH rows, each checked by `model.check_data` (the shape, dtype and range the model
+    takes: integer images are refused, not cast and read as values in [0, 255])."""
     if isinstance(dataset, (np.ndarray, tf.Tensor)):
-        for start in range(0, len(dataset), ARRAY_BATCH):
-            yield tf.convert_to_tensor(dataset[start:start + ARRAY_BATCH])
-        return
-    for batch in dataset:
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        batches = (dataset[start:start + ARRAY_BATCH] for start in range(0, len(dataset), ARRAY_BATCH))
+    else:
+        batches = (batch[0] if isinstance(batch, (tuple, list)) else batch for batch in dataset)
+    for x in batches:
+        model.check_data(x, "Data")
+        yield tf.convert_to_tensor(x)
 
 
 def _num_batches(dataset):

@@ -77,7 +77,9 @@ def _refuse_conflicts(latent, estimator, baseline, baseline_decay, family_option
              "baseline": (baseline, "moving_average", latent.baseline),
              "baseline_decay": (baseline_decay, 0.99, latent.baseline_decay)}
     given.update({key: (value, family_defaults[key].default, getattr(latent.family, key))
-                  for key, value in family_options.items() if key in family_defaults})
+                  for key, value in family_options.items()
+                  if key in family_defaults and hasattr(latent.family, key)
+                  and family_defaults[key].default is not inspect.Parameter.empty})
     conflicts = [f"{key}={value!r} (the part's: {own!r})" for key, (value, default, own)
                  in given.items() if value != default and value != own]
     if conflicts:

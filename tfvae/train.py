@@ -61,7 +61,8 @@ def datasets(config, epoch=None, shard=None, splits=("train", "test")):
                                     shard=shard, drop_remainder=shard is not None,
                                     flatten=d["flatten"]))
         if "test" in splits:
-            loaded.append(data.load(d["name"], "validation" if d["validation_size"] else "test",
+            loaded.append(data.load(d["name"], "validation" if d["validation_size"] else
+                                    data.held_out_split(d["name"]),
                                     binarize=d["test_binarize"], batch_size=d["test_batch_size"],
                                     seed=d["seed"], validation_size=d["validation_size"],
                                     shard=shard, flatten=d["flatten"]))

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 
 import numpy as np
 
@@ -140,6 +141,9 @@ def resolve(url):
     owner, _, rest = handle.partition("/")
     repo, _, path = rest.partition("/")
     repo, _, revision = repo.partition("@")
+    if owner in ("datasets", "spaces"):
+        raise ZooError(f"{url!r}: tfvae reads zoo archives from Hugging Face model repositories "
+                       "(hf://OWNER/REPO), not from datasets or spaces.")
     if not owner or not repo:
         raise ZooError(f"{url!r} is not a Hugging Face handle: write hf://OWNER/REPO for a "
                        "repository of entry archives (hf://OWNER/REPO@REVISION for another "
@@ -304,6 +308,10 @@ def _fetch_url(url):
         raise ZooError(f"{url!r} ends in #{fragment}: the only fragment is #sha256=<the "
                        "archive's 64 hex digits> (`sha256sum NAME.tar.gz`); fix it, or drop "
                        "the # part to fetch without that check.")
+    if not digest and urllib.parse.urlsplit(address).scheme == "file":
+        local = urllib.request.url2pathname(urllib.parse.urlsplit(address).path)
+        if os.path.isfile(local):  # a local archive is cached by what it holds now
+            return _fetch_url(f"{address}#sha256={sha256(local)}")
     want = {"sha256": digest[1].lower()} if digest else {}
     root = os.path.join(home(), "urls", hashlib.sha256(url.encode()).hexdigest()[:16])
     if os.path.isdir(root):
@@ -432,7 +440,8 @@ def test_data(config):
 
     d = config["data"]
     binarize = d.get("test_binarize", "fixed") if config["model"].get("likelihood", "bernoulli") == "bernoulli" else None
-    return data.load(d["name"], "test", binarize=binarize, batch_size=500,
+    return data.load(d["name"], data.held_out_split(d["name"], d.get("validation_size", 0)),
+                     binarize=binarize, batch_size=500, validation_size=d.get("validation_size", 0),
                      flatten=d.get("flatten", True)), binarize
 
 

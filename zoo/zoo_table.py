@@ -82,6 +82,8 @@ def table():
     """The markdown table of every zoo entry, one row each, sorted by name."""
     lines = [HEADER, "|---|---|---|---|---|---|---|---|---|"]
     for m in zoo.list_models():
+        if m.get("damaged"):
+            raise SystemExit(f"zoo_table: {m['name']} is damaged: {m['damaged']}")
         published, what, target = ANCHORS.get(m["name"], ("-", "", "report"))
         lines.append(
             f"| {m['name']} | {m['model']} | {m['epochs']} | {zoo.nll_text(m)} | {m['test_elbo']:.2f} "

@@ -96,10 +96,10 @@ def decoder_gives_parameters(decoder, latent_width, data_shape, likelihood):
     """Whether a user's decoder outputs the likelihood's parameters (its output has the data's
     shape) or features that a Dense projection maps to them.
 
-    Raises:
-        ValueError: an image-shaped output ([batch, H, W, ...]) that is not the data's shape;
-            a Bernoulli decoder whose last layer applies a sigmoid (its output is read as
-            logits, so every probability would be above 1/2).
+    Warns (a saved model still loads) when the output looks like a mistake: a Bernoulli
+    decoder whose last layer applies a sigmoid (its output is read as logits, so every
+    probability would be above 1/2); features of image shape [batch, H, W, ...] or as many as
+    the data's values, which a Dense layer of (features x values) weights projects.
     """
     decoded = output_shape(decoder, (latent_width,), "decoder")
     data = format_shape(data_shape)
@@ -108,20 +108,18 @@ def decoder_gives_parameters(decoder, latent_width, data_shape, likelihood):
         last = next((layer for layer in reversed(getattr(decoder, "layers", None) or [decoder])
                      if not isinstance(layer, reshapes)), decoder)
         if likelihood == "bernoulli" and getattr(last, "activation", None) is keras.activations.sigmoid:
-            raise ValueError(f"The decoder's last layer ({last.name!r}) applies a sigmoid, but a "
-                             "Bernoulli likelihood reads the decoder's output as logits (every "
-                             "probability would be above 1/2). Remove the activation.")
+            warnings.warn(f"The decoder's last layer ({last.name!r}) applies a sigmoid, but a "
+                          "Bernoulli likelihood reads the decoder's output as logits (every "
+                          "probability would be above 1/2). Remove the activation.", stacklevel=3)
         return True
-    if len(decoded) > 2:
-        raise ValueError(f"The decoder gives {format_shape(decoded[1:])} but the data is {data}: "
-                         f"make it output {data} (the likelihood's parameters), or flat features "
-                         "that a Dense layer projects to them.")
-    if len(data_shape) > 1 and decoded[1] == math.prod(data_shape):
-        warnings.warn(f"The decoder gives [batch, {decoded[1]}], as many values as the data {data}: "
-                      "they are read as features, and a Dense layer of "
-                      f"{decoded[1] * decoded[1]:,} weights projects them to the likelihood's "
-                      f"parameters. If they are the parameters, end the decoder with "
-                      f"keras.layers.Reshape({tuple(data_shape)}).", stacklevel=3)
+    features, values = math.prod(decoded[1:]), math.prod(data_shape)
+    if len(decoded) > 2 or (len(data_shape) > 1 and features == values):
+        warnings.warn(f"The decoder gives {format_shape(decoded[1:])}, the data is {data}: its "
+                      f"{features:,} outputs are read as features, and a Dense layer of "
+                      f"{features * values:,} weights projects them to the likelihood's "
+                      f"parameters. If they are meant to be the parameters, make the decoder "
+                      f"output {data} (e.g. end it with keras.layers.Reshape({tuple(data_shape)})).",
+                      stacklevel=3)
     return False
 
 
@@ -495,8 +493,10 @@ class BaseVAE(keras.Model):
             raise
 
     def evaluate(self, x=None, *args, **kwargs):
-        """`keras.Model.evaluate`, with the data checked first as `fit` checks it."""
-        x = self._checked_data(x, "x", "Evaluation data")
+        """`keras.Model.evaluate`, with the data checked first as `fit` checks it (fit's
+        validation data once, not again at every epoch's evaluation)."""
+        if not kwargs.get("_use_cached_eval_dataset"):
+            x = self._checked_data(x, "x", "Evaluation data")
         try:
             return super().evaluate(x, *args, **kwargs)
         except BaseException as e:
@@ -668,6 +668,9 @@ class BaseVAE(keras.Model):
                     latent.signal_mean.assign(legacy)
             store = {str(i): store[str(i)] for i in range(len(own))}
         super().load_own_variables(store)
+        # A file saved during KL warm-up (a ModelCheckpoint) is the model, not the schedule:
+        # loaded, it measures the whole objective (KLWarmup sets the weight again each epoch).
+        self.kl_warmup.assign(1.0)
 
     def get_config(self):
         config = super().get_config()

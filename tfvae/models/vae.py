@@ -9,6 +9,9 @@ from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, PriorPart, check_n
                                network_part, output_shape)
 
 ARCHITECTURES = ("mlp", "conv")
+# the options of the shorthand latent that a `Latent` part holds itself
+LATENT_PART_OPTIONS = ("estimator", "baseline", "baseline_decay", "temperature", "posterior_scale",
+                       "min_scale")
 _IMAGE_SIDE = 28  # the conv shorthand for flat data is for 28x28 single-channel images (784,)
 
 
@@ -279,6 +282,12 @@ class VAE(PriorPart, BaseVAE):
         standard = self.prior_layer is None or self.prior_layer.factorizes
         return self._one_layer_terms(x, q, num_samples, seed, training,
                                      prior_log_prob=None if standard else self.prior_layer.log_prob)
+
+    @classmethod
+    def from_config(cls, config):
+        if isinstance(config.get("latent"), dict):  # a part: its own config says how it draws
+            config = {k: v for k, v in config.items() if k not in LATENT_PART_OPTIONS}
+        return super().from_config(config)
 
     def get_config(self):
         config = super().get_config()
