@@ -109,8 +109,18 @@ def test_the_config_round_trips(name):
     assert json.loads(json.dumps(clone.get_config())) == config
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
-@pytest.mark.parametrize("name", sorted(MODELS))
+# XLA for a Gaussian conv VAE, a score-function Bernoulli VAE and a binary hierarchy in the
+# default run; the other models' XLA fits (5-13 s each) in the slow step
+XLA_BY_DEFAULT = ("vae_conv_images", "vae_bernoulli_score_function", "hierarchical_binary_top")
+
+
+def _mode(name, mode):
+    slow = mode == "xla" and name not in XLA_BY_DEFAULT
+    return pytest.param(name, mode, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{mode}")
+
+
+@pytest.mark.parametrize("name, mode", [_mode(name, mode) for name in sorted(MODELS)
+                                        for mode in ("eager", "graph", "xla")])
 def test_two_steps_of_fit_train(name, mode):
     model = MODELS[name][0]()
     x = data(model)

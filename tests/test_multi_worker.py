@@ -144,6 +144,7 @@ def finished_epochs(out):
     return int(state.get("epoch", 0))
 
 
+@pytest.mark.slow  # (three TensorFlow processes, 45-75 s on 2 cores: CI's second step)
 @pytest.mark.xdist_group("multi_worker")
 def test_two_workers_killed_and_restarted_match_one_process(tmp_path, small_mnist):
     processes = Processes(str(tmp_path))
