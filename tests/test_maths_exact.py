@@ -230,7 +230,7 @@ def test_family_natural_parameters_log_normalizers_and_combine_equal_numpy():
 # -- ELBO surgery on cases with a known answer ----------------------------------------------------
 class FixedPosteriors:
     """A stand-in model whose posteriors q(z|x_n) are given: elbo_surgery needs encode, the
-    latent layer and the prior layer."""
+    data check, the latent layer and the prior layer."""
 
     def __init__(self, loc, scale):
         self.params = {"loc": tf.constant(loc, tf.float32), "scale": tf.constant(scale, tf.float32)}
@@ -242,6 +242,9 @@ class FixedPosteriors:
 
     def encode(self, x):
         return self.params
+
+    def check_data(self, x, what):
+        """(x is a placeholder: the posteriors are given.)"""
 
     def data(self):
         return np.zeros((self.params["loc"].shape[0], 1), np.float32)
