@@ -275,3 +275,27 @@ def test_two_workers_uninterrupted_equal_one_process_and_refuse_unshared_backups
             assert "finished epochs per worker: [2, 0]" in processes.log(name)
     finally:
         processes.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("multi_worker")
+def test_each_workers_share_is_checked_as_fit_checks_a_dataset(tmp_path):
+    """Data a Bernoulli model is not defined on (values in [0, 2], an .npy of your own): both
+    workers stop with fit's message instead of training on it (a distributed dataset used to
+    pass unchecked)."""
+    values = np.random.default_rng(0).uniform(0.0, 2.0, (256, 784)).astype(np.float32)
+    np.save(tmp_path / "mine.npy", values)
+    processes = Processes(str(tmp_path))
+    try:
+        start_cluster(processes, str(tmp_path / "run"), str(tmp_path), "bad", settings=[
+            f"data.name={tmp_path / 'mine.npy'}", "data.binarize=None", "data.test_binarize=None",
+            "data.validation_size=64", "training.epochs=1"])
+        deadline = time.time() + TIMEOUT
+        for name in ("bad-worker0", "bad-worker1"):
+            process, _ = processes.running[name]
+            process.wait(timeout=max(1.0, deadline - time.time()))
+            assert process.returncode != 0
+            assert "Training data has a value outside [0, 1]" in processes.log(name), processes.log(name)[-3000:]
+        assert not os.path.exists(tmp_path / "run" / "model.keras")
+    finally:
+        processes.stop()

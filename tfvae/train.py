@@ -223,10 +223,6 @@ def train(config, out_dir, verbose=1):
                 f"data.batch_size is the global batch: a multiple of the {replicas} replicas of "
                 f"training.distribute=multi_worker, so that each trains on an equal share. "
                 f"Received: data.batch_size={batch_size}")
-        # (train_ds, test_ds stay whole: the shape, the first examples and the IWAE batches)
-        fit_data = tuple(multi_worker.distribute(
-            strategy, lambda shard, split=split: datasets(config, data_epoch, shard, (split,))[0])
-            for split in ("train", "test"))
         steps_per_epoch = int(datasets(config, data_epoch, (0, 1), ("train",))[0].cardinality())
     shape = example_shape(train_ds)
     for key in ("input_shape", "input_dim"):  # (input_dim: the old spelling of a flat shape)
@@ -248,6 +244,13 @@ def train(config, out_dir, verbose=1):
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
             if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
                 copy_weights(config["training"]["init_from"], model)
+        if multi_worker.in_multi_worker_mode(strategy):
+            # each worker's share, checked as fit checks a dataset (train_ds, test_ds stay
+            # whole: the shape, the first examples and the IWAE batches)
+            fit_data = tuple(multi_worker.distribute(
+                strategy, lambda shard, split=split, what=what: model.checked_data(
+                    datasets(config, data_epoch, shard, (split,))[0], what))
+                for split, what in (("train", "Training data"), ("test", "Validation data")))
         # Written once the config, the data and the model are known to work, so a refused
         # config leaves nothing behind. (`writes`: this worker's folder, see `multi_worker`)
         writes = multi_worker.write_dir(out_dir, strategy)

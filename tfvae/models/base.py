@@ -481,10 +481,10 @@ class BaseVAE(keras.Model):
         """`keras.Model.fit`, with the data checked first (`check_data`): arrays at once, a
         `tf.data.Dataset` by its element shape and then batch by batch as it is read. A fit
         that fails leaves no half-made train function behind, so the next one starts clean."""
-        x = self._checked_data(x, "x", "Training data")
+        x = self.checked_data(x, "Training data", "x")
         if kwargs.get("validation_data") is not None:
-            kwargs["validation_data"] = self._checked_data(kwargs["validation_data"],
-                                                           "validation_data", "Validation data")
+            kwargs["validation_data"] = self.checked_data(kwargs["validation_data"],
+                                                          "Validation data", "validation_data")
         try:
             return super().fit(x, *args, **kwargs)
         except BaseException as e:
@@ -496,7 +496,7 @@ class BaseVAE(keras.Model):
         """`keras.Model.evaluate`, with the data checked first as `fit` checks it (fit's
         validation data once, not again at every epoch's evaluation)."""
         if not kwargs.get("_use_cached_eval_dataset"):
-            x = self._checked_data(x, "x", "Evaluation data")
+            x = self.checked_data(x, "Evaluation data", "x")
         try:
             return super().evaluate(x, *args, **kwargs)
         except BaseException as e:
@@ -504,10 +504,11 @@ class BaseVAE(keras.Model):
             _raise_checked_batch_error(e)
             raise
 
-    def _checked_data(self, data, argument, what):
+    def checked_data(self, data, what="Training data", argument="x"):
         """`data` (an array, a Dataset, or Keras' (x,), (x, y), (x, y, w) tuples), with x
-        checked by `check_data` (arrays) or as it is read (datasets); `argument` and `what` name
-        it in messages."""
+        checked by `check_data` (arrays) or as it is read (datasets: `fit` and `evaluate` do
+        this; a dataset distributed by hand is checked by mapping this over each worker's
+        share); `what` and `argument` name it in messages."""
         if isinstance(data, (tuple, list)) and data and isinstance(data[0], (np.ndarray, tf.Tensor)):
             self.check_data(data[0], what)
         elif isinstance(data, (np.ndarray, tf.Tensor)):
