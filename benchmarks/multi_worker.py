@@ -24,10 +24,8 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -84,22 +82,13 @@ def run(kind, workers, global_batch, steps, repeats, timeout):
     return json.loads(outputs[0][0].strip().splitlines()[-1])
 
 
-def median_seconds(fn, repeats):
-    fn()  # warm-up: tracing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def worker(kind, global_batch, steps, repeats):
     """One process of a run: prints a JSON line (the chief's is read)."""
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from speed import median_seconds, train_steps_seconds  # (benchmarks/speed.py)
     from tfvae import multi_worker
 
     strategy = (multi_worker.strategy_from_tf_config() if "TF_CONFIG" in os.environ
@@ -139,15 +128,7 @@ def worker(kind, global_batch, steps, repeats):
     dataset = (multi_worker.distribute(strategy, shard) if multi_worker.in_multi_worker_mode(strategy)
                else whole.prefetch(4))
     with multi_worker.keras_workarounds(strategy):
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)  # builds and traces
-        iterator = iter(dataset)
-
-        def run_steps():
-            for _ in range(steps):
-                logs = model.train_function(iterator)
-            float(logs["loss"])  # waits for the last step
-
-        seconds = median_seconds(run_steps, repeats)
+        seconds = train_steps_seconds(model, dataset, steps, repeats)
     print(json.dumps({"kind": kind, "workers": multi_worker.num_workers(strategy),
                       "global_batch": global_batch, "images_per_s": steps * global_batch / seconds,
                       "ms_per_step": 1e3 * seconds / steps}))

@@ -60,6 +60,20 @@ def median_seconds(fn, repeats):
     return statistics.median(times)
 
 
+def train_steps_seconds(model, dataset, steps, repeats):
+    """The median seconds of `steps` training steps of a compiled model on `dataset` (after
+    one `fit` epoch that builds, traces and compiles the step)."""
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    iterator = iter(dataset)
+
+    def run():
+        for _ in range(steps):
+            logs = model.train_function(iterator)
+        float(logs["loss"])  # waits for the last step
+
+    return median_seconds(run, repeats)
+
+
 def matmul_peak(dtype, sizes, repeats):
     """Best GFLOP/s of an XLA-compiled square matmul over `sizes`."""
     best = 0.0
@@ -93,15 +107,7 @@ def train_step_throughput(build, batch_size, jit_compile, precision, steps, repe
         x = (np.random.default_rng(0).random((batch_size * 10, model.input_dim)) < 0.2)
         dataset = tf.data.Dataset.from_tensor_slices(x.astype("float32")).batch(
             batch_size, drop_remainder=True).repeat().prefetch(4)
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)  # builds and compiles
-        iterator = iter(dataset)
-
-        def run():
-            for _ in range(steps):
-                logs = model.train_function(iterator)
-            float(logs["loss"])  # waits for the last step
-
-        seconds = median_seconds(run, repeats)
+        seconds = train_steps_seconds(model, dataset, steps, repeats)
         return steps * batch_size / seconds, train_flops_per_example(model)
     finally:
         keras.config.set_dtype_policy("float32")
