@@ -26,6 +26,12 @@ setup(
         # PredictionLog protos for the TF Serving warm-up records of an export (tfvae.export).
         "tensorflow-serving-api>=2.16",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"]},
+    # scipy: the tests' independent formulas; setuptools and wheel: tests/test_zoo_install.py
+    # builds this tree's wheel without build isolation (no network) in a venv of its own.
+    # pytest < 9: pytest-xdist 3.8's `--dist loadgroup` renames a test's node id to add its
+    # group, which pytest 9 no longer reads (Node.nodeid comes from Node._id): the groups are
+    # ignored and every shared fixture is built on both workers.
+    extras_require={"test": ["pytest>=7,<9", "pytest-xdist>=3", "hypothesis>=6", "scipy",
+                             "setuptools", "wheel"]},
     entry_points={"console_scripts": ["tfvae=tfvae.cli:main"]},
 )

@@ -9,8 +9,13 @@ test body runs, Python's, NumPy's, TensorFlow's and Keras' global generators are
 node id. That covers weight initialization (Keras initializers draw from the global generator)
 and `SeedGenerator(None)`. A module-level `RNG = np.random.default_rng(...)` is re-created from
 the same seed before each test, so its draws do not depend on which tests ran before.
+
+A test module's expensive fixtures (a trained model, a set of exports) are session-scoped: under
+`--dist loadgroup` a worker runs other modules' tests between a module's tests, and a
+module-scoped fixture would be torn down and built again each time (it was, up to 35 s each).
 """
 import os
+import sys
 import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,11 +39,8 @@ def pytest_fixture_setup(fixturedef, request):
     param = getattr(request, "param", None)
     seed = stable_seed(f"{fixturedef.argname}[{param!r}]")
     keras.utils.set_random_seed(seed)
-    try:
-        module = request.module if fixturedef.scope != "session" else None
-    except AttributeError:
-        module = None
-    _reset_module_rng(module, seed)
+    # (the module that defines the fixture: a test module's RNG, whatever the fixture's scope)
+    _reset_module_rng(sys.modules.get(getattr(fixturedef.func, "__module__", None) or ""), seed)
     yield
 
 

@@ -26,7 +26,7 @@ def readme_block():
     return found.group(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ran(mnist_arrays, tmp_path_factory):
     """The README block's variables, run in a fresh folder (it writes .keras files and exports)."""
     folder = tmp_path_factory.mktemp("byo")

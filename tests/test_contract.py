@@ -177,7 +177,7 @@ def test_the_declared_surface_has_the_shapes_it_declares(name):
     assert lines[-1] == f"total: {model.count_params():,} parameters"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """Every model exported, and all of them served by one TensorFlow-only process."""
     root = tmp_path_factory.mktemp("contract_exports")

@@ -40,7 +40,7 @@ def exact_log_px(x, kernel, bias):
     return -0.5 * (np.sum(diff @ np.linalg.inv(cov) * diff, -1) + logdet + D * math.log(2 * math.pi))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def linear_gaussian():
     rng = np.random.default_rng(0)
     kernel = rng.normal(size=(L, D)).astype(np.float32)

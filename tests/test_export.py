@@ -37,7 +37,7 @@ def binary(n):
     return (RNG.uniform(size=(n, D)) < 0.3).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """Exports every model class, runs the serving client once on all of them."""
     root = tmp_path_factory.mktemp("exports")
@@ -152,10 +152,14 @@ def test_cli_versions_and_models_config(exported, tmp_path):
         cli.main(["export", str(tmp_path / "run")])  # DIR missing
 
 
+# The export runs for real up to its final rename, which waits to be killed there: the worst
+# moment (every file written) every time, not whenever a poll of the folder happens to land.
 KILL_SCRIPT = """
-import sys, tfvae
+import os, sys, time, tfvae
 from tfvae import export
 model = tfvae.VAE(input_dim=784, latent_dim=4, hidden=(32,))
+rename = os.rename
+os.rename = lambda src, dst: time.sleep(600) if os.path.basename(src).startswith(".tmp-export-") else rename(src, dst)
 export.export_saved_model(model, sys.argv[1])
 """
 
@@ -166,7 +170,9 @@ def test_an_interrupted_export_leaves_no_version_a_server_would_load(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if base.exists() and any(n.startswith(".tmp-export-") for n in os.listdir(base)):
+        temporary = [base / n for n in os.listdir(base) if n.startswith(".tmp-export-")] if base.exists() else []
+        if temporary and (temporary[0] / "saved_model.pb").exists():
+            time.sleep(0.5)  # (the rename is next: the process is waiting in it now)
             break
         time.sleep(0.05)
     assert process.poll() is None, "the export finished before it could be interrupted"

@@ -46,7 +46,7 @@ def write_idx(path, array):
         f.write(header + array.tobytes())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_mnist(tmp_path_factory, mnist_arrays):
     """A $TFVAE_DATA_DIR holding the first 512 training and 128 test images of MNIST."""
     train_x, train_y, test_x, test_y = mnist_arrays

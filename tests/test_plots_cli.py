@@ -11,7 +11,7 @@ import tfvae
 from tfvae import cli, files, plots
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def run_dir(binary_mnist_subset, tmp_path_factory):
     """A `tfvae train`-style folder: a 2-D VAE trained briefly on real MNIST, its metrics."""
     folder = tmp_path_factory.mktemp("run")

@@ -21,7 +21,7 @@ def batches(x, batch_size=100):
     return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained_vae(binary_mnist_subset):
     """A small VAE trained for a few epochs on 2,000 real binarized MNIST images."""
     keras.utils.set_random_seed(0)

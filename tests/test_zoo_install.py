@@ -60,7 +60,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """An HTTP server on a free port of 127.0.0.1 serving this tree's packed entries."""
     folder = tmp_path_factory.mktemp("served")
@@ -85,10 +85,10 @@ def _closed_port_url():
         return f"http://127.0.0.1:{s.getsockname()[1]}/"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def venv(tmp_path_factory):
     """A venv with a non-editable install of a clean copy of this tree (code, setup.py,
-    README.md, zoo/; no saved_models/), reusing the system's TensorFlow."""
+    README.md, zoo/; no saved_models/), reusing this environment's TensorFlow."""
     base = tmp_path_factory.mktemp("install")
     source = base / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "figures")
@@ -96,9 +96,18 @@ def venv(tmp_path_factory):
     shutil.copytree(os.path.join(ROOT, "zoo"), source / "zoo", ignore=ignore)
     for name in ("setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source / name)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(base / "venv")], check=True, timeout=TIMEOUT)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")],
+                   check=True, timeout=TIMEOUT)
     python = str(base / "venv" / "bin" / "python")
+    # This environment's packages (TensorFlow, pip, setuptools) for the new venv, by a .pth
+    # file: `--system-site-packages` would give a venv's base Python instead, when these tests
+    # run in a venv. Paths added by a .pth file are not site folders, so their own .pth files
+    # (this checkout's editable install) are not read: tfvae comes from the new install alone.
+    outer = [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, timeout=TIMEOUT, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(site, "outer_environment.pth"), "w", encoding="utf-8") as f:
+        f.write("\n".join(outer) + "\n")
     subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
                     "--no-cache-dir", "--quiet", str(source)], check=True, timeout=TIMEOUT,
                    capture_output=True, cwd=str(base))
@@ -117,7 +126,7 @@ def _run(command, cwd, env):
     return {"status": result.returncode, "out": result.stdout, "err": result.stderr}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def session(venv, server, tmp_path_factory):
     """Everything the user does, in order, from a folder under /tmp outside the repository:
     `tfvae zoo list`, `tfvae sample NAME` (fetches), the client's loads (from the cache) and
@@ -165,7 +174,8 @@ def test_the_wheel_carries_code_registry_and_configs_but_no_weights(venv):
     assert sorted(p.name for p in (site / "tfvae" / "zoo_configs").glob("*.py")) == \
         [c for c in configs if c.endswith(".py")]
     assert not [p for p in installed if p.endswith((".keras", ".pb", ".png")) or "saved_models" in p]
-    assert not [p for p in installed if p.endswith(".pth") or "__editable__" in p]  # not editable
+    assert not [p for p in installed if (p.endswith(".pth") and p != "outer_environment.pth")
+                or "__editable__" in p]  # not editable
 
 
 def test_zoo_list_from_outside_the_repo_shows_what_can_be_fetched_without_a_request(session):
