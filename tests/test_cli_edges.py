@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import tfvae
@@ -126,7 +127,7 @@ def test_a_changed_model_in_the_same_out_is_refused_naming_the_keys(mnist_arrays
     assert cli.main(common + TINY + ["--set", f"model.seed={seed!r}"]) == 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def wide_model(tmp_path_factory):
     """A model of 65-dimensional data, which MNIST (784) does not fit (nor a square image)."""
     path = tmp_path_factory.mktemp("wide") / "model.keras"
@@ -197,9 +198,12 @@ def test_ctrl_c_during_training_is_one_line_and_130(mnist_arrays, tfvae_command,
 @pytest.mark.slow  # long: CI runs it in its second step (`-m slow`)
 def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae_command, tmp_path, capsys):
     """The IWAE pass after training says what it will cost and how to skip it; interrupted
-    after some of its batches, the rerun takes them from iwae.partial.json."""
+    after some of its batches, the rerun takes them from iwae.partial.json. The data has no
+    test split, so the pass measures (and every line names) the validation split."""
     out = tmp_path / "run"
+    np.savez(tmp_path / "digits.npz", x=mnist_arrays[0][:2000])
     command = ["train", ZOO_CONFIG, "--out", str(out), "--set", "training.epochs=1",
+               "--set", f"data.name={tmp_path / 'digits.npz'}",
                "--set", "model.hidden=(8,)", "--set", "data.batch_size=500",
                "--set", "training.jit_compile=False",
                # the pass over 320 held-out images in 20 batches of 16, 16 chunks of 256 samples
@@ -216,15 +220,16 @@ def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae
             process.kill()
             process.wait()
     assert status == 130, stderr
-    assert re.fullmatch(r"interrupted; rerun the same command to resume \(from the test "
+    assert re.fullmatch(r"interrupted; rerun the same command to resume \(from the validation "
                         r"evaluation, \d+ IWAE batch(es)? done\)\n", stderr), stderr
-    announced = [line for line in stdout.splitlines() if line.startswith("test NLL by IWAE")]
-    assert len(announced) == 1 and "k=4096, over 20 test batches: about " in announced[0]
-    assert "--set evaluation.iwae_samples=0 skips it" in announced[0]
+    announced = [line for line in stdout.splitlines() if line.startswith("validation NLL by IWAE")]
+    assert len(announced) == 1 and "k=4096, over 20 validation batches: about " in announced[0]
+    assert re.search(r"--set evaluation.iwae_samples=81 takes about \d+ s, =0 skips it", announced[0])
 
     assert cli.main(command) == 0
     printed = capsys.readouterr().out
-    assert "resuming from its saved batches" in printed and "test NLL (IWAE, k=4096)" in printed
+    assert "resuming from its saved batches" in printed and "validation NLL (IWAE, k=4096)" in printed
+    assert not re.search(r"^test ", printed, re.M)  # (no line calls the validation split "test")
     results = json.loads((out / "metrics.json").read_text())["results"]
     assert results["epochs"] == 1 and results["nll_resumed_batches"] >= 1
     assert not (out / "iwae.partial.json").exists()

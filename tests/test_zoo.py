@@ -23,7 +23,7 @@ uses_shipped_served = pytest.mark.xdist_group("zoo_shipped_served")
 ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def published(mnist_arrays, tmp_path_factory):
     """A one-epoch VAE trained by `tfvae train` and published into a temporary zoo."""
     root = tmp_path_factory.mktemp("zoo")
@@ -54,7 +54,7 @@ def test_publish_writes_the_entry_and_list_finds_it(published):
 def test_load_verifies_checksums_and_reproduces_the_recorded_outputs(published):
     root, metadata, _ = published
     model = zoo.load("tiny_vae", root)
-    test, _ = zoo.test_data(metadata["config"])
+    test = zoo.evaluation_data(metadata["config"])[0]
     x = next(iter(test))[:metadata["checks"]["num_examples"]]
     recomputed = zoo.check_outputs(model, x)
     for key, values in metadata["checks"]["values"].items():
@@ -178,7 +178,7 @@ def _skip_without_data(error):
 
 def _test_data_or_skip(config):
     try:
-        return zoo.test_data(config)[0]
+        return zoo.evaluation_data(config)[0]
     except FileNotFoundError as e:
         _skip_without_data(e)
 
@@ -232,11 +232,11 @@ def test_shipped_zoo_model_matches_its_metadata(mnist_arrays, name):
     for key, values in metadata["checks"]["values"].items():
         # recorded on the machine that published the entry: another CPU, another program
         assert_float32_close(recomputed[key], values, err_msg=key)
-    assert abs(zoo.test_elbo(model, test).mean() - metadata["test_elbo"]) < 0.3
+    assert abs(zoo.held_out_elbo(model, test).mean() - metadata["test_elbo"]) < 0.3
     assert isinstance(model, tfvae.BaseVAE)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shipped_served(mnist_arrays, tmp_path_factory):
     """Every shipped model, and its SavedModel called through all its signatures on 3 test
     images by tests/serving_client.py in one process that cannot import tfvae, Keras or TFP."""
@@ -246,7 +246,7 @@ def shipped_served(mnist_arrays, tmp_path_factory):
     for i, name in enumerate(SHIPPED):
         dirs.append(os.path.join(zoo.zoo_dir(), name, "serving", "1"))  # index i in the client
         try:
-            test, _ = zoo.test_data(files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))["config"])
+            test = zoo.evaluation_data(files.read_json(os.path.join(zoo.zoo_dir(), name, zoo.METADATA))["config"])[0]
         except FileNotFoundError as e:  # that entry's test is skipped (or fails under CI)
             missing[name] = e
             continue

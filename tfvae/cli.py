@@ -47,7 +47,8 @@ def main(argv=None):
                                 description="Train a model from a config file; rerun the same "
                                             "command to resume an interrupted run.",
                                 epilog=EXAMPLES["train"])
-    train.add_argument("config", help="a Python file defining get_config() (see zoo/configs/)")
+    train.add_argument("config", help="a Python file defining get_config() (see zoo/configs/), "
+                                      "or a zoo name: rerun that entry's recipe")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set training.epochs=3 (repeatable)")
     train.add_argument("--out", help="output folder (default: runs/<config name>)")
@@ -64,7 +65,8 @@ def main(argv=None):
 
     evaluate = commands.add_parser(
         "evaluate", help="IWAE likelihood, active units, ELBO surgery and figures of a model",
-        description="Evaluate a trained model on its dataset's test split: IWAE NLL, ELBO, active "
+        description="Evaluate a trained model on its dataset's test split (its validation split "
+                    "for data without one): IWAE NLL, ELBO, active "
                     "units, ELBO surgery on the training split; prints a table, writes JSON and "
                     "PNG figures.", epilog=EXAMPLES["evaluate"])
     evaluate.add_argument("model", help=MODEL_HELP)
@@ -190,11 +192,17 @@ def _train(args):
     from tfvae import config as tfvae_config
     from tfvae import train
 
+    from tfvae import zoo
+
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f"training.seed={args.seed}")
+    config_path = args.config
+    if not os.path.exists(config_path) and zoo.config_file(config_path):  # a zoo name: its recipe
+        config_path = zoo.config_file(config_path)
+        print(f"tfvae train: zoo entry {args.config!r}: its recipe {config_path}", flush=True)
     try:
-        config = tfvae_config.load(args.config, overrides)
+        config = tfvae_config.load(config_path, overrides)
     except tfvae_config.ConfigError as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 2
@@ -214,17 +222,19 @@ def _train(args):
     except callbacks.TrainingDiverged as e:
         print(f"tfvae train: {e}", file=sys.stderr)
         return 1
+    split = results["split"]  # (the split the final evaluation measured: "test" where there is one)
     if not results.get("chief", True):  # (another worker of training.distribute=multi_worker)
-        print(f"\nworker {results['worker'][0]} of {results['worker'][1]} finished: test ELBO "
-              f"{results['test_elbo']:.2f} nats; the chief writes the outputs in {out_dir}")
+        print(f"\nworker {results['worker'][0]} of {results['worker'][1]} finished: {split} ELBO "
+              f"{results[f'{split}_elbo']:.2f} nats; the chief writes the outputs in {out_dir}")
         return 0
-    print(f"\ntest ELBO: {results['test_elbo']:.2f} nats "
+    print(f"\n{split} ELBO: {results[f'{split}_elbo']:.2f} nats "
           f"({results['epochs']} epochs, {results['seconds_per_epoch']:.1f} s/epoch)")
-    if "test_nll" in results:
-        print(f"test NLL (IWAE, k={results['num_samples']}): {results['test_nll']:.2f} "
-              f"+- {results['test_nll_stderr']:.2f} nats")
-    if "test_exact_nll" in results:
-        print(f"test NLL (exact): {results['test_exact_nll']:.2f} +- {results['test_exact_nll_stderr']:.2f} nats")
+    if f"{split}_nll" in results:
+        print(f"{split} NLL (IWAE, k={results['num_samples']}): {results[f'{split}_nll']:.2f} "
+              f"+- {results[f'{split}_nll_stderr']:.2f} nats")
+    if f"{split}_exact_nll" in results:
+        print(f"{split} NLL (exact): {results[f'{split}_exact_nll']:.2f} "
+              f"+- {results[f'{split}_exact_nll_stderr']:.2f} nats")
     print(f"outputs: {out_dir}/model.keras, config.json, metrics.json, logs/ (tensorboard --logdir "
           f"{out_dir}/logs)\nnext: tfvae evaluate {out_dir}, then tfvae zoo publish {out_dir}")
     return 0
@@ -274,7 +284,8 @@ def _zoo(args):
             config = files.read_json(os.path.join(args.run, "config.json"), default={})
             name = args.name or config.get("name")
             metadata = zoo.publish(args.run, name)
-            print(f"published {name}: test ELBO {metadata['test_elbo']:.2f}, "
+            elbo, split = zoo.held_out(metadata, "elbo")
+            print(f"published {name}: {split} ELBO {elbo:.2f}, "
                   f"{len(metadata['files'])} files -> {os.path.join(zoo.zoo_dir(), name)}")
         elif args.action == "pack":
             names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
@@ -309,17 +320,18 @@ def _zoo(args):
 def _zoo_list(zoo):
     entries = zoo.list()
     cache = zoo.cache_dir()
-    print(f"{'name':<20} {'model':<16} {'test ELBO':>10} {'test NLL':>16}  {'dataset':<14} where")
+    print(f"{'name':<20} {'model':<16} {'ELBO':>10} {'NLL':>16}  {'split':<10} {'dataset':<14} where")
     for m in entries:
         if m["damaged"]:
             print(f"{m['name']:<20} damaged: {m['damaged']}")
             continue
-        nll = ("" if m["test_nll"] is None else f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f}")
-        if m.get("test_exact_nll") is not None:
-            nll = f"{m['test_exact_nll']:.2f} (exact)"
+        (nll_value, split), elbo = zoo.held_out(m, "nll"), zoo.held_out(m, "elbo")[0]
+        nll = "" if nll_value is None else f"{nll_value:.2f} +- {zoo.held_out(m, 'nll_stderr')[0]:.2f}"
+        if zoo.held_out(m, "exact_nll")[0] is not None:
+            nll = f"{zoo.held_out(m, 'exact_nll')[0]:.2f} (exact)"
         where = (f"to fetch, {m['archive_size'] / 1e6:.1f} MB" if m["folder"] is None else
                  "cached" if os.path.dirname(m["folder"]) == cache else "local")
-        print(f"{m['name']:<20} {m['model']:<16} {m['test_elbo']:>10.2f} {nll:>16}  "
+        print(f"{m['name']:<20} {m['model']:<16} {elbo:>10.2f} {nll:>16}  {split:<10} "
               f"{m['dataset']:<14} {where}")
     if not entries:
         print("(none)")
@@ -372,16 +384,16 @@ def _evaluate(args):
     out = args.out or folder
     validation_size = 0 if args.dataset else config.get("data", {}).get("validation_size", 0)
     try:
-        test = data.load(dataset, data.held_out_split(dataset, validation_size), binarize=binarize,
-                         batch_size=500, validation_size=validation_size,
-                         flatten=len(model.input_shape) == 1)
+        split = data.splits(dataset, validation_size).evaluation
+        test = data.load(dataset, split, binarize=binarize, batch_size=500,
+                         validation_size=validation_size, flatten=len(model.input_shape) == 1)
     except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
         print(f"tfvae evaluate: {e}", file=sys.stderr)
         return 2
     shape = train_lib.example_shape(test)
     if shape != model.input_shape:
         print(f"tfvae evaluate: the model takes x of shape {model.input_shape} but the {dataset} "
-              f"test set has x of shape {shape}; give --dataset a dataset of the model's shape. "
+              f"{split} split has x of shape {shape}; give --dataset a dataset of the model's shape. "
               f"Received: model={args.model!r}, dataset={dataset!r}", file=sys.stderr)
         return 2
     os.makedirs(out, exist_ok=True)
@@ -389,8 +401,8 @@ def _evaluate(args):
     exact = evaluation.supports_exact_likelihood(model)
     num_samples = args.num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)
     verbose = 1 if sys.stdout.isatty() else 2  # (as train's: in a log file, no bar redraws)
-    print(f"IWAE estimate, k={num_samples}, on the {dataset} test set:")
-    results = {"dataset": dataset, "binarization": binarize,
+    print(f"IWAE estimate, k={num_samples}, on the {split} split of {dataset}:")
+    results = {"dataset": dataset, "split": split, "binarization": binarize,
                "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed, verbose=verbose,
                                            checkpoint=os.path.join(out, "iwae.partial.json"))}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
@@ -423,11 +435,12 @@ def _evaluate(args):
 
 def _print_table(results):
     iwae, units = results["iwae"], results["active_units"]
-    rows = [("test NLL (IWAE, k=%d)" % iwae["num_samples"], f"{iwae['nll']:.2f} +- {iwae['stderr']:.2f}"),
-            ("test ELBO", f"{iwae['elbo']:.2f}"),
+    split = results["split"]
+    rows = [(f"{split} NLL (IWAE, k={iwae['num_samples']})", f"{iwae['nll']:.2f} +- {iwae['stderr']:.2f}"),
+            (f"{split} ELBO", f"{iwae['elbo']:.2f}"),
             ("active units", f"{units['active_units']} {units['per_layer']}")]
     if "exact" in results:
-        rows.insert(1, ("test NLL (exact)", f"{results['exact']['nll']:.2f} +- {results['exact']['stderr']:.2f}"))
+        rows.insert(1, (f"{split} NLL (exact)", f"{results['exact']['nll']:.2f} +- {results['exact']['stderr']:.2f}"))
     surgery = results.get("elbo_surgery")
     if surgery:
         avg_kl = (f"{surgery['avg_kl']:.2f}" if surgery["avg_kl"] is not None else

@@ -6,6 +6,7 @@ binarized), or real values as they are.
 tensorflow-datasets image dataset ("tfds:NAME"), numpy arrays, a .npy / .npz file, or a folder
 of images; a missing or damaged file is an error that names it.
 """
+import collections
 import gzip
 import os
 import socket
@@ -154,29 +155,65 @@ def examples(source, split, *, data_dir=None):
         return _from_folder(source, split)
     if os.path.isfile(source) and source.endswith((".npy", ".npz")):
         return _from_numpy_file(source, split)
-    raise ValueError(f"Unknown dataset. Expected one of {DATASETS}, 'tfds:NAME' (a "
-                     "tensorflow-datasets image dataset), an array, or the path of a .npy / .npz "
-                     f"file or of a folder of images. Received: name={source!r}"
-                     + (" (no such file or folder)" if not os.path.exists(source) else ""))
+    raise _unknown_dataset(source)
 
 
-def held_out_split(source, validation_size=0):
-    """The split to measure a model trained on `source` with: "test" when the source has one
-    (built-in and tensorflow-datasets names, a folder with test/, an .npz with x_test), else
-    "validation" (the last `validation_size` training examples)."""
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if (path in DATASETS or path.startswith(TFDS_PREFIX)
-                or os.path.isdir(os.path.join(path, "test"))):
-            return "test"
-        if path.endswith(".npz") and os.path.isfile(path):
-            with np.load(path, allow_pickle=False) as stored:
-                if "x_test" in stored.files:
-                    return "test"
+def _unknown_dataset(source):
+    return ValueError(f"Unknown dataset. Expected one of {DATASETS}, 'tfds:NAME' (a "
+                      "tensorflow-datasets image dataset), an array, or the path of a .npy / .npz "
+                      f"file or of a folder of images. Received: name={source!r}"
+                      + (" (no such file or folder)" if not os.path.exists(source) else ""))
+
+
+class Splits(collections.namedtuple("Splits", ["validation", "evaluation"])):
+    """The held-out splits of a run: `validation` is what training measures after every epoch
+    (model selection, early stopping, the curves), carved from the training data, or None;
+    `evaluation` is the split of the final evaluation, "test" when the data has one."""
+
+
+def splits(source, validation_size=0):
+    """The held-out splits of a run on `source` (the one place they are chosen).
+
+    Validation is always the last `validation_size` training examples ("validation"; None when
+    `validation_size` is 0), never the test split. The final evaluation measures "test" when the
+    source has one (built-in and tensorflow-datasets names, a folder with test/, an .npz with
+    x_test), else the validation split, and every result names the split it measured.
+
+    Returns:
+        `Splits(validation, evaluation)`, e.g. Splits(None, "test") for MNIST without
+        validation, Splits("validation", "validation") for arrays with validation_size=500.
+
+    Raises:
+        ValueError: the source has no test split and `validation_size` is 0.
+    """
+    validation = "validation" if validation_size else None
+    if _has_test_split(source):
+        return Splits(validation, "test")
+    if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
+        raise _unknown_dataset(os.fspath(source))
     if not validation_size:
-        raise ValueError(f"{source!r} has no test split and no validation_size was given: "
-                         "train with data.validation_size > 0 (or give test data).")
-    return "validation"
+        raise ValueError(f"{_describe(source)} has no test split and no validation_size was "
+                         "given: train with data.validation_size > 0 (the last N training "
+                         "examples, then measured instead of a test split), or give test data.")
+    return Splits(validation, "validation")
+
+
+def _has_test_split(source):
+    if not isinstance(source, (str, os.PathLike)):
+        return False  # arrays
+    path = os.fspath(source)
+    if path in DATASETS or path.startswith(TFDS_PREFIX) or os.path.isdir(os.path.join(path, "test")):
+        return True
+    if path.endswith(".npz") and os.path.isfile(path):
+        with np.load(path, allow_pickle=False) as stored:
+            return "x_test" in stored.files
+    return False
+
+
+def _describe(source):
+    if isinstance(source, (str, os.PathLike)):
+        return repr(os.fspath(source))
+    return "an array" if isinstance(source, np.ndarray) else "the arrays given"
 
 
 def _checked_arrays(x, labels, what):

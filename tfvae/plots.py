@@ -87,8 +87,9 @@ def reconstructions(model, x, path, num_examples=16):
 
 
 def latent_manifold(model, path, points_per_axis=20):
-    """For a 2-D latent space: E[x|z] on a grid of the prior's quantiles (Kingma & Welling
-    2014, figure 4), z_j = Phi^-1(u_j) for u on an even grid in (0, 1)."""
+    """For a 2-D top latent layer: E[x|z] on a grid of the prior's quantiles (Kingma & Welling
+    2014, figure 4), z_j = Phi^-1(u_j) for u on an even grid in (0, 1), decoded from the top
+    layer (`decode_top`: in a hierarchy, down the prior means)."""
     if model.latent_shape != (2,):
         raise ValueError(f"latent_manifold needs a model of 2 latent units. "
                          f"Received: latent_shape={model.latent_shape}")
@@ -96,23 +97,36 @@ def latent_manifold(model, path, points_per_axis=20):
     quantiles = np.array([NormalDist().inv_cdf(v) for v in u])
     z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
     z = np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
-    images = model.likelihood_layer.mean(model.decode(z))
+    images = model.likelihood_layer.mean(model.decode_top(z))
     return image_grid(images, path, columns=points_per_axis,
                       title="2-D latent manifold (prior quantiles)")
 
 
-def latent_traversals(model, x, path, units=None, steps=9, span=3.0):
-    """One row per latent unit: decode the posterior mean of `x` (one example) with that unit
-    moved over [-span, span] (a common way to read what a unit encodes)."""
-    mean = np.asarray(model.latent_means(np.asarray(x[:1], np.float32))[0])[0]
-    units = list(range(min(len(mean), 10))) if units is None else list(units)
+def latent_traversals(model, x, path, units=None, steps=9, span=3.0, num_units=10):
+    """One row per unit of the top latent layer: decode (`decode_top`) the posterior mean of
+    x[0] with that unit moved over [-span, span] (a common way to read what a unit encodes).
+
+    By default the `num_units` most informative units, ranked by their KL from the family's
+    standard prior, KL[q(z_u|x) || p(z_u)] averaged over the batch x (the rate each unit
+    carries; inactive units have about 0); `units` picks them instead.
+    """
+    x = np.asarray(x, np.float32)
+    top = model.latent_layers()[-1]
+    q = model.encode_layers(x)[-1]
+    means = top.mean(q)
+    kl = np.asarray(tf.reduce_mean(top.unit_kl(q, top.standard_params(tf.shape(means)[0]), means), 0))
+    if units is None:
+        units = np.argsort(-kl, kind="stable")[:num_units]
+    units = [int(u) for u in units]
+    mean = np.asarray(means)[0]
     values = np.linspace(-span, span, steps, dtype=np.float32)
     z = np.repeat(mean[None], len(units) * steps, axis=0)
     for row, unit in enumerate(units):
         z[row * steps:(row + 1) * steps, unit] = values
-    images = model.likelihood_layer.mean(model.decode(tf.constant(z)))
-    return image_grid(images, path, columns=steps, row_labels=[f"z{u}" for u in units],
-                      title=f"latent traversals, z_u in [{-span}, {span}]")
+    images = model.likelihood_layer.mean(model.decode_top(tf.constant(z)))
+    return image_grid(images, path, columns=steps,
+                      row_labels=[f"z{u} ({kl[u]:.1f})" for u in units],
+                      title=f"latent traversals, z_u in [{-span}, {span}] (KL per unit, nats)")
 
 
 def training_curves(metrics, path):
@@ -123,10 +137,10 @@ def training_curves(metrics, path):
     fig = new_figure((4 * len(panels), 3.2))
     axes = fig.subplots(1, len(panels))
     for ax, (name, label) in zip(axes, panels):
-        for prefix, style in (("", "-"), ("val_", "--")):
+        for prefix, style in (("", "o-"), ("val_", "s--")):  # (markers: one epoch is a point)
             values = [e.get(prefix + name) for e in epochs]
             if any(v is not None for v in values):
-                ax.plot(x, values, style, label="test" if prefix else "train")
+                ax.plot(x, values, style, markersize=4, label="validation" if prefix else "train")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -46,31 +46,39 @@ class EpochLog(keras.callbacks.Callback):
         files.write_json(self.path, record)
 
 
-def datasets(config, epoch=None, shard=None, splits=("train", "test")):
-    """(train, test) datasets of the config's `data` section; `epoch` (a tf.Variable) selects
-    the training data's epoch, `shard` one worker's share of every batch (see
-    `tfvae.data.load`); a sharded training set drops a last, smaller global batch, so that
-    every worker's share of every step is the same size. `splits` picks one of the two."""
+def datasets(config, epoch=None, shard=None, parts=("train", "validation", "evaluation")):
+    """The config's data as {part: dataset} for each of `parts`: "train"; "validation", what
+    `fit` measures after every epoch (the last `data.validation_size` training examples; None
+    without them); "evaluation", the split of the final evaluation, `splits(config).evaluation`
+    (the test split where the data has one). `epoch` (a tf.Variable) selects the training
+    data's epoch, `shard` one worker's share of every batch (see `tfvae.data.load`); a sharded
+    training set drops a last, smaller global batch, so that every worker's share of every step
+    is the same size."""
     d = config["data"]
+    loaded = {}
     try:
-        loaded = []
-        if "train" in splits:
-            loaded.append(data.load(d["name"], "train", binarize=d["binarize"],
-                                    batch_size=d["batch_size"], seed=d["seed"],
-                                    validation_size=d["validation_size"], epoch=epoch,
-                                    shard=shard, drop_remainder=shard is not None,
-                                    flatten=d["flatten"]))
-        if "test" in splits:
-            loaded.append(data.load(d["name"], "validation" if d["validation_size"] else
-                                    data.held_out_split(d["name"]),
-                                    binarize=d["test_binarize"], batch_size=d["test_batch_size"],
-                                    seed=d["seed"], validation_size=d["validation_size"],
-                                    shard=shard, flatten=d["flatten"]))
+        held_out = splits(config)
+        for part in parts:
+            split = "train" if part == "train" else getattr(held_out, part)
+            if split is None:
+                loaded[part] = None
+                continue
+            train = part == "train"
+            loaded[part] = data.load(
+                d["name"], split, binarize=d["binarize"] if train else d["test_binarize"],
+                batch_size=d["batch_size"] if train else d["test_batch_size"], seed=d["seed"],
+                validation_size=d["validation_size"], epoch=epoch if train else None,
+                shard=shard, drop_remainder=train and shard is not None, flatten=d["flatten"])
     except data.DataError:
         raise  # a damaged file: its message names the file
     except ValueError as e:  # a data.* value that `data.load` refuses
         raise tfvae_config.ConfigError(f"data config: {e}") from e
-    return tuple(loaded)
+    return loaded
+
+
+def splits(config):
+    """The held-out splits of a config's run (`tfvae.data.splits`)."""
+    return data.splits(config["data"]["name"], config["data"]["validation_size"])
 
 
 def example_shape(dataset):
@@ -109,16 +117,15 @@ def _as_json(value):
 
 def resume_point(config, out_dir):
     """Where rerunning `train(config, out_dir)` starts, e.g. "from epoch 3"."""
-    backup_state = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
-    state = files.read_json(backup_state, default={})
-    finished = int(state.get("epoch", 0))
+    finished = finished_epochs(out_dir)
     if finished < config["training"]["epochs"]:
         return f"from epoch {finished + 1}"
     partial = files.read_json(os.path.join(out_dir, IWAE_CHECKPOINT), default={})
     done = len(partial.get("batches", []))
+    split = splits(config).evaluation
     if done:
-        return f"from the test evaluation, {done} IWAE batch{'es' if done > 1 else ''} done"
-    return "from the test evaluation; training is finished"
+        return f"from the {split} evaluation, {done} IWAE batch{'es' if done > 1 else ''} done"
+    return f"from the {split} evaluation; training is finished"
 
 
 def first_examples(dataset, count):
@@ -213,8 +220,9 @@ def train(config, out_dir, verbose=1):
     strategy = distribution_strategy(config["training"]["distribute"])
     keras.utils.set_random_seed(config["training"]["seed"])
     data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # set by DataEpoch
-    train_ds, test_ds = datasets(config, data_epoch)
-    fit_data = (train_ds, test_ds)
+    whole = datasets(config, data_epoch)  # (under multi_worker: the shape, the first examples,
+    fit_data = dict(whole)                 # the IWAE batches; `fit_data`: each worker's share)
+    train_ds = whole["train"]
     steps_per_epoch = int(train_ds.cardinality())
     if multi_worker.in_multi_worker_mode(strategy):
         replicas, batch_size = strategy.num_replicas_in_sync, config["data"]["batch_size"]
@@ -223,7 +231,7 @@ def train(config, out_dir, verbose=1):
                 f"data.batch_size is the global batch: a multiple of the {replicas} replicas of "
                 f"training.distribute=multi_worker, so that each trains on an equal share. "
                 f"Received: data.batch_size={batch_size}")
-        steps_per_epoch = int(datasets(config, data_epoch, (0, 1), ("train",))[0].cardinality())
+        steps_per_epoch = int(datasets(config, data_epoch, (0, 1), ("train",))["train"].cardinality())
     shape = example_shape(train_ds)
     for key in ("input_shape", "input_dim"):  # (input_dim: the old spelling of a flat shape)
         declared = config["model"].get(key)
@@ -245,12 +253,13 @@ def train(config, out_dir, verbose=1):
             if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
                 copy_weights(config["training"]["init_from"], model)
         if multi_worker.in_multi_worker_mode(strategy):
-            # each worker's share, checked as fit checks a dataset (train_ds, test_ds stay
-            # whole: the shape, the first examples and the IWAE batches)
-            fit_data = tuple(multi_worker.distribute(
-                strategy, lambda shard, split=split, what=what: model.checked_data(
-                    datasets(config, data_epoch, shard, (split,))[0], what))
-                for split, what in (("train", "Training data"), ("test", "Validation data")))
+            # each worker's share, checked as fit checks a dataset
+            fit_data = {part: multi_worker.distribute(
+                strategy, lambda shard, part=part, what=what: model.checked_data(
+                    datasets(config, data_epoch, shard, (part,))[part], what))
+                for part, what in (("train", "Training data"), ("validation", "Validation data"),
+                                   ("evaluation", "Evaluation data")) if whole[part] is not None}
+            fit_data.setdefault("validation", None)
         # Written once the config, the data and the model are known to work, so a refused
         # config leaves nothing behind. (`writes`: this worker's folder, see `multi_worker`)
         writes = multi_worker.write_dir(out_dir, strategy)
@@ -258,7 +267,7 @@ def train(config, out_dir, verbose=1):
         files.write_json(os.path.join(writes, "config.json"), config)
         with multi_worker.keras_workarounds(strategy):
             results = _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data,
-                                        test_ds, data_epoch, verbose)
+                                        whole["evaluation"], data_epoch, verbose)
         multi_worker.remove_write_dir(out_dir, strategy)
         return model, results
     finally:
@@ -279,12 +288,13 @@ def check_same_resume_point(strategy, out_dir):
             f"they all read (one machine, or a shared file system)")
 
 
-def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, test_ds, data_epoch,
+def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evaluation_ds, data_epoch,
                       verbose):
     metrics_path = os.path.join(writes, "metrics.json")
     check_same_resume_point(strategy, out_dir)
     chief = multi_worker.is_chief(strategy)
     verbose = verbose if chief else 0  # (one progress bar for the cluster)
+    record_start(metrics_path, config, finished_epochs(out_dir))
     fit_callbacks = [
         # First, so a NaN step stops fit before any later callback saves anything.
         tfvae_callbacks.StopOnDivergence(
@@ -301,12 +311,17 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, test_d
     if config["training"]["kl_warmup_epochs"]:
         fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
     # (shuffle=False: data.load already orders each epoch by (seed, epoch); Keras would only warn)
-    model.fit(fit_data[0], epochs=config["training"]["epochs"], validation_data=fit_data[1],
-              callbacks=fit_callbacks, verbose=verbose, shuffle=False)
+    model.fit(fit_data["train"], epochs=config["training"]["epochs"],
+              validation_data=fit_data["validation"], callbacks=fit_callbacks, verbose=verbose,
+              shuffle=False)
 
+    # The final evaluation, the only use of the test split: its keys are named by the split
+    # it measured ("test_elbo", or "validation_elbo" for data without a test split).
+    split = splits(config).evaluation
     record = files.read_json(metrics_path, default={"epochs": []})
-    test = model.evaluate(fit_data[1], return_dict=True, verbose=0)
-    results = {f"test_{name}": float(value) for name, value in test.items()}
+    measured = model.evaluate(fit_data["evaluation"], return_dict=True, verbose=0)
+    results = {"split": split}
+    results.update({f"{split}_{name}": float(value) for name, value in measured.items()})
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
@@ -324,25 +339,46 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, test_d
     if k:
         checkpoint = os.path.join(writes, IWAE_CHECKPOINT)
         if verbose:
-            print(announce_iwae(model, test_ds, k, checkpoint), flush=True)
-        # (verbose 2 is for logs: no progress bar)
-        nll = evaluation.iwae_nll(model, test_ds, num_samples=k, verbose=int(verbose == 1),
+            print(announce_iwae(model, evaluation_ds, k, checkpoint, split), flush=True)
+        # (verbose 2 is for logs: one line when done, no progress bar redraws)
+        nll = evaluation.iwae_nll(model, evaluation_ds, num_samples=k, verbose=verbose,
                                   checkpoint=checkpoint, strategy=strategy)
-        results.update(test_nll=nll["nll"], test_nll_stderr=nll["stderr"], num_samples=k,
-                       nll_seconds=nll["seconds"], nll_resumed_batches=nll["resumed_batches"])
+        results.update({f"{split}_nll": nll["nll"], f"{split}_nll_stderr": nll["stderr"],
+                        "num_samples": k, "nll_seconds": nll["seconds"],
+                        "nll_resumed_batches": nll["resumed_batches"]})
     if config["evaluation"]["exact_likelihood"]:
         start = time.time()
-        log_px = evaluation.exact_log_likelihood(model, test_ds, verbose=verbose)
-        results.update(test_exact_nll=float(-log_px.mean()), test_exact_nll_stderr=evaluation.stderr(log_px),
-                       exact_seconds=time.time() - start)
+        if verbose:
+            print(f"{split} NLL, exact: log p(x) summed over the latents' states", flush=True)
+        log_px = evaluation.exact_log_likelihood(model, evaluation_ds, verbose=verbose)
+        results.update({f"{split}_exact_nll": float(-log_px.mean()),
+                        f"{split}_exact_nll_stderr": evaluation.stderr(log_px),
+                        "exact_seconds": time.time() - start})
     record["results"] = results
     files.write_json(metrics_path, record)
     return results
 
 
-def announce_iwae(model, dataset, num_samples, checkpoint, probe=16):
-    """One line saying what the IWAE evaluation after training will cost and how to skip it:
-    the time is extrapolated from timing `probe` examples (after a call that compiles)."""
+def finished_epochs(out_dir):
+    """The epochs of `out_dir`'s backup: a rerun trains from the next one."""
+    state = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
+    return int(files.read_json(state, default={}).get("epoch", 0))
+
+
+def record_start(metrics_path, config, finished):
+    """Appends this (re)start to the run's history in `metrics.json` ("starts": the config
+    each start used and the epoch it trained from), so that `config.json` (the latest start's
+    config) never stands for the whole run alone."""
+    record = files.read_json(metrics_path, default={"epochs": []})
+    record.setdefault("starts", []).append({
+        "from_epoch": finished + 1, "config": config,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    files.write_json(metrics_path, record)
+
+
+def announce_iwae(model, dataset, num_samples, checkpoint, split="test", probe=16):
+    """One line saying what the IWAE evaluation after training will cost and how to shrink or
+    skip it: the time is extrapolated from timing `probe` examples (after a call that compiles)."""
     batch = next(iter(dataset))
     batch = batch[0] if isinstance(batch, (tuple, list)) else batch
     batches = int(dataset.cardinality())
@@ -355,9 +391,11 @@ def announce_iwae(model, dataset, num_samples, checkpoint, probe=16):
     model.log_prob(x, num_samples, seed=0)
     seconds = (time.time() - start) * examples / int(x.shape[0])
     resumes = ", resuming from its saved batches" if os.path.exists(checkpoint) else ""
-    return (f"test NLL by IWAE, k={num_samples}, over {batches} test batches{resumes}: about "
-            f"{_duration(seconds)} (--set evaluation.iwae_samples=0 skips it; interrupted, a "
-            f"rerun resumes it)")
+    smaller = max(1, num_samples // 50)
+    return (f"{split} NLL by IWAE, k={num_samples}, over {batches} {split} batches{resumes}: about "
+            f"{_duration(seconds)} (--set evaluation.iwae_samples={smaller} takes about "
+            f"{_duration(seconds * smaller / num_samples)}, =0 skips it; interrupted, a rerun "
+            f"resumes it)")
 
 
 def _duration(seconds):

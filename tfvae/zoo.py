@@ -46,9 +46,11 @@ REGISTRY = os.path.join(PACKAGE, "zoo_registry.json")
 HF_PREFIX = "hf://"
 HF_ENDPOINT = "https://huggingface.co"  # $HF_ENDPOINT overrides it, as for huggingface_hub
 STALE = 24 * 3600  # seconds after which a fetch's temporary folder is taken as abandoned
-# the registry's summary of an entry: these metadata.json values
-METRICS = ("epochs", "params", "test_elbo", "test_elbo_stderr", "test_nll", "test_nll_stderr",
-           "num_samples", "test_exact_nll", "active_units")
+# the registry's summary of an entry: these metadata.json values, and HELD_OUT_METRICS of the
+# split its final evaluation measured (`split`; "test_elbo", or "validation_elbo" for data
+# without a test split)
+METRICS = ("epochs", "params", "num_samples", "active_units")
+HELD_OUT_METRICS = ("elbo", "elbo_stderr", "nll", "nll_stderr", "exact_nll")
 
 
 class ZooError(ValueError):
@@ -194,7 +196,19 @@ def _files_in(folder):
 
 
 def _summary(metadata):
-    return {key: metadata.get(key) for key in (*METRICS, "name", "model", "dataset", "damaged")}
+    return dict(summary_metrics(metadata),
+                **{key: metadata.get(key) for key in ("name", "model", "dataset", "damaged")})
+
+
+def summary_metrics(metadata):
+    """The registry's `metrics` of an entry: METRICS and the HELD_OUT_METRICS of its split
+    (with `split` when the metadata names it; older entries measured "test")."""
+    split = metadata.get("split", "test")
+    summary = {key: metadata.get(key) for key in METRICS}
+    summary.update({f"{split}_{key}": metadata.get(f"{split}_{key}") for key in HELD_OUT_METRICS})
+    if "split" in metadata:
+        summary["split"] = split
+    return summary
 
 
 def check_folder(folder, expected=None, exact=False):
@@ -428,21 +442,56 @@ def check_outputs(model, x):
     }
 
 
-def test_elbo(model, test):
-    """Per-example ELBO over the batches of `test_data`, batch i at seed CHECK_SEED + i: the
-    metadata's test ELBO, recomputed by the zoo test."""
-    return np.concatenate([np.asarray(model.elbo(x, seed=CHECK_SEED + i)) for i, x in enumerate(test)])
+def held_out_elbo(model, dataset):
+    """Per-example ELBO over the batches of `evaluation_data`, batch i at seed CHECK_SEED + i:
+    the metadata's held-out ELBO, recomputed by the zoo test."""
+    return np.concatenate([np.asarray(model.elbo(x, seed=CHECK_SEED + i)) for i, x in enumerate(dataset)])
 
 
-def test_data(config):
-    """The test split of a run's dataset, binarized as its config says, in batches of 500."""
+def run_starts(starts):
+    """A run's (re)starts (`metrics.json` "starts") as the metadata keeps them: the epoch each
+    trained from, when, and the config values it changed ({"optimizer.learning_rate": 0.0003}),
+    each against the start before it."""
+    kept, previous = [], None
+    for entry in starts:
+        flat = _flatten(entry["config"])
+        changed = {} if previous is None else {k: v for k, v in flat.items() if previous.get(k) != v}
+        kept.append({"from_epoch": entry["from_epoch"], "time": entry["time"], "changed": changed})
+        previous = flat
+    return kept
+
+
+def _flatten(config, prefix=""):
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def evaluation_data(config):
+    """The split of a run's final evaluation (`tfvae.data.splits`: the test split where the data
+    has one), binarized as its config says, in batches of 500: (dataset, binarization, split)."""
     from tfvae import data
 
     d = config["data"]
     binarize = d.get("test_binarize", "fixed") if config["model"].get("likelihood", "bernoulli") == "bernoulli" else None
-    return data.load(d["name"], data.held_out_split(d["name"], d.get("validation_size", 0)),
-                     binarize=binarize, batch_size=500, validation_size=d.get("validation_size", 0),
-                     flatten=d.get("flatten", True)), binarize
+    split = data.splits(d["name"], d.get("validation_size", 0)).evaluation
+    return data.load(d["name"], split, binarize=binarize, batch_size=500,
+                     validation_size=d.get("validation_size", 0),
+                     flatten=d.get("flatten", True)), binarize, split
+
+
+def held_out(results, name):
+    """The value `name` ("elbo", "nll", "nll_stderr", ...) that results or zoo metadata hold for
+    the split they measured (`results["split"]`; "test" in files written before it was named),
+    with the split: (value or None, split)."""
+    split = results.get("split", "test")
+    return results.get(f"{split}_{name}"), split
+
+
 
 
 def publish(run_dir, name, root=None, log_prob_samples=100):
@@ -462,8 +511,8 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
         raise ZooError(f"{run_dir} is not a finished `tfvae train` folder (config.json and the "
                        "results in metrics.json are needed).")
     model = without_optimizer(files.load_model(run_dir))
-    test, binarize = test_data(config)
-    x_check = next(iter(test))[:NUM_CHECK_EXAMPLES]
+    held_out_ds, binarize, split = evaluation_data(config)
+    x_check = next(iter(held_out_ds))[:NUM_CHECK_EXAMPLES]
 
     final = os.path.join(root, name)
     tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}")
@@ -475,25 +524,32 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
     plots.sample_grid(model, os.path.join(tmp, "samples.png"), num_samples=64, seed=CHECK_SEED)
 
     start = time.time()
-    elbo = test_elbo(model, test)
+    elbo = held_out_elbo(model, held_out_ds)
     results = record["results"]
+    if held_out(results, "elbo")[1] != split:
+        raise ZooError(f"{run_dir}'s results measure the {held_out(results, 'elbo')[1]} split, "
+                       f"its config the {split} split: rerun `tfvae train` on it to finish it.")
     iwae = evaluated.get("iwae") or {}
+    if evaluated and evaluated.get("split", split) != split:
+        iwae, evaluated = {}, {}  # (`tfvae evaluate --dataset` of other data)
     metadata = {
         "name": name,
         "model": type(model).__name__,
         "config": config,
         "dataset": config["data"]["name"],
-        "binarization": {"train": config["data"]["binarize"], "test": binarize},
+        "split": split,
+        "binarization": {"train": config["data"]["binarize"], split: binarize},
         "epochs": results["epochs"],
         "train_seconds": results["train_seconds"],
+        "starts": run_starts(record.get("starts", [])),
         "params": int(model.count_params()),
-        "test_elbo": float(elbo.mean()),
-        "test_elbo_stderr": evaluation.stderr(elbo),
-        "test_elbo_seconds": time.time() - start,
-        "test_nll": results.get("test_nll", iwae.get("nll")),
-        "test_nll_stderr": results.get("test_nll_stderr", iwae.get("stderr")),
+        f"{split}_elbo": float(elbo.mean()),
+        f"{split}_elbo_stderr": evaluation.stderr(elbo),
+        f"{split}_elbo_seconds": time.time() - start,
+        f"{split}_nll": results.get(f"{split}_nll", iwae.get("nll")),
+        f"{split}_nll_stderr": results.get(f"{split}_nll_stderr", iwae.get("stderr")),
         "num_samples": results.get("num_samples", iwae.get("num_samples")),
-        "test_exact_nll": results.get("test_exact_nll", (evaluated.get("exact") or {}).get("nll")),
+        f"{split}_exact_nll": results.get(f"{split}_exact_nll", (evaluated.get("exact") or {}).get("nll")),
         "active_units": (evaluated.get("active_units") or {}).get("active_units"),
         "kl_estimate": model.kl_estimate,
         "checks": {"num_examples": NUM_CHECK_EXAMPLES, "seed": CHECK_SEED,
@@ -511,12 +567,14 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
 
 
 def nll_text(m):
-    """The test NLL of metadata `m` as the zoo table and the cards print it."""
-    if m.get("test_exact_nll") is not None:
-        return f"{m['test_exact_nll']:.2f} (exact)"
-    if m.get("test_nll") is None:
+    """The held-out NLL of metadata `m` (of its `split`) as the zoo table and the cards print it."""
+    exact, _ = held_out(m, "exact_nll")
+    if exact is not None:
+        return f"{exact:.2f} (exact)"
+    nll, _ = held_out(m, "nll")
+    if nll is None:
         return "not measured"
-    return f"{m['test_nll']:.2f} +- {m['test_nll_stderr']:.2f} (IWAE k={m['num_samples']})"
+    return f"{nll:.2f} +- {held_out(m, 'nll_stderr')[0]:.2f} (IWAE k={m['num_samples']})"
 
 
 def description(metadata):
@@ -538,7 +596,13 @@ def card(metadata, reproduce=None, anchor=None):
     published, what, target = anchor or ("-", "", "report")
     reproduce = reproduce or f"`tfvae train zoo/configs/{m['config']['name']}.py`"
     model_config = "\n".join(f"{k} = {v!r}" for k, v in sorted(m["config"]["model"].items()))
-    elbo = f"{m['test_elbo']:.2f} +- {m['test_elbo_stderr']:.2f}"
+    (elbo_value, split), elbo_stderr = held_out(m, "elbo"), held_out(m, "elbo_stderr")[0]
+    elbo = f"{elbo_value:.2f} +- {elbo_stderr:.2f}"
+    restarts = [s for s in m.get("starts", [])[1:]]
+    history = "".join(
+        f"\nRestarted at epoch {s['from_epoch']}" + (
+            " with " + ", ".join(f"{k}={v!r}" for k, v in sorted(s["changed"].items()))
+            if s["changed"] else " with the same config") + "." for s in restarts)
     units = "-" if m.get("active_units") is None else m["active_units"]
     return f"""# {name}
 
@@ -547,8 +611,8 @@ def card(metadata, reproduce=None, anchor=None):
 ## Data
 
 `{m['dataset']}` (`tfvae.data.load("{m['dataset']}")`): trained on the training split with
-`{m['binarization']['train']}` binarization, measured on the test split with
-`{m['binarization']['test']}` binarization (data seed {m['config']['data']['seed']}).
+`{m['binarization']['train']}` binarization, measured on the {split} split with
+`{m['binarization'][split]}` binarization (data seed {m['config']['data']['seed']}).
 
 ## Architecture
 
@@ -563,14 +627,14 @@ def card(metadata, reproduce=None, anchor=None):
 {reproduce} (the config file's docstring explains the recipe; a pip install carries the file
 as `tfvae.zoo.config_file("{m['config']['name']}")`):
 {m['epochs']} epochs, {_duration(m['train_seconds'])} on the machine that published it ({m['published']}).
-The whole config is `config` in metadata.json.
+The whole config is `config` in metadata.json.{history}
 
 ## Metrics
 
 | metric | this entry | published | target |
 |---|---|---|---|
-| test NLL (nats) | {nll_text(m)} | {published}{' (' + what + ')' if what else ''} | {target} |
-| test ELBO (nats) | {elbo} | | |
+| {split} NLL (nats) | {nll_text(m)} | {published}{' (' + what + ')' if what else ''} | {target} |
+| {split} ELBO (nats) | {elbo} | | |
 | active units | {units} | | |
 
 ## Intended use
@@ -586,7 +650,7 @@ model = tfvae.zoo.load("{name}")
 ## Limitations
 
 Trained only on {m['dataset']}: its likelihoods, samples and latents say nothing about other
-data, and its NLL is comparable only with numbers on the same binarization of the same test
+data, and its NLL is comparable only with numbers on the same binarization of the same {split}
 split. Not validated as a classifier, anomaly detector or for any decision about people. The
 published column is the paper's number, not a result of this code; where the two differ, the
 entry does not reproduce the paper.
@@ -641,7 +705,7 @@ def pack(name, out_dir, root=None, registry_path=None):
     path = os.path.join(out_dir, name + archives.SUFFIX)
     archives.write(path, folder, names, name)
     line = {"description": description(metadata), "model": metadata["model"],
-            "dataset": metadata["dataset"], "metrics": {key: metadata.get(key) for key in METRICS},
+            "dataset": metadata["dataset"], "metrics": summary_metrics(metadata),
             "files": {n: {"sha256": sha256(os.path.join(folder, n)),
                           "size": os.path.getsize(os.path.join(folder, n))} for n in names},
             "archive": {"file": os.path.basename(path), "sha256": sha256(path),

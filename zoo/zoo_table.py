@@ -86,7 +86,7 @@ def table():
             raise SystemExit(f"zoo_table: {m['name']} is damaged: {m['damaged']}")
         published, what, target = ANCHORS.get(m["name"], ("-", "", "report"))
         lines.append(
-            f"| {m['name']} | {m['model']} | {m['epochs']} | {zoo.nll_text(m)} | {m['test_elbo']:.2f} "
+            f"| {m['name']} | {m['model']} | {m['epochs']} | {zoo.nll_text(m)} | {zoo.held_out(m, 'elbo')[0]:.2f} "
             f"| {published}{' (' + what + ')' if what else ''} | {target} "
             f"| {m['active_units'] if m['active_units'] is not None else '-'} | {reproduce_command(m)} |")
     return "\n".join(lines)

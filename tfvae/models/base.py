@@ -54,6 +54,19 @@ def network_part(network, what):
     return network
 
 
+def declared_input_shape(network):
+    """The example shape a network declares with its `keras.Input` (a functional model, or a
+    Sequential that starts with one), or None."""
+    try:
+        inputs = network.inputs if isinstance(network, keras.Model) else None
+    except (AttributeError, ValueError):  # (a Sequential without an Input has none yet)
+        return None
+    if not inputs or len(inputs) != 1:
+        return None
+    shape = tuple(inputs[0].shape[1:])
+    return shape if shape and all(isinstance(d, int) for d in shape) else None
+
+
 def build_network(network, input_shape):
     """Builds a user's network (not built yet) for batches of `input_shape` [batch, ...] by a
     symbolic call, so a subclassed layer or model without a `build` of its own makes its
@@ -139,10 +152,18 @@ def _fix(what):
     return "Fix or drop it before training." if what == "Training data" else "Fix or drop it."
 
 
+def _eight_bit_message(what, values):
+    """The message for 8-bit pixels (integers 0..255) given to a likelihood of real values."""
+    return (f"{what} looks like 8-bit pixels: {values} are integers in 0..255. A Gaussian "
+            "likelihood on them trains to a meaningless ELBO (around -1e6 nats): scale them to "
+            "[0, 1] first (x / 255, as tfvae.data.load does for uint8 images), or binarize them "
+            "for likelihood='bernoulli'.")
+
+
 def _raise_checked_batch_error(error):
     """Raises the message of a batch that failed `BaseVAE._checked_batch` inside Keras' loop
     (an InvalidArgumentError with the graph's context) as a plain ValueError; else nothing."""
-    found = re.search(r"(Training|Validation|Evaluation) data has .*?Fix or drop it( before training)?\.",
+    found = re.search(r"(Training|Validation|Evaluation) data (has|looks) .*?Fix or drop it( before training)?\.",
                       str(error))
     if isinstance(error, tf.errors.InvalidArgumentError) and found:
         raise ValueError(found.group(0)) from None
@@ -278,9 +299,14 @@ class BaseVAE(keras.Model):
         """Per-example terms tracked as metrics besides Keras' own `loss`."""
         return tuple(self.trackers)
 
+    def encode_layers(self, x, training=False):
+        """q(z|x)'s parameters for each latent layer (bottom first, as `latent_layers`), each a
+        dict of [batch, units] tensors; for one layer of latents, [encode(x)]."""
+        return [self.encode(x, training=training)]
+
     def latent_means(self, x):
-        """E_q[z] for each stochastic layer: a list of [batch, units] tensors."""
-        raise NotImplementedError
+        """E_q[z] for each latent layer (bottom first): a list of [batch, units] tensors."""
+        return [layer.mean(q) for layer, q in zip(self.latent_layers(), self.encode_layers(x))]
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
         """Draws k latent samples per example and returns per-sample terms:
@@ -389,6 +415,12 @@ class BaseVAE(keras.Model):
         Returns:
             float32 [batch].
         """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise ValueError("num_samples is k of the IWAE estimate, a positive integer (5000 for "
+                             f"the field's figure). Received: num_samples={num_samples!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None. Received: "
+                             f"chunk_size={chunk_size!r}")
         self._check_values(x)
         x = self._check_input(x)
         batch = int(x.shape[0])
@@ -477,28 +509,35 @@ class BaseVAE(keras.Model):
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def fit(self, x=None, *args, **kwargs):
+    def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, with the data checked first (`check_data`): arrays at once, a
         `tf.data.Dataset` by its element shape and then batch by batch as it is read. A fit
-        that fails leaves no half-made train function behind, so the next one starts clean."""
+        that fails leaves no half-made train function behind, so the next one starts clean.
+
+        `sample_weight` (and `class_weight`, with labels as y) weights each example's
+        objective: the loss is sum_n w_n f(x_n) / sum_n w_n over a batch, so a weight of 0
+        leaves an example out and a weight of 2 counts it twice. The labels are not modelled."""
         x = self.checked_data(x, "Training data", "x")
+        y = _labels_carrying_weights(x, y, kwargs.get("sample_weight"), kwargs.get("class_weight"))
         if kwargs.get("validation_data") is not None:
-            kwargs["validation_data"] = self.checked_data(kwargs["validation_data"],
-                                                          "Validation data", "validation_data")
+            kwargs["validation_data"] = _validation_carrying_weights(self.checked_data(
+                kwargs["validation_data"], "Validation data", "validation_data"))
         try:
-            return super().fit(x, *args, **kwargs)
+            return super().fit(x, y, *args, **kwargs)
         except BaseException as e:
             self.train_function = self.test_function = self.predict_function = None
             _raise_checked_batch_error(e)
             raise
 
-    def evaluate(self, x=None, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first as `fit` checks it (fit's
-        validation data once, not again at every epoch's evaluation)."""
+        validation data once, not again at every epoch's evaluation); `sample_weight` weights
+        the examples' terms as in `fit`."""
         if not kwargs.get("_use_cached_eval_dataset"):
             x = self.checked_data(x, "Evaluation data", "x")
+            y = _labels_carrying_weights(x, y, kwargs.get("sample_weight"))
         try:
-            return super().evaluate(x, *args, **kwargs)
+            return super().evaluate(x, y, *args, **kwargs)
         except BaseException as e:
             self.test_function = None
             _raise_checked_batch_error(e)
@@ -553,6 +592,12 @@ class BaseVAE(keras.Model):
                        f"[0, 1]; scale images with x / 255). {fix}")
             checks += [tf.debugging.assert_greater_equal(x, tf.cast(0, x.dtype), message=message),
                        tf.debugging.assert_less_equal(x, tf.cast(1, x.dtype), message=message)]
+        else:
+            low, high = tf.reduce_min(x), tf.reduce_max(x)
+            eight_bit = ((low >= 0) & (high > 1) & (high <= 255)
+                         & tf.reduce_all(tf.equal(x, tf.round(x))))
+            checks.append(tf.debugging.Assert(tf.logical_not(eight_bit),
+                                              [_eight_bit_message(what, "a batch") + f" {fix}"]))
         with tf.control_dependencies(checks):
             x = tf.identity(x)
         return (x,) + element[1:] if len(element) > 1 else x
@@ -567,6 +612,8 @@ class BaseVAE(keras.Model):
         if not bad.any() and self.likelihood == "bernoulli":
             bad, problem = ((x < 0) | (x > 1),
                             "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])")
+        elif not bad.any() and x.size and 1 < x.max() <= 255 and x.min() >= 0 and np.all(x == np.round(x)):
+            raise ValueError(_eight_bit_message(what, f"its values (0..{x.max():g})") + f" {_fix(what)}")
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             at = ", ".join(str(i) for i in index)
@@ -584,8 +631,8 @@ class BaseVAE(keras.Model):
         expected = format_shape(self.input_shape)
         if not x.dtype.is_floating:
             values = " in [0, 1]" if self.likelihood == "bernoulli" else ""
-            how = ("convert images with x.astype('float32') / 255" if values else
-                   "convert it with x.astype('float32')")
+            how = ("convert images with x.astype('float32') / 255"
+                   if values or x.dtype == tf.uint8 else "convert it with x.astype('float32')")
             raise ValueError(f"{type(self).__name__} expects float inputs{values} of shape "
                              f"{expected}. Received dtype {x.dtype.name}; {how}.")
         if x.shape.rank is None or not _matches(x.shape[1:], self.input_shape):
@@ -792,6 +839,29 @@ def _common(values, default):
     """The one value of a set besides `default`; `default` when empty; "mixed" otherwise."""
     values = set(values) - {default}
     return values.pop() if len(values) == 1 else (default if not values else "mixed")
+
+
+def _labels_carrying_weights(x, y, sample_weight, class_weight=None):
+    """y for Keras' data adapter: Keras drops `sample_weight` when y is None (it packs x alone),
+    so unlabelled arrays get a placeholder y of zeros that carries the weights to
+    `compute_loss` (the objective does not read y). `class_weight` needs the labels."""
+    if y is not None or not isinstance(x, (np.ndarray, tf.Tensor)):
+        return y
+    if class_weight is not None:
+        raise ValueError("class_weight weights each example by its label: pass the labels as y, "
+                         "e.g. model.fit(x, labels, class_weight={0: 1.0, 1: 2.0}), or give "
+                         "per-example weights with sample_weight=.")
+    if sample_weight is None:
+        return None
+    return np.zeros((int(x.shape[0]),), np.float32)
+
+
+def _validation_carrying_weights(data):
+    """Keras' (x, None, sample_weight) validation tuple with y a placeholder that keeps the
+    weights (see `_labels_carrying_weights`)."""
+    if isinstance(data, (tuple, list)) and len(data) == 3 and data[1] is None and data[2] is not None:
+        return (data[0], _labels_carrying_weights(data[0], None, data[2]), data[2])
+    return data
 
 
 def _weighted_mean(values, sample_weight):

@@ -140,9 +140,6 @@ class HarmoniumVAE(BaseVAE):
     def reconstruct(self, x):
         return self.likelihood_layer.mean(self.decode(self.posterior_layer.mean(self.encode(x))))
 
-    def latent_means(self, x):
-        return [self.posterior_layer.mean(self.encode(x))]
-
     capabilities = frozenset({"enumerable_latents"})
 
     @property

@@ -266,9 +266,6 @@ class _TopDownVAE(PriorPart, BaseVAE):
         return {f"{name}_{i}": v for i, q in enumerate(self.encode_layers(x, training))
                 for name, v in q.items()}
 
-    def latent_means(self, x):
-        return [head.mean(q) for head, q in zip(self.up_heads, self.encode_layers(x))]
-
     def _layer_terms(self, i, q_params, p_params, point, analytic, training=False):
         """Per-unit KL of layer i (closed form when valid and asked) and log q - log p at the
         draw's point (relaxed densities for relaxed draws); `p_params=None` means the top prior."""

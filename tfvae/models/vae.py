@@ -5,7 +5,8 @@ import tensorflow as tf
 
 from tfvae import latents, priors
 from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, PriorPart, check_num_samples,
-                               build_network, decoder_gives_parameters, make_likelihood,
+                               build_network, declared_input_shape, decoder_gives_parameters,
+                               make_likelihood,
                                network_part, output_shape)
 
 ARCHITECTURES = ("mlp", "conv")
@@ -137,6 +138,8 @@ class VAE(PriorPart, BaseVAE):
                 "latents): mixture and VampPrior priors are mixtures of Gaussians, for "
                 "latent='gaussian'. Received: "
                 f"prior={prior if isinstance(prior, str) else type(prior).__name__!r}")
+        if input_shape is None and kwargs.get("input_dim") is None and encoder is not None:
+            input_shape = declared_input_shape(encoder)  # (an encoder that declares keras.Input)
         if isinstance(hidden, (int, str)):
             raise ValueError(f"hidden must be a sequence of positive integers, e.g. "
                              f"hidden=({hidden!r},). Received: hidden={hidden!r}")
@@ -273,9 +276,6 @@ class VAE(PriorPart, BaseVAE):
             latent = self.posterior_layer
             return latent.sample(latent.standard_params(num_samples), seed)
         return self.prior_layer.sample(num_samples, seed)
-
-    def latent_means(self, x):
-        return [self.posterior_layer.mean(self.encode(x))]
 
     def _forward(self, x, num_samples, seed, training=False, posterior_params=None):
         q = posterior_params or self.encode(x, training=training)
