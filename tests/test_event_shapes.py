@@ -126,7 +126,13 @@ def test_configs_saved_with_event_size_still_load(kind):
 @pytest.mark.parametrize("event_shape", [0, (), (3, 0), (2.0,), "3", None, True])
 def test_bad_event_shapes_are_refused(event_shape):
     with pytest.raises(ValueError, match="event_shape"):
-        distributions.Bernoulli(event_shape)
+        distributions.DiagonalGaussian(event_shape)
+    if event_shape is None:  # a likelihood part without one is unbound: its model binds it
+        with pytest.raises(ValueError, match="not bound to a data shape"):
+            distributions.Bernoulli(event_shape).build((None, 3))
+    else:
+        with pytest.raises(ValueError, match="event_shape"):
+            distributions.Bernoulli(event_shape)
 
 
 @pytest.mark.parametrize("kind", KINDS)

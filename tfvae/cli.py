@@ -380,7 +380,7 @@ def _evaluate(args):
         metadata = zoo.metadata(args.model)
         config, folder = metadata["config"], os.path.join("runs", metadata["name"])
     dataset = args.dataset or config.get("data", {}).get("name", "mnist")
-    binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood == "bernoulli" else None
+    binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood.binary else None
     out = args.out or folder
     validation_size = 0 if args.dataset else config.get("data", {}).get("validation_size", 0)
     try:

@@ -219,54 +219,11 @@ class DiagonalGaussian(DistributionLayer):
         return config
 
 
-@keras.saving.register_keras_serializable(package="tfvae")
-class Bernoulli(DistributionLayer):
-    """Independent Bernoulli(sigmoid(logits)) over binary units of shape `event_shape`.
+def __getattr__(name):
+    """The likelihood layers that lived here: `tfvae.likelihoods` (imported on first use, as
+    tfvae.likelihoods imports this module)."""
+    if name in ("Bernoulli", "GaussianLikelihood"):
+        from tfvae import likelihoods
 
-    Outputs {"logits", "probs"}; log p(x) = sum_i x_i l_i - softplus(l_i) (`families.Bernoulli`:
-    one transcendental per unit, about 3x faster than TFP's Bernoulli.log_prob under XLA on the
-    IWAE evaluation). `sample` is straight-through: x_i = 1[u_i < p_i], u_i ~ U(0, 1), a float32
-    {0, 1} draw whose gradient is that of p (`estimators.straight_through_bernoulli`).
-    """
-
-    def __init__(self, event_shape=None, project=True, **kwargs):
-        self.family = families.Bernoulli()
-        super().__init__(event_shape, project=project, **kwargs)
-
-
-@keras.saving.register_keras_serializable(package="tfvae")
-class GaussianLikelihood(DistributionLayer):
-    """N(loc, diag(scale^2)) for real-valued data, loc from the features.
-
-    `scale=None` learns one scale per dimension (softplus(raw) + min_scale, shared by all
-    examples); a float fixes it. Outputs {"loc", "scale"}; the maths is `families.Gaussian`'s.
-    """
-
-    units_per_param = 1  # loc only: the scale is a weight (or fixed), not a network output
-
-    def __init__(self, event_shape=None, scale=None, min_scale=1e-3, project=True, **kwargs):
-        if scale is not None and not scale > 0:
-            raise ValueError(f"scale must be None (learned) or a positive float. Received: scale={scale!r}")
-        self.family = families.Gaussian("softplus", min_scale)  # validates min_scale
-        super().__init__(event_shape, project=project, **kwargs)
-        self.scale = scale
-        self.min_scale = min_scale
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        if self.scale is None:
-            # softplus(0.5413) = 1: start at unit scale.
-            self.raw_scale = self.add_weight(shape=self.event_shape, name="raw_scale",
-                                             initializer=keras.initializers.Constant(0.5413))
-
-    def params_from_raw(self, raw):
-        if self.scale is None:
-            scale = self.family.scale_from_raw(tf.cast(self.raw_scale, tf.float32))
-        else:
-            scale = tf.constant(self.scale, tf.float32)
-        return {"loc": raw, "scale": tf.broadcast_to(scale, tf.shape(raw))}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(scale=self.scale, min_scale=self.min_scale)
-        return config
+        return getattr(likelihoods, name)
+    raise AttributeError(f"module 'tfvae.distributions' has no attribute {name!r}")

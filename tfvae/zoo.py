@@ -474,10 +474,11 @@ def _flatten(config, prefix=""):
 def evaluation_data(config):
     """The split of a run's final evaluation (`tfvae.data.splits`: the test split where the data
     has one), binarized as its config says, in batches of 500: (dataset, binarization, split)."""
-    from tfvae import data
+    from tfvae import data, likelihoods
 
     d = config["data"]
-    binarize = d.get("test_binarize", "fixed") if config["model"].get("likelihood", "bernoulli") == "bernoulli" else None
+    binary = likelihoods.get(config["model"].get("likelihood", "bernoulli")).binary
+    binarize = d.get("test_binarize", "fixed") if binary else None
     split = data.splits(d["name"], d.get("validation_size", 0)).evaluation
     return data.load(d["name"], split, binarize=binarize, batch_size=500,
                      validation_size=d.get("validation_size", 0),

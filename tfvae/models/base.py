@@ -15,9 +15,8 @@ import numpy as np
 import tensorflow as tf
 from keras.src.utils import naming  # Keras' names of saved layers (`_restore_renamed_layers`)
 
-from tfvae import distributions, estimators, objectives, priors
+from tfvae import distributions, estimators, likelihoods, objectives, priors
 
-LIKELIHOODS = ("bernoulli", "gaussian")
 MAX_ENUMERATED_UNITS = 20  # binary latent layers up to this width can be summed over (2^m states)
 
 
@@ -28,18 +27,15 @@ def check_num_samples(latent, num_samples):
                          "IWAE bound needs a multi-sample estimator such as VIMCO.")
 
 
-def make_likelihood(likelihood, input_shape, likelihood_scale=None, project=True):
-    """The distribution layer for p(x|z) over data of `input_shape`: Bernoulli (binary data, or
-    intensities in [0, 1]) or Gaussian (real data)."""
-    if likelihood == "bernoulli":
-        if likelihood_scale is not None:
-            raise ValueError("likelihood_scale applies to likelihood='gaussian' only. "
-                             f"Received: likelihood_scale={likelihood_scale!r}")
-        return distributions.Bernoulli(input_shape, project=project, name="likelihood")
-    if likelihood == "gaussian":
-        return distributions.GaussianLikelihood(input_shape, scale=likelihood_scale, project=project,
-                                                name="likelihood")
-    raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
+def likelihood_part(likelihood, likelihood_scale=None):
+    """The (unbound) likelihood part of a model's `likelihood=` (a name, a
+    `tfvae.likelihoods.Likelihood`, or its saved config); `likelihood_scale` is the Gaussian's
+    `scale` option of the name "gaussian"."""
+    if likelihood_scale is not None and likelihood != "gaussian":
+        raise ValueError("likelihood_scale applies to likelihood='gaussian' only (a likelihood "
+                         "part takes its own options). Received: "
+                         f"likelihood_scale={likelihood_scale!r}")
+    return likelihoods.get(likelihood, scale=likelihood_scale)
 
 
 def network_part(network, what):
@@ -106,21 +102,22 @@ def output_shape(network, input_shape, what=None):
 
 
 def decoder_gives_parameters(decoder, latent_width, data_shape, likelihood):
-    """Whether a user's decoder outputs the likelihood's parameters (its output has the data's
-    shape) or features that a Dense projection maps to them.
+    """Whether a user's decoder outputs the likelihood's parameters (its output has the shape
+    `likelihood.params_shape(data_shape)`: the data's, for one parameter per value) or features
+    that a Dense projection maps to them.
 
-    Warns (a saved model still loads) when the output looks like a mistake: a Bernoulli
-    decoder whose last layer applies a sigmoid (its output is read as logits, so every
-    probability would be above 1/2); features of image shape [batch, H, W, ...] or as many as
-    the data's values, which a Dense layer of (features x values) weights projects.
+    Warns (a saved model still loads) when the output looks like a mistake: a decoder whose
+    last layer applies a sigmoid before a likelihood of logits (every probability would be
+    above 1/2); features of image shape [batch, H, W, ...] or as many as the data's values,
+    which a Dense layer of (features x values) weights projects.
     """
     decoded = output_shape(decoder, (latent_width,), "decoder")
     data = format_shape(data_shape)
-    if tuple(decoded[1:]) == tuple(data_shape):
+    if tuple(decoded[1:]) == tuple(likelihood.params_shape(data_shape)):
         reshapes = (keras.layers.Reshape, keras.layers.Flatten, keras.layers.Permute)
         last = next((layer for layer in reversed(getattr(decoder, "layers", None) or [decoder])
                      if not isinstance(layer, reshapes)), decoder)
-        if likelihood == "bernoulli" and getattr(last, "activation", None) is keras.activations.sigmoid:
+        if likelihood.reads_logits and getattr(last, "activation", None) is keras.activations.sigmoid:
             warnings.warn(f"The decoder's last layer ({last.name!r}) applies a sigmoid, but a "
                           "Bernoulli likelihood reads the decoder's output as logits (every "
                           "probability would be above 1/2). Remove the activation.", stacklevel=3)
@@ -145,19 +142,6 @@ def format_shape(shape):
     """[batch, 28, 28, 1]: how messages write a batch of examples of `shape`."""
     return "[" + ", ".join(["batch"] + [str(d) for d in shape]) + "]"
 
-
-
-def _fix(what):
-    """The end of a bad-data message: what to do about it."""
-    return "Fix or drop it before training." if what == "Training data" else "Fix or drop it."
-
-
-def _eight_bit_message(what, values):
-    """The message for 8-bit pixels (integers 0..255) given to a likelihood of real values."""
-    return (f"{what} looks like 8-bit pixels: {values} are integers in 0..255. A Gaussian "
-            "likelihood on them trains to a meaningless ELBO (around -1e6 nats): scale them to "
-            "[0, 1] first (x / 255, as tfvae.data.load does for uint8 images), or binarize them "
-            "for likelihood='bernoulli'.")
 
 
 def _raise_checked_batch_error(error):
@@ -194,8 +178,7 @@ class BaseVAE(keras.Model):
             raise ValueError("float16 networks need loss scaling, which tfvae models do not do; "
                              "use keras.config.set_dtype_policy('mixed_bfloat16') instead.")
         input_shape = standardize_input_shape(input_shape, input_dim)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
+        likelihood_part(likelihood, likelihood_scale)  # (refuses an unknown name before Keras starts)
         super().__init__(dtype="float32", **kwargs)
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}")
@@ -207,7 +190,11 @@ class BaseVAE(keras.Model):
             raise ValueError("free_bits applies to the ELBO (num_samples=1), not the IWAE bound. "
                              f"Received: free_bits={free_bits}, num_samples={num_samples}")
         self.input_shape = input_shape
-        self.likelihood = likelihood
+        # `likelihood=` as a name (saved as it is), else None: a part is saved as its config.
+        # (Not the part itself: an attribute holding a layer makes it a sublayer here, before
+        # the networks, and a loaded model, given its config, would order its weights otherwise.)
+        # The subclass builds the part, `likelihood_layer`, for its decoder.
+        self.likelihood_spec = likelihood if isinstance(likelihood, str) else None
         self.likelihood_scale = likelihood_scale
         self.analytic_kl = bool(analytic_kl)
         self.num_samples = num_samples
@@ -236,6 +223,12 @@ class BaseVAE(keras.Model):
     def latent_layers(self):
         """The model's latent layers (`tfvae.latents.Latent` parts), bottom first."""
         return []
+
+    @property
+    def likelihood(self):
+        """p(x|z), the model's `tfvae.likelihoods.Likelihood` part: `decode` gives its
+        parameters; its `log_prob`, `mean`, `sample` and `check` are the data's maths."""
+        return self.likelihood_layer
 
     @property
     def estimator(self):
@@ -585,40 +578,21 @@ class BaseVAE(keras.Model):
     def _checked_batch(self, *element, what="Training data"):
         """A dataset's batch, with the checks of `check_data` run as it is read."""
         x = element[0]
-        fix = _fix(what)
+        fix = likelihoods.fix_for(what)
         checks = [tf.debugging.assert_all_finite(x, f"{what} has a non-finite value. {fix}")]
-        if self.likelihood == "bernoulli":
-            message = (f"{what} has a value outside [0, 1] (a Bernoulli likelihood needs x in "
-                       f"[0, 1]; scale images with x / 255). {fix}")
-            checks += [tf.debugging.assert_greater_equal(x, tf.cast(0, x.dtype), message=message),
-                       tf.debugging.assert_less_equal(x, tf.cast(1, x.dtype), message=message)]
-        else:
-            low, high = tf.reduce_min(x), tf.reduce_max(x)
-            eight_bit = ((low >= 0) & (high > 1) & (high <= 255)
-                         & tf.reduce_all(tf.equal(x, tf.round(x))))
-            checks.append(tf.debugging.Assert(tf.logical_not(eight_bit),
-                                              [_eight_bit_message(what, "a batch") + f" {fix}"]))
+        checks += self.likelihood.batch_checks(x, what, fix)
         with tf.control_dependencies(checks):
             x = tf.identity(x)
         return (x,) + element[1:] if len(element) > 1 else x
 
     def check_data(self, x, what="Training data"):
         """Raises ValueError for data this model cannot train on or evaluate, naming the first
-        bad example: the wrong shape or dtype, a non-finite value, or (Bernoulli likelihood) a
-        value outside [0, 1]. `what` names the data in the message."""
+        bad example: the wrong shape or dtype, a non-finite value, or a value the likelihood is
+        not defined on (`likelihood.check`: a Bernoulli's x outside [0, 1], say). `what` names
+        the data in the message."""
         x = self._check_input(x).numpy()
-        bad = ~np.isfinite(x)
-        problem = "a non-finite value"
-        if not bad.any() and self.likelihood == "bernoulli":
-            bad, problem = ((x < 0) | (x > 1),
-                            "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])")
-        elif not bad.any() and x.size and 1 < x.max() <= 255 and x.min() >= 0 and np.all(x == np.round(x)):
-            raise ValueError(_eight_bit_message(what, f"its values (0..{x.max():g})") + f" {_fix(what)}")
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            at = ", ".join(str(i) for i in index)
-            raise ValueError(f"{what} example {index[0]} has {problem}: x[{at}] = "
-                             f"{x[index]}. {_fix(what)}")
+        likelihoods.refuse_first(x, ~np.isfinite(x), "a non-finite value", what)
+        self.likelihood.check(x, what)
 
     def _check_values(self, x):
         """`check_data` on x when its values can be read here (eagerly): a likelihood of data
@@ -630,9 +604,9 @@ class BaseVAE(keras.Model):
         x = tf.convert_to_tensor(x)
         expected = format_shape(self.input_shape)
         if not x.dtype.is_floating:
-            values = " in [0, 1]" if self.likelihood == "bernoulli" else ""
-            how = ("convert images with x.astype('float32') / 255"
-                   if values or x.dtype == tf.uint8 else "convert it with x.astype('float32')")
+            values = ("" if self.likelihood.data_range is None else
+                      " in [{:g}, {:g}]".format(*self.likelihood.data_range))
+            how = self.likelihood.input_hint(x.dtype)
             raise ValueError(f"{type(self).__name__} expects float inputs{values} of shape "
                              f"{expected}. Received dtype {x.dtype.name}; {how}.")
         if x.shape.rank is None or not _matches(x.shape[1:], self.input_shape):
@@ -722,7 +696,9 @@ class BaseVAE(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(input_shape=self.input_shape, likelihood=self.likelihood,
+        config.update(input_shape=self.input_shape,
+                      likelihood=(self.likelihood_spec if isinstance(self.likelihood_spec, str)
+                                  else keras.saving.serialize_keras_object(self.likelihood_layer)),
                       likelihood_scale=self.likelihood_scale, analytic_kl=self.analytic_kl,
                       num_samples=self.num_samples, beta=self.beta, free_bits=self.free_bits,
                       seed=self.seed)
@@ -733,7 +709,7 @@ def _part_shapes(layer):
     """How `summary` shows a part's shapes: a distribution layer's parameters and event shape
     (e.g. "loc, scale: [batch, 16]"), a network's input -> output as built."""
     if isinstance(layer, distributions.DistributionLayer):
-        names = ", ".join(getattr(layer.family, "param_names", ()))
+        names = ", ".join(getattr(getattr(layer, "family", None), "param_names", ()))
         return f"{names}: {format_shape(layer.event_shape)}"
     if hasattr(layer, "latent_dim") and hasattr(layer, "params"):  # a prior part
         return f"z: {format_shape((layer.latent_dim,))}"

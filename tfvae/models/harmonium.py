@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import estimators, latents
-from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, check_num_samples, make_likelihood,
+from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, check_num_samples, likelihood_part,
                                standardize_input_shape)
 
 # Arguments of the untied model that `VAE` takes under the same names.
@@ -73,6 +73,11 @@ class HarmoniumVAE(BaseVAE):
         if estimator == "relaxed":
             raise ValueError("estimator='relaxed' needs a factorized prior (tfvae.VAE("
                              "latent='bernoulli')): the harmonium's prior has no relaxed density.")
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError("The harmonium's tied maths (its prior's normalizer, the exact "
+                             "likelihood) is that of a Bernoulli or unit-variance Gaussian visible "
+                             "layer: likelihood='bernoulli' or 'gaussian'. Use tfvae.VAE for "
+                             f"other likelihoods. Received: likelihood={likelihood!r}")
         if likelihood_scale not in (None, 1.0):
             raise ValueError("A tied Gaussian visible layer has unit variance (its natural "
                              f"parameter is the mean). Received: likelihood_scale={likelihood_scale!r}")
@@ -89,8 +94,7 @@ class HarmoniumVAE(BaseVAE):
         self.latent_dim = latent_dim
         self.latent = latent
         self.tie_weights = True
-        self.likelihood_layer = make_likelihood(likelihood, input_shape, likelihood_scale,
-                                                project=False)
+        self.likelihood_layer = likelihood_part(likelihood, likelihood_scale).bind(input_shape, project=False)
         # q(z|x)'s natural parameters are W^T x + v: no projection
         self.posterior_layer = latents.Latent(latent_dim, "bernoulli", estimator, baseline,
                                               baseline_decay, project=False, name="posterior")
@@ -153,7 +157,7 @@ class HarmoniumVAE(BaseVAE):
     # -- the prior ------------------------------------------------------------------------------
     def _visible_log_normalizer(self, eta):
         """A(eta) of the visible family, summed over units: sum softplus, or |eta|^2 / 2."""
-        if self.likelihood == "bernoulli":
+        if self.likelihood.kind == "bernoulli":
             return tf.reduce_sum(tf.nn.softplus(eta), axis=-1)
         return 0.5 * tf.reduce_sum(tf.square(eta), axis=-1)
 
@@ -206,7 +210,7 @@ class HarmoniumVAE(BaseVAE):
         """the exact log p(x) = log h(x) + <u, x> + sum_j softplus((W^T x + v)_j) - log Z."""
         x = self._check_input(x)
         log_h = 0.0
-        if self.likelihood == "gaussian":
+        if self.likelihood.kind == "gaussian":
             log_h = -0.5 * tf.reduce_sum(tf.square(x), -1) - 0.5 * self.input_dim * math.log(2 * math.pi)
         return (log_h + tf.linalg.matvec(x, self.u)
                 + tf.reduce_sum(tf.nn.softplus(tf.matmul(x, self.W) + self.v), -1) - self.log_partition())

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfvae import estimators, families, latents, objectives, priors
 from tfvae.models.base import (BaseVAE, PriorPart, build_network, check_num_samples,
-                               decoder_gives_parameters, make_likelihood, network_part,
+                               decoder_gives_parameters, likelihood_part, network_part,
                                output_shape, standardize_input_shape)
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
@@ -81,7 +81,8 @@ class _TopDownVAE(PriorPart, BaseVAE):
                  posterior_scale="softplus", min_scale=1e-4, latent_families=None,
                  prior="standard_normal", prior_components=500, input_dim=None, estimator=None,
                  baseline="moving_average", baseline_decay=0.99, temperature=0.5,
-                 up_blocks=None, prior_blocks=None, decoder=None, **kwargs):
+                 up_blocks=None, prior_blocks=None, decoder=None, likelihood="bernoulli",
+                 likelihood_scale=None, **kwargs):
         input_shape = standardize_input_shape(input_shape, input_dim)
         latent_dims = tuple(latent_dims)
         if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
@@ -101,8 +102,8 @@ class _TopDownVAE(PriorPart, BaseVAE):
         if isinstance(hidden, (int, str)):
             raise ValueError(f"hidden needs one entry per stochastic layer ({len(latent_dims)}), "
                              f"e.g. hidden={(hidden,) * len(latent_dims)!r}. Received: hidden={hidden!r}")
-        super().__init__(input_shape=input_shape,
-                         metric_names=("elbo", "kl", "distortion")
+        super().__init__(input_shape=input_shape, likelihood=likelihood,
+                         likelihood_scale=likelihood_scale, metric_names=("elbo", "kl", "distortion")
                          + tuple(f"kl_{i}" for i in range(len(latent_dims))), **kwargs)
         self.latent_families = latent_families
         self.latent_dims = latent_dims
@@ -115,14 +116,13 @@ class _TopDownVAE(PriorPart, BaseVAE):
         self.custom_blocks = {name: blocks is not None for name, blocks in
                               (("up_blocks", up_blocks), ("prior_blocks", prior_blocks),
                                ("decoder", decoder))}
-        if decoder is not None:  # the likelihood's parameters when it outputs the data's shape
+        part = likelihood_part(likelihood, likelihood_scale)
+        if decoder is not None:  # the likelihood's parameters when it outputs their shape
             decoder = network_part(decoder, "decoder")
-            parameters_out = decoder_gives_parameters(decoder, latent_dims[0], input_shape,
-                                                      self.likelihood)
+            parameters_out = decoder_gives_parameters(decoder, latent_dims[0], input_shape, part)
         else:
             parameters_out = False
-        self.likelihood_layer = make_likelihood(self.likelihood, input_shape, self.likelihood_scale,
-                                                project=not parameters_out)
+        self.likelihood_layer = part.bind(input_shape, project=not parameters_out)
         # Tuples throughout, so the config survives the JSON of a .keras file unchanged.
         self.hidden = tuple(h if isinstance(h, int) else tuple(h) for h in hidden)
         # (the shorthand's widths; not needed when every block is your own)
@@ -136,7 +136,7 @@ class _TopDownVAE(PriorPart, BaseVAE):
         # pseudo-inputs in the data's range
         self.prior_layer, self.prior_kind = priors.prior_part(
             prior, latent_dims[-1], prior_components, input_shape, encode=self._top_posterior,
-            pseudo_input_range=(0.0, 1.0) if self.likelihood == "bernoulli" else None)
+            pseudo_input_range=self.likelihood_layer.data_range)
         if self.prior_kind != "standard_normal" and latent_families[-1] != "gaussian":
             raise ValueError(f"prior={self.prior_kind!r} is a prior over Gaussian latents; the "
                              f"top layer is {latent_families[-1]!r}. "

@@ -6,8 +6,7 @@ import tensorflow as tf
 from tfvae import latents, priors
 from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, PriorPart, check_num_samples,
                                build_network, declared_input_shape, decoder_gives_parameters,
-                               make_likelihood,
-                               network_part, output_shape)
+                               likelihood_part, network_part, output_shape)
 
 ARCHITECTURES = ("mlp", "conv")
 # the options of the shorthand latent that a `Latent` part holds itself
@@ -177,15 +176,15 @@ class VAE(PriorPart, BaseVAE):
         elif architecture == "mlp":
             self.decoder = mlp(tuple(reversed(hidden)), activation, name="decoder")
         else:  # one output channel per pixel: the logits, or the Gaussian's mean
-            channels = image_shape[-1] if image_shape else 1
+            channels = likelihood_part(likelihood, likelihood_scale).params_shape(image_shape or (1,))[-1]
             self.decoder = conv_decoder(hidden, activation, channels, name="decoder",
                                         image_shape=image_shape)
+        part = likelihood_part(likelihood, likelihood_scale)
         if self.custom_decoder:
-            parameters_out = decoder_gives_parameters(self.decoder, latent_dim, shape, likelihood)
-        else:
+            parameters_out = decoder_gives_parameters(self.decoder, latent_dim, shape, part)
+        else:  # (the conv shorthand's decoder gives the parameters, a channel each)
             parameters_out = architecture == "conv"
-        self.likelihood_layer = make_likelihood(likelihood, shape, likelihood_scale,
-                                                project=not parameters_out)
+        self.likelihood_layer = part.bind(shape, project=not parameters_out)
         self.custom_latent = isinstance(latent, (latents.Latent, dict))
         self.latent = latent_layer.family.name
         self.baseline_decay = float(baseline_decay)  # (the shorthand's; the part has its own)
@@ -200,7 +199,7 @@ class VAE(PriorPart, BaseVAE):
         self.custom_prior = not isinstance(prior, str)
         self.prior_layer, self.prior_kind = priors.prior_part(
             prior, latent_dim, prior_components, shape, encode=self.encode,
-            pseudo_input_range=(0.0, 1.0) if likelihood == "bernoulli" else None)
+            pseudo_input_range=self.likelihood_layer.data_range)
         priors.check_free_bits(free_bits, self.prior_kind)
 
     def build(self, input_shape):
