@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import distributions, files
+from tfvae import cluster, distributions, files
 from tfvae import latents
 from tfvae.models.base import MAX_ENUMERATED_UNITS
 
@@ -51,11 +51,10 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     Example:
     >>> tfvae.evaluation.iwae_nll(model, tfvae.data.load("mnist", "test", binarize="fixed"))
     """
-    from tfvae import multi_worker  # (app layer: the cluster, if any)
 
     start = time.time()
     strategy = strategy or tf.distribute.get_strategy()
-    workers, worker = multi_worker.num_workers(strategy), multi_worker.worker_index(strategy)
+    workers, worker = cluster.num_workers(strategy), cluster.worker_index(strategy)
     key = {"weights_sha256": weights_sha256(model), "num_samples": int(num_samples), "seed": int(seed),
            "worker": [worker, workers]}
     saved = files.read_json(checkpoint, default={}) if checkpoint else {}
@@ -88,7 +87,7 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     if workers > 1:  # each worker's batches in their places, zero elsewhere, summed over workers
         ends = np.cumsum(sizes)
         mine = [slice(e - n, e) for b, (e, n) in enumerate(zip(ends, sizes)) if b % workers == worker]
-        log_px, elbos = (multi_worker.all_sum(strategy, _placed(values, mine, int(ends[-1])))
+        log_px, elbos = (cluster.all_sum(strategy, _placed(values, mine, int(ends[-1])))
                          for values in (log_px, elbos))
     else:
         log_px, elbos = np.concatenate(log_px), np.concatenate(elbos)
