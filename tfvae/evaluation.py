@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import cluster, distributions, files
+from tfvae import cluster, files
 from tfvae import latents
 from tfvae.models.base import MAX_ENUMERATED_UNITS
 
@@ -167,10 +167,8 @@ def elbo_surgery(model, dataset, num_samples=10000, seed=0, chunk_size=1000):
     params = {name: tf.concat([p[name] for p in params], 0) for name in params[0]}
     posterior_layer, prior = model.latent_layers()[-1], model.prior_layer
     n = int(params["loc"].shape[0])
-    avg_kl = None  # a mixture prior has no closed form: avg_kl_mc is the estimate
-    if prior.factorizes:
-        avg_kl = float(tf.reduce_mean(distributions.kl_divergence(
-            posterior_layer.distribution(params), prior.distribution())))
+    avg_kl = prior.kl(posterior_layer.distribution(params))  # (None without a closed form,
+    avg_kl = None if avg_kl is None else float(tf.reduce_mean(avg_kl))  # e.g. a mixture: avg_kl_mc)
 
     rng = np.random.default_rng(seed)
     index = rng.integers(0, n, size=num_samples)

@@ -90,8 +90,62 @@ def _check_range(pseudo_input_range):
     return (low, high)
 
 
+class Prior(keras.layers.Layer):
+    """Base class of p(z) parts over a layer of `latent_dim` Gaussian latent units.
+
+    A subclass implements `log_prob(z)` (z [..., L] -> [...]) and `sample(num_samples, seed)`
+    ([num_samples, L], stateless from `seed`: use `tfvae.estimators.seed_pair(seed)`), creates
+    its weights in `build`, and returns its constructor's arguments from `get_config`. The
+    model's KL is then the Monte Carlo log q(z|x) - log p(z) at the posterior's draw, unless
+    `kl(posterior)` gives it in closed form. Registered with
+    `keras.saving.register_keras_serializable`, it saves, loads with `safe_mode=True` and
+    exports with no change to tfvae.
+
+    Hooks: `factorizes` (p is N(0, I): the per-unit closed form, free bits), `bind(encode)`
+    (a prior made of the model's encoder), `initialization_examples` and
+    `initialize_from_data(x)` (a prior that starts from training data).
+    """
+
+    factorizes = False
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+
+    def build(self, input_shape=None):
+        self.built = True  # (a subclass with weights adds them here)
+
+    def log_prob(self, z):
+        raise NotImplementedError
+
+    def sample(self, num_samples, seed):
+        raise NotImplementedError
+
+    def kl(self, posterior):
+        """KL[q || p] for a `tfd` posterior q, per example, where it has a closed form; None
+        otherwise (the model then estimates it by Monte Carlo)."""
+        return None
+
+    def bind(self, encode):
+        """For a prior made of the model's encoder (VampPrior): the model passes its `encode`."""
+        return self
+
+    @property
+    def initialization_examples(self):
+        """How many training examples `initialize_from_data` takes (0: none)."""
+        return 0
+
+    def initialize_from_data(self, x):
+        """Starts the prior's weights from the first `initialization_examples` examples."""
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
-class StandardNormalPrior(keras.layers.Layer):
+class StandardNormalPrior(Prior):
     """p(z) = N(0, I): no parameters; factorizes over units, so its KL has a closed form.
 
     Args:
@@ -100,12 +154,8 @@ class StandardNormalPrior(keras.layers.Layer):
 
     factorizes = True
 
-    def __init__(self, latent_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
-
-    def build(self, input_shape=None):
-        self.built = True  # no weights
+    def kl(self, posterior):
+        return distributions.kl_divergence(posterior, self.distribution())
 
     def params(self):
         """N(0, I) as the one-component mixture, for code that treats every prior alike."""
@@ -121,13 +171,8 @@ class StandardNormalPrior(keras.layers.Layer):
     def distribution(self):
         return distributions.standard_normal(self.latent_dim)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(latent_dim=self.latent_dim)
-        return config
 
-
-class _MixturePriorBase(keras.layers.Layer):
+class _MixturePriorBase(Prior):
     """Shared by the learned mixtures: log-density, sampling and the tfd view of `params()`."""
 
     factorizes = False
@@ -158,8 +203,7 @@ class MixturePrior(_MixturePriorBase):
     """
 
     def __init__(self, latent_dim, num_components=500, min_scale=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        super().__init__(latent_dim, **kwargs)
         self.num_components = _positive_int("num_components", num_components)
         if (isinstance(min_scale, bool) or not isinstance(min_scale, numbers.Real)
                 or not math.isfinite(min_scale) or min_scale < 0):
@@ -183,8 +227,7 @@ class MixturePrior(_MixturePriorBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(latent_dim=self.latent_dim, num_components=self.num_components,
-                      min_scale=self.min_scale)
+        config.update(num_components=self.num_components, min_scale=self.min_scale)
         return config
 
 
@@ -218,8 +261,7 @@ class VampPrior(_MixturePriorBase):
 
     def __init__(self, latent_dim, num_components=500, input_shape=None,
                  pseudo_input_range=(0.0, 1.0), input_dim=None, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        super().__init__(latent_dim, **kwargs)
         self.num_components = _positive_int("num_components", num_components)
         self.input_shape = _check_input_shape(input_shape, input_dim)
         self.pseudo_input_range = _check_range(pseudo_input_range)
@@ -232,6 +274,10 @@ class VampPrior(_MixturePriorBase):
                              f"[K, *input_shape] to {{'loc', 'scale'}}. Received: encode={encode!r}")
         self._encode = encode
         return self
+
+    @property
+    def initialization_examples(self):
+        return self.num_components
 
     @property
     def encode(self):
@@ -294,8 +340,8 @@ class VampPrior(_MixturePriorBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(latent_dim=self.latent_dim, num_components=self.num_components,
-                      input_shape=self.input_shape, pseudo_input_range=self.pseudo_input_range)
+        config.update(num_components=self.num_components, input_shape=self.input_shape,
+                      pseudo_input_range=self.pseudo_input_range)
         return config
 
 
@@ -345,22 +391,20 @@ def prior_part(prior, latent_dim, num_components=500, input_shape=None, encode=N
     if isinstance(prior, str):
         return make_prior(prior, latent_dim, num_components, input_shape, encode=encode,
                           pseudo_input_range=pseudo_input_range), prior
-    kinds = {VampPrior: "vamp", MixturePrior: "mixture", StandardNormalPrior: "standard_normal"}
-    kind = next((kind for cls, kind in kinds.items() if isinstance(prior, cls)), None)
-    if kind is None:
-        raise ValueError(f"prior must be one of {PRIORS} or a prior layer of tfvae.priors "
-                         f"({', '.join(c.__name__ for c in kinds)}, or a subclass of one). "
+    if not isinstance(prior, Prior):
+        raise ValueError(f"prior must be one of {PRIORS} or a tfvae.priors.Prior (MixturePrior, "
+                         "VampPrior, StandardNormalPrior, or your own subclass). "
                          f"Received: prior={prior!r}")
+    kinds = {VampPrior: "vamp", MixturePrior: "mixture", StandardNormalPrior: "standard_normal"}
+    kind = next((kind for cls, kind in kinds.items() if isinstance(prior, cls)), "custom")
     if prior.latent_dim != latent_dim:
         raise ValueError(f"The prior is over {prior.latent_dim} latent units; the model has "
                          f"{latent_dim}. Received: prior.latent_dim={prior.latent_dim}")
-    if kind == "vamp":
-        if tuple(prior.input_shape) != tuple(input_shape):
-            raise ValueError(f"The VampPrior's pseudo-inputs have shape {tuple(prior.input_shape)}; "
-                             f"the model's inputs {tuple(input_shape)}. Received: "
-                             f"prior.input_shape={tuple(prior.input_shape)}")
-        prior.bind(encode)
-    return prior, kind
+    if kind == "vamp" and tuple(prior.input_shape) != tuple(input_shape):
+        raise ValueError(f"The VampPrior's pseudo-inputs have shape {tuple(prior.input_shape)}; "
+                         f"the model's inputs {tuple(input_shape)}. Received: "
+                         f"prior.input_shape={tuple(prior.input_shape)}")
+    return prior.bind(encode), kind
 
 
 def check_free_bits(free_bits, kind):

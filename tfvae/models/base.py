@@ -739,10 +739,10 @@ class PriorPart:
 
     @property
     def initialization_examples(self):
-        return self.prior_layer.num_components if self.prior_kind == "vamp" else 0
+        return 0 if self.prior_layer is None else self.prior_layer.initialization_examples
 
     def initialize_from_data(self, x):
-        if self.prior_kind == "vamp":
+        if self.initialization_examples:
             self._ensure_built()
             self.prior_layer.initialize_from_data(x)
 
