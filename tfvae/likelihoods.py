@@ -9,11 +9,13 @@ defined on, `invalid_values` (arrays) and `batch_checks` (datasets); registered 
 `keras.saving.register_keras_serializable`, it saves, loads with `safe_mode=True` and exports
 with no change to tfvae.
 """
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import distributions, families
+from tfvae import distributions, estimators, families
 
 _REGISTERED = {}  # short name -> class: `get("gaussian")`
 
@@ -160,8 +162,26 @@ class Likelihood(distributions.DistributionLayer):
         return config
 
 
+class UnitInterval:
+    """The data checks of a likelihood of x in [0, 1] (a mixin of Likelihood subclasses)."""
+
+    data_range = (0.0, 1.0)
+
+    def invalid_values(self, x):
+        return (x < 0) | (x > 1), f"a value outside [0, 1] (a {self.display_name} likelihood needs x in [0, 1])"
+
+    def batch_checks(self, x, what, fix):
+        message = (f"{what} has a value outside [0, 1] (a {self.display_name} likelihood needs x "
+                   f"in [0, 1]; scale images with x / 255). {fix}")
+        return [tf.debugging.assert_greater_equal(x, tf.cast(0, x.dtype), message=message),
+                tf.debugging.assert_less_equal(x, tf.cast(1, x.dtype), message=message)]
+
+    def input_hint(self, dtype):
+        return "convert images with x.astype('float32') / 255"
+
+
 @register("bernoulli")
-class Bernoulli(Likelihood):
+class Bernoulli(UnitInterval, Likelihood):
     """Independent Bernoulli(sigmoid(logits)) over binary values (or intensities) in [0, 1].
 
     Outputs {"logits", "probs"}; log p(x) = sum_i x_i l_i - softplus(l_i) (`families.Bernoulli`:
@@ -171,8 +191,8 @@ class Bernoulli(Likelihood):
     """
 
     binary = True
-    data_range = (0.0, 1.0)
     reads_logits = True
+    display_name = "Bernoulli"
 
     def __init__(self, event_shape=None, project=True, **kwargs):
         self.family = families.Bernoulli()
@@ -193,18 +213,6 @@ class Bernoulli(Likelihood):
 
     def sample(self, params, seed, num_samples=None):
         return self.family.sample(params, seed, num_samples=num_samples)
-
-    def invalid_values(self, x):
-        return (x < 0) | (x > 1), "a value outside [0, 1] (a Bernoulli likelihood needs x in [0, 1])"
-
-    def batch_checks(self, x, what, fix):
-        message = (f"{what} has a value outside [0, 1] (a Bernoulli likelihood needs x in "
-                   f"[0, 1]; scale images with x / 255). {fix}")
-        return [tf.debugging.assert_greater_equal(x, tf.cast(0, x.dtype), message=message),
-                tf.debugging.assert_less_equal(x, tf.cast(1, x.dtype), message=message)]
-
-    def input_hint(self, dtype):
-        return "convert images with x.astype('float32') / 255"
 
 
 @register("gaussian")
@@ -295,3 +303,73 @@ def eight_bit_message(what, values):
             "likelihood on them trains to a meaningless ELBO (around -1e6 nats): scale them to "
             "[0, 1] first (x / 255, as tfvae.data.load does for uint8 images), or binarize them "
             "for likelihood='bernoulli'.")
+
+
+@register("continuous_bernoulli")
+class ContinuousBernoulli(UnitInterval, Likelihood):
+    """The continuous Bernoulli CB(x | lambda) for x in [0, 1] (Loaiza-Ganem & Cunningham 2019):
+    the Bernoulli's density made a proper density on [0, 1],
+
+        log p(x) = x eta - softplus(eta) + log C(eta),  eta = logit(lambda),
+        C(eta) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta / 2),
+
+    C = 2 at lambda = 1/2. log C is written stably: log|eta| - log tanh(|eta| / 2) with
+    log tanh(a / 2) = log(-expm1(-a)) - log1p(e^-a), and its Taylor series
+    log 2 + eta^2 / 12 - 7 eta^4 / 1440 for |eta| < 0.01 (error below 1e-12), where the closed
+    form is 0 / 0. Outputs {"logits", "probs"} (probs is lambda, not the mean);
+    mean E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = sigmoid(eta) /
+    tanh(eta / 2) - 1 / eta (1/2 + eta / 12 near 0); sample by the inverse CDF,
+    x = log1p(u expm1(eta)) / eta, u ~ U(0, 1).
+
+    For grey levels in [0, 1] (not binarized): the Bernoulli likelihood on them is not a
+    normalized density (the paper's point), this one is.
+    """
+
+    reads_logits = True
+    display_name = "continuous Bernoulli"
+    SMALL = 1e-2  # |eta| below which log C and the mean use their Taylor series
+
+    def __init__(self, event_shape=None, project=True, **kwargs):
+        self.family = families.Bernoulli()  # (the logits head: raw outputs are eta)
+        super().__init__(event_shape, project=project, **kwargs)
+
+    @property
+    def units_per_param(self):
+        return 1
+
+    def params_from_raw(self, raw):
+        return self.family.params_from_raw(raw)
+
+    @classmethod
+    def log_normalizer(cls, eta):
+        """log C(eta), stable for every eta (see the class docstring)."""
+        a = tf.abs(eta)
+        small = a < cls.SMALL
+        safe = tf.where(small, tf.ones_like(a), a)
+        log_tanh = tf.math.log(-tf.math.expm1(-safe)) - tf.math.log1p(tf.exp(-safe))  # log tanh(a/2)
+        closed = tf.math.log(safe) - log_tanh
+        series = math.log(2.0) + tf.square(eta) / 12.0 - 7.0 * tf.square(tf.square(eta)) / 1440.0
+        return tf.where(small, series, closed)
+
+    def log_prob(self, params, x):
+        eta = params["logits"]
+        per_value = x * eta - tf.nn.softplus(eta) + self.log_normalizer(eta)
+        return tf.reduce_sum(per_value, axis=list(range(-self.event_ndims, 0)))
+
+    def mean(self, params):
+        eta = params["logits"]
+        small = tf.abs(eta) < self.SMALL
+        safe = tf.where(small, tf.ones_like(eta), eta)
+        closed = tf.sigmoid(safe) / tf.tanh(safe / 2.0) - 1.0 / safe
+        return tf.where(small, 0.5 + eta / 12.0, closed)
+
+    def sample(self, params, seed, num_samples=None):
+        eta = params["logits"]
+        shape = tf.shape(eta) if num_samples is None else tf.concat([[num_samples], tf.shape(eta)], 0)
+        u = tf.random.stateless_uniform(shape, estimators.seed_pair(seed), 1e-7, 1.0 - 1e-7)
+        small = tf.abs(eta) < self.SMALL
+        safe = tf.where(small, tf.ones_like(eta), eta)
+        # (eta > 0: 1 + log(u + (1 - u) e^-eta) / eta, so e^eta never overflows)
+        positive = 1.0 + tf.math.log(u + (1.0 - u) * tf.exp(-tf.abs(safe))) / tf.abs(safe)
+        negative = tf.math.log1p(u * tf.math.expm1(-tf.abs(safe))) / -tf.abs(safe)
+        return tf.where(small, u, tf.where(eta > 0, positive, negative))
