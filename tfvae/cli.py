@@ -230,8 +230,10 @@ def _train(args):
     print(f"\n{split} ELBO: {results[f'{split}_elbo']:.2f} nats "
           f"({results['epochs']} epochs, {results['seconds_per_epoch']:.1f} s/epoch)")
     if f"{split}_nll" in results:
+        bits = results.get(f"{split}_bits_per_dim")
         print(f"{split} NLL (IWAE, k={results['num_samples']}): {results[f'{split}_nll']:.2f} "
-              f"+- {results[f'{split}_nll_stderr']:.2f} nats")
+              f"+- {results[f'{split}_nll_stderr']:.2f} nats"
+              + (f" ({bits:.4f} bits/dim)" if bits is not None else ""))
     if f"{split}_exact_nll" in results:
         print(f"{split} NLL (exact): {results[f'{split}_exact_nll']:.2f} "
               f"+- {results[f'{split}_exact_nll_stderr']:.2f} nats")
@@ -386,7 +388,8 @@ def _evaluate(args):
     try:
         split = data.splits(dataset, validation_size).evaluation
         test = data.load(dataset, split, binarize=binarize, batch_size=500,
-                         validation_size=validation_size, flatten=len(model.input_shape) == 1)
+                         validation_size=validation_size, flatten=len(model.input_shape) == 1,
+                         eight_bit=model.likelihood.accepts_integers)
     except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
         print(f"tfvae evaluate: {e}", file=sys.stderr)
         return 2
@@ -408,13 +411,14 @@ def _evaluate(args):
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
                                if k != "activity"}
     if exact:
-        print(f"Exact log-likelihood, summed over the 2^{model.latent_dim} latent states:")
+        print(f"Exact log-likelihood, summed over the 2^{model.latent_shape[0]} latent states:")
         log_px = evaluation.exact_log_likelihood(model, test, verbose=verbose)
         results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
                             "num_examples": int(len(log_px))}
     if args.surgery_samples and "gaussian_posterior" in model.capabilities:
         train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False,
-                          flatten=len(model.input_shape) == 1)
+                          flatten=len(model.input_shape) == 1,
+                          eight_bit=model.likelihood.accepts_integers)
         results["elbo_surgery"] = evaluation.elbo_surgery(model, train, args.surgery_samples,
                                                           seed=args.seed)
     x = next(iter(test))
@@ -436,7 +440,8 @@ def _evaluate(args):
 def _print_table(results):
     iwae, units = results["iwae"], results["active_units"]
     split = results["split"]
-    rows = [(f"{split} NLL (IWAE, k={iwae['num_samples']})", f"{iwae['nll']:.2f} +- {iwae['stderr']:.2f}"),
+    rows = [(f"{split} NLL (IWAE, k={iwae['num_samples']})", f"{iwae['nll']:.2f} +- {iwae['stderr']:.2f}"
+             + (f" nats, {iwae['bits_per_dim']:.4f} bits/dim" if "bits_per_dim" in iwae else "")),
             (f"{split} ELBO", f"{iwae['elbo']:.2f}"),
             ("active units", f"{units['active_units']} {units['per_layer']}")]
     if "exact" in results:

@@ -22,6 +22,7 @@ DEFAULTS = {
         "validation_size": 0,        # > 0 holds out the last N training images
         "seed": 0,
         "flatten": True,             # examples as vectors [batch, D]; False: [batch, H, W, C]
+        "eight_bit": False,          # uint8 pixels as 0..255 for an 8-bit likelihood (no /255)
     },
     "model": {"class_name": "VAE"},  # the rest are the model constructor's arguments
     "optimizer": {

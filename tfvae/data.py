@@ -45,7 +45,7 @@ class DataError(ValueError):
 
 def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, shuffle=None,
          seed=0, validation_size=0, with_labels=False, drop_remainder=False, epoch=None,
-         shard=None, flatten=True):
+         shard=None, flatten=True, eight_bit=False):
     """Loads a dataset as a batched `tf.data.Dataset` of float32 examples.
 
     Args:
@@ -83,6 +83,9 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
 
         flatten: examples as flat vectors [batch, D] (MNIST: [batch, 784]); False keeps their
             shape ([batch, 28, 28, 1], [batch, H, W, C] for images).
+        eight_bit: uint8 images as their values 0..255 (float32 holding integers), for the
+            8-bit likelihoods ("discretized_logistic", "categorical256"): not divided by 255,
+            not binarized.
 
     Returns:
         A `tf.data.Dataset` of float32 batches (and int32 labels).
@@ -103,7 +106,14 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         raise ValueError("split='validation' needs validation_size > 0 (e.g. 10000). "
                          f"Received: validation_size={validation_size}")
 
+    if eight_bit and binarize is not None:
+        raise ValueError("eight_bit=True keeps the pixels' 8-bit values for an 8-bit likelihood; "
+                         f"binarizing them contradicts it. Received: binarize={binarize!r}")
     images, labels = examples(name, "test" if split == "test" else "train", data_dir=data_dir)
+    if eight_bit and images.dtype != np.uint8:
+        raise ValueError(f"eight_bit=True is for 8-bit images (uint8); this data is "
+                         f"{images.dtype} (floats are taken as they are: convert 8-bit values "
+                         "with x.astype('uint8')).")
     if binarize is not None and images.dtype != np.uint8 and (images.min() < 0 or images.max() > 1):
         raise ValueError(f"binarize={binarize!r} draws x ~ Bernoulli(value): it needs values in "
                          f"[0, 1] (uint8 images are divided by 255). Received values in "
@@ -120,7 +130,7 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         shuffle = split == "train"
     return _pipeline(images, labels, binarize=binarize, batch_size=batch_size, shuffle=shuffle,
                      seed=seed, with_labels=with_labels, drop_remainder=drop_remainder, epoch=epoch,
-                     shard=shard)
+                     shard=shard, eight_bit=eight_bit)
 
 
 def load_arrays(name, split, *, data_dir=None):
@@ -442,7 +452,7 @@ def _load_tfds(name, split, flatten=True):
 
 
 def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_labels, drop_remainder,
-              epoch=None, shard=None):
+              epoch=None, shard=None, eight_bit=False):
     """Batches by gathering shuffled indices, so every map runs once per batch (vectorized).
 
     All randomness is a function of (seed, epoch): the order of epoch e is a stateless shuffle
@@ -452,7 +462,8 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
     epoch e sees exactly the data an uninterrupted run sees in epoch e. A shard takes its rows of
     each batch after the batch's binarization noise is drawn, so it holds the same values there.
     """
-    scale = 255.0 if images.dtype == np.uint8 else 1.0  # uint8 images, else values as they are
+    # uint8 images in [0, 1] (or their 8-bit values as they are), else values as they are
+    scale = 255.0 if images.dtype == np.uint8 and not eight_bit else 1.0
     if binarize == "fixed":
         images = binarize_fixed(images, seed) * images.dtype.type(scale)
     n = int(images.shape[0])

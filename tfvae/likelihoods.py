@@ -73,6 +73,8 @@ class Likelihood(distributions.DistributionLayer):
 
     kind = "custom"
     units_per_param = 1
+    accepts_integers = False  # integer x (8-bit values) is data as it is, not refused
+    discrete = False        # x takes discrete values: -log p(x) is also given in bits per dimension
     binary = False          # binarized data suits it (the data pipeline's binarize= applies)
     data_range = None       # (low, high) of x where bounded: a VampPrior's pseudo-inputs follow it
     reads_logits = False    # its parameters are logits: a sigmoid before it is a mistake
@@ -191,6 +193,7 @@ class Bernoulli(UnitInterval, Likelihood):
     """
 
     binary = True
+    discrete = True
     reads_logits = True
     display_name = "Bernoulli"
 
@@ -373,3 +376,226 @@ class ContinuousBernoulli(UnitInterval, Likelihood):
         positive = 1.0 + tf.math.log(u + (1.0 - u) * tf.exp(-tf.abs(safe))) / tf.abs(safe)
         negative = tf.math.log1p(u * tf.math.expm1(-tf.abs(safe))) / -tf.abs(safe)
         return tf.where(small, u, tf.where(eta > 0, positive, negative))
+
+
+class EightBit:
+    """The data of an 8-bit likelihood (a mixin of Likelihood subclasses): integers 0..255 in
+    any integer dtype or as floats, never scaled (not x / 255, not binarized). Its figures are
+    also given in bits per dimension, -log p(x) / (D ln 2)."""
+
+    accepts_integers = True
+    discrete = True
+    data_range = (0.0, 255.0)
+
+    def invalid_values(self, x):
+        return ((x < 0) | (x > 255) | (x != np.round(x)),
+                f"a value that is not an integer in 0..255 (a {self.display_name} likelihood "
+                "models 8-bit values as they are: give the pixels, not x / 255)")
+
+    def batch_checks(self, x, what, fix):
+        message = (f"{what} has a value that is not an integer in 0..255 (a {self.display_name} "
+                   f"likelihood models 8-bit values as they are: give the pixels, not x / 255). {fix}")
+        x = tf.cast(x, tf.float32)
+        return [tf.debugging.assert_equal(x, tf.round(x), message=message),
+                tf.debugging.assert_greater_equal(x, 0.0, message=message),
+                tf.debugging.assert_less_equal(x, 255.0, message=message)]
+
+    def input_hint(self, dtype):
+        return "it takes the 8-bit values as they are"
+
+
+class _PerPixel:
+    """For likelihoods whose parameters per pixel are not a multiple of its channels: examples
+    (H, W, C) are pixels (H, W) of C channels; flat examples (D,) are D pixels of one channel."""
+
+    def pixels(self):
+        """(pixel shape, channels) of the bound event shape."""
+        if len(self.event_shape) == 3:
+            return self.event_shape[:-1], self.event_shape[-1]
+        return self.event_shape, 1
+
+    def params_per_pixel(self, channels):
+        raise NotImplementedError
+
+    def params_shape(self, event_shape):
+        event_shape = tuple(event_shape)
+        pixels, channels = (event_shape[:-1], event_shape[-1]) if len(event_shape) == 3 else (event_shape, 1)
+        return (*pixels, self.params_per_pixel(channels))
+
+    @property
+    def params_size(self):
+        return math.prod(self.params_shape(self.event_shape))
+
+    def _raw_shape(self):
+        return self.params_shape(self.event_shape)
+
+    def call(self, features):
+        raw = tf.cast(features, tf.float32)
+        if self.project:
+            raw = self.projection(tf.reshape(raw, [tf.shape(raw)[0], -1]))
+            raw = tf.reshape(raw, [-1, *self._raw_shape()])
+        return self.params_from_raw(raw)
+
+    def as_pixels(self, x):
+        """x [..., *event_shape] as [..., *pixels, channels]."""
+        pixels, channels = self.pixels()
+        return tf.reshape(tf.cast(x, tf.float32),
+                          tf.concat([tf.shape(x)[:tf.rank(x) - self.event_ndims], [*pixels, channels]], 0))
+
+    def as_event(self, x):
+        """[..., *pixels, channels] back to [..., *event_shape]."""
+        pixels, _ = self.pixels()
+        return tf.reshape(x, tf.concat([tf.shape(x)[:tf.rank(x) - len(pixels) - 1],
+                                        list(self.event_shape)], 0))
+
+
+@register("discretized_logistic")
+class DiscretizedLogisticMixture(EightBit, _PerPixel, Likelihood):
+    """The discretized logistic mixture of PixelCNN++ (Salimans, Karpathy, Chen & Kingma 2017)
+    over 8-bit values, with K components per pixel.
+
+    x in 0..255 is scaled to y = x / 127.5 - 1 in [-1, 1], bins of half-width 1/255. Per
+    component k and channel c, P(x) = sigma((y + 1/255 - m) / s) - sigma((y - 1/255 - m) / s),
+    the edge bins taking the tails: P(0) = sigma((-1 + 1/255 - m) / s), P(255) = 1 -
+    sigma((1 - 1/255 - m) / s). For RGB pixels (C = 3, `rgb_coupling`) the channels depend
+    linearly on those before them within a pixel (their section 2.2): m_g = mu_g + alpha y_r,
+    m_b = mu_b + beta y_r + gamma y_g, alpha, beta, gamma = tanh(raw). Then p(pixel) =
+    sum_k pi_k prod_c P_k(x_c), pi = softmax(logits); log p(x) sums over the pixels.
+
+    Per pixel the decoder gives K logits, K C means, K C log-scales (s = exp, floored at
+    exp(-7) as theirs) and, with the coupling, 3 K coefficients. `num_components=1` is the
+    plain discretized logistic. Outputs {"logits" [..., K], "loc", "log_scale" [..., C, K],
+    "coeffs" [..., 3, K] (RGB)}.
+    """
+
+    display_name = "discretized logistic"
+    MIN_LOG_SCALE = -7.0
+
+    def __init__(self, event_shape=None, num_components=5, rgb_coupling=True, project=True, **kwargs):
+        if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
+            raise ValueError(f"num_components must be a positive integer. Received: num_components={num_components!r}")
+        self.num_components = num_components
+        self.rgb_coupling = bool(rgb_coupling)
+        super().__init__(event_shape, project=project, **kwargs)
+
+    def coupled(self, channels):
+        return self.rgb_coupling and channels == 3
+
+    def params_per_pixel(self, channels):
+        return self.num_components * (1 + 2 * channels + (3 if self.coupled(channels) else 0))
+
+    def params_from_raw(self, raw):
+        _, channels = self.pixels()
+        k = self.num_components
+        lead = tf.shape(raw)[:-1]
+        logits = raw[..., :k]
+        rest = tf.reshape(raw[..., k:k + 2 * channels * k], tf.concat([lead, [2, channels, k]], 0))
+        params = {"logits": logits, "loc": rest[..., 0, :, :],
+                  "log_scale": tf.maximum(rest[..., 1, :, :], self.MIN_LOG_SCALE)}
+        if self.coupled(channels):
+            params["coeffs"] = tf.tanh(tf.reshape(raw[..., k + 2 * channels * k:], tf.concat([lead, [3, k]], 0)))
+        return params
+
+    def _component_locs(self, params, y):
+        """The means m [..., C, K] given the scaled values y [..., C] of the channels before."""
+        loc = params["loc"]
+        if "coeffs" not in params:
+            return loc
+        coeffs = params["coeffs"]
+        r, g = y[..., 0:1], y[..., 1:2]
+        m_g = loc[..., 1, :] + coeffs[..., 0, :] * r
+        m_b = loc[..., 2, :] + coeffs[..., 1, :] * r + coeffs[..., 2, :] * g
+        return tf.stack([loc[..., 0, :], m_g, m_b], axis=-2)
+
+    def log_prob(self, params, x):
+        y = self.as_pixels(x) / 127.5 - 1.0                                   # [..., *pixels, C]
+        m = self._component_locs(params, y)                                   # [..., C, K]
+        inv_s = tf.exp(-params["log_scale"])
+        centered = y[..., None] - m
+        plus, minus = inv_s * (centered + 1.0 / 255.0), inv_s * (centered - 1.0 / 255.0)
+        log_cdf_plus = plus - tf.nn.softplus(plus)                            # log sigma(plus)
+        log_one_minus_cdf_minus = -tf.nn.softplus(minus)                      # log(1 - sigma(minus))
+        delta = tf.sigmoid(plus) - tf.sigmoid(minus)
+        mid = inv_s * centered                                                # the bin's log-density
+        log_pdf_mid = mid - params["log_scale"] - 2.0 * tf.nn.softplus(mid)   # times its width 2/255
+        interior = tf.where(delta > 1e-5, tf.math.log(tf.maximum(delta, 1e-12)),
+                            log_pdf_mid + math.log(2.0 / 255.0))
+        yc = y[..., None]
+        per_channel = tf.where(yc < -0.999, log_cdf_plus,
+                               tf.where(yc > 0.999, log_one_minus_cdf_minus, interior))
+        per_component = tf.reduce_sum(per_channel, axis=-2) + tf.nn.log_softmax(params["logits"])
+        per_pixel = tf.reduce_logsumexp(per_component, axis=-1)               # [..., *pixels]
+        pixels, _ = self.pixels()
+        return tf.reduce_sum(per_pixel, axis=list(range(-len(pixels), 0)))
+
+    def mean(self, params):
+        """The mixture's mean per channel, the coupling following the means of the channels
+        before (in 0..255; the discretization's clipping at the edges ignored)."""
+        weights = tf.nn.softmax(params["logits"])[..., None, :]
+        loc = params["loc"]
+        if "coeffs" in params:
+            y_r = tf.reduce_sum(weights[..., 0, :] * loc[..., 0, :], -1, keepdims=True)
+            y_g = tf.reduce_sum(weights[..., 0, :] * (loc[..., 1, :] + params["coeffs"][..., 0, :] * y_r), -1,
+                                keepdims=True)
+            loc = self._component_locs(params, tf.concat([y_r, y_g, y_g], -1))
+        y = tf.reduce_sum(weights * loc, axis=-1)
+        return self.as_event(tf.clip_by_value((y + 1.0) * 127.5, 0.0, 255.0))
+
+    def sample(self, params, seed, num_samples=None):
+        if num_samples is not None:
+            params = {k: tf.broadcast_to(v, tf.concat([[num_samples], tf.shape(v)], 0)) for k, v in params.items()}
+        pick_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(estimators.seed_pair(seed), 2))
+        logits = params["logits"]
+        u = tf.random.stateless_uniform(tf.shape(logits), pick_seed, 1e-6, 1 - 1e-6)
+        component = tf.one_hot(tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1), self.num_components)
+        chosen = component[..., None, :]                                         # [..., 1, K]
+        loc = tf.reduce_sum(params["loc"] * chosen, -1)                          # [..., C]
+        scale = tf.exp(tf.reduce_sum(params["log_scale"] * chosen, -1))
+        v = tf.random.stateless_uniform(tf.shape(loc), noise_seed, 1e-5, 1 - 1e-5)
+        y = loc + scale * (tf.math.log(v) - tf.math.log1p(-v))
+        if "coeffs" in params:
+            c = tf.reduce_sum(params["coeffs"] * chosen, -1)                     # [..., 3]
+            r = tf.clip_by_value(y[..., 0], -1.0, 1.0)
+            g = tf.clip_by_value(y[..., 1] + c[..., 0] * r, -1.0, 1.0)
+            b = tf.clip_by_value(y[..., 2] + c[..., 1] * r + c[..., 2] * g, -1.0, 1.0)
+            y = tf.stack([r, g, b], -1)
+        return self.as_event(tf.round((tf.clip_by_value(y, -1.0, 1.0) + 1.0) * 127.5))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_components=self.num_components, rgb_coupling=self.rgb_coupling)
+        return config
+
+
+@register("categorical256")
+class Categorical256(EightBit, Likelihood):
+    """A 256-way softmax over each 8-bit value (van den Oord, Kalchbrenner & Kavukcuoglu 2016):
+    log p(x) = sum_i log softmax(logits_i)[x_i]. 256 decoder outputs per value. Outputs
+    {"logits" [..., *event_shape, 256]}; the mean is sum_v v softmax(logits)_v, a sample the
+    categorical draw (Gumbel-max)."""
+
+    display_name = "256-way categorical"
+    units_per_param = 256
+
+    def params_from_raw(self, raw):
+        # raw [..., *event[:-1], 256 C], value j of channel c at j C + c
+        channels = self.event_shape[-1]
+        shape = tf.concat([tf.shape(raw)[:-1], [256, channels]], 0)
+        return {"logits": tf.linalg.matrix_transpose(tf.reshape(raw, shape))}
+
+    def log_prob(self, params, x):
+        log_softmax = tf.nn.log_softmax(params["logits"])
+        index = tf.clip_by_value(tf.cast(tf.round(tf.cast(x, tf.float32)), tf.int32), 0, 255)
+        index = tf.broadcast_to(index, tf.shape(log_softmax)[:-1])  # (x [B, ...], params [k, B, ...])
+        log_p = tf.experimental.numpy.take_along_axis(log_softmax, index[..., None], axis=-1)[..., 0]
+        return tf.reduce_sum(log_p, axis=list(range(-self.event_ndims, 0)))
+
+    def mean(self, params):
+        return tf.reduce_sum(tf.nn.softmax(params["logits"]) * tf.range(256, dtype=tf.float32), -1)
+
+    def sample(self, params, seed, num_samples=None):
+        logits = params["logits"]
+        if num_samples is not None:
+            logits = tf.broadcast_to(logits, tf.concat([[num_samples], tf.shape(logits)], 0))
+        u = tf.random.stateless_uniform(tf.shape(logits), estimators.seed_pair(seed), 1e-6, 1 - 1e-6)
+        return tf.cast(tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1), tf.float32)

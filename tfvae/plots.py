@@ -72,16 +72,24 @@ def image_grid(images, path, columns=None, title=None, row_labels=None):
     return path
 
 
+def for_display(model, images):
+    """A model's values as image intensities in [0, 1]: 8-bit values (a likelihood of data in
+    0..255) divided by 255, others as they are."""
+    data_range = model.likelihood.data_range
+    images = np.asarray(images, np.float32)
+    return images / data_range[1] if data_range and data_range[1] > 1 else images
+
+
 def sample_grid(model, path, num_samples=64, seed=0):
     """Samples E[x|z], z ~ p(z), as a grid."""
-    return image_grid(model.sample(num_samples, seed=seed), path,
+    return image_grid(for_display(model, model.sample(num_samples, seed=seed)), path,
                       title=f"{model.name}: samples E[x|z], z ~ p(z)")
 
 
 def reconstructions(model, x, path, num_examples=16):
     """Inputs (top row) above their reconstructions E[x|z = posterior mean] (bottom row)."""
     x = np.asarray(x[:num_examples], np.float32)
-    images = np.concatenate([x, np.asarray(model.reconstruct(x))])
+    images = for_display(model, np.concatenate([x, np.asarray(model.reconstruct(x))]))
     return image_grid(images, path, columns=len(x), title="inputs and reconstructions",
                       row_labels=["input", "recon."])
 
@@ -97,7 +105,7 @@ def latent_manifold(model, path, points_per_axis=20):
     quantiles = np.array([NormalDist().inv_cdf(v) for v in u])
     z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
     z = np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
-    images = model.likelihood_layer.mean(model.decode_top(z))
+    images = for_display(model, model.likelihood.mean(model.decode_top(z)))
     return image_grid(images, path, columns=points_per_axis,
                       title="2-D latent manifold (prior quantiles)")
 
@@ -123,7 +131,7 @@ def latent_traversals(model, x, path, units=None, steps=9, span=3.0, num_units=1
     z = np.repeat(mean[None], len(units) * steps, axis=0)
     for row, unit in enumerate(units):
         z[row * steps:(row + 1) * steps, unit] = values
-    images = model.likelihood_layer.mean(model.decode_top(tf.constant(z)))
+    images = for_display(model, model.likelihood.mean(model.decode_top(tf.constant(z))))
     return image_grid(images, path, columns=steps,
                       row_labels=[f"z{u} ({kl[u]:.1f})" for u in units],
                       title=f"latent traversals, z_u in [{-span}, {span}] (KL per unit, nats)")
@@ -158,7 +166,8 @@ def aggregate_posterior(models, x, labels, path, titles=None, points_per_axis=20
     fig = new_figure((4.2 * len(models), 4.0))
     axes = fig.subplots(1, len(models), squeeze=False)
     for i, (model, ax) in enumerate(zip(models, axes[0])):
-        if model.latent_shape != (2,) or "gaussian_posterior" not in model.capabilities:
+        if (model.latent_shape != (2,) or "gaussian_posterior" not in model.capabilities
+                or model.prior_layer is None):
             raise ValueError("aggregate_posterior needs models of 2 Gaussian latent units. "
                              f"Received: latent_shape={model.latent_shape}")
         z = model.latent_layers()[-1].sample(model.encode(x), seed=[0, i]).numpy()  # one draw each
@@ -173,7 +182,7 @@ def aggregate_posterior(models, x, labels, path, titles=None, points_per_axis=20
         ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, linewidths=0)
         ax.set_xlim(gx[0], gx[-1])
         ax.set_ylim(gy[0], gy[-1])
-        ax.set_title(titles[i] if titles else f"prior: {model.prior_kind}", fontsize=9)
+        ax.set_title(titles[i] if titles else f"prior: {type(model.prior_layer).__name__}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return path

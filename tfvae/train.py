@@ -68,7 +68,8 @@ def datasets(config, epoch=None, shard=None, parts=("train", "validation", "eval
                 d["name"], split, binarize=d["binarize"] if train else d["test_binarize"],
                 batch_size=d["batch_size"] if train else d["test_batch_size"], seed=d["seed"],
                 validation_size=d["validation_size"], epoch=epoch if train else None,
-                shard=shard, drop_remainder=train and shard is not None, flatten=d["flatten"])
+                shard=shard, drop_remainder=train and shard is not None, flatten=d["flatten"],
+                eight_bit=d.get("eight_bit", False))  # (configs saved before it: False)
     except data.DataError:
         raise  # a damaged file: its message names the file
     except ValueError as e:  # a data.* value that `data.load` refuses
@@ -322,6 +323,7 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evalua
     measured = model.evaluate(fit_data["evaluation"], return_dict=True, verbose=0)
     results = {"split": split}
     results.update({f"{split}_{name}": float(value) for name, value in measured.items()})
+    dims = model.input_dim if model.likelihood.discrete else None  # (bits/dim: discrete x only)
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
@@ -346,6 +348,8 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evalua
         results.update({f"{split}_nll": nll["nll"], f"{split}_nll_stderr": nll["stderr"],
                         "num_samples": k, "nll_seconds": nll["seconds"],
                         "nll_resumed_batches": nll["resumed_batches"]})
+        if dims:
+            results[f"{split}_bits_per_dim"] = evaluation.bits_per_dim(nll["nll"], dims)
     if config["evaluation"]["exact_likelihood"]:
         start = time.time()
         if verbose:

@@ -481,8 +481,8 @@ def evaluation_data(config):
     binarize = d.get("test_binarize", "fixed") if binary else None
     split = data.splits(d["name"], d.get("validation_size", 0)).evaluation
     return data.load(d["name"], split, binarize=binarize, batch_size=500,
-                     validation_size=d.get("validation_size", 0),
-                     flatten=d.get("flatten", True)), binarize, split
+                     validation_size=d.get("validation_size", 0), flatten=d.get("flatten", True),
+                     eight_bit=d.get("eight_bit", False)), binarize, split
 
 
 def held_out(results, name):

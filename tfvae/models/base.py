@@ -224,6 +224,10 @@ class BaseVAE(keras.Model):
         """The model's latent layers (`tfvae.latents.Latent` parts), bottom first."""
         return []
 
+    # The top latent layer's prior part (`tfvae.priors.Prior`), or None where the prior is not
+    # one: a binary layer's Bernoulli(1/2), the harmonium's marginal (`prior_log_prob`).
+    prior_layer = None
+
     @property
     def likelihood(self):
         """p(x|z), the model's `tfvae.likelihoods.Likelihood` part: `decode` gives its
@@ -571,7 +575,7 @@ class BaseVAE(keras.Model):
         if not _matches(shape[1:], self.input_shape):
             raise ValueError(f"{what}: {type(self).__name__} takes {expected}. Received a "
                              f"dataset of shape {shape}.")
-        if not spec.dtype.is_floating:
+        if not (spec.dtype.is_floating or (spec.dtype.is_integer and self.likelihood.accepts_integers)):
             raise ValueError(f"{what}: {type(self).__name__} takes float batches. Received "
                              f"dtype {spec.dtype.name}; map it with tf.cast(x, tf.float32) / 255.")
 
@@ -579,7 +583,8 @@ class BaseVAE(keras.Model):
         """A dataset's batch, with the checks of `check_data` run as it is read."""
         x = element[0]
         fix = likelihoods.fix_for(what)
-        checks = [tf.debugging.assert_all_finite(x, f"{what} has a non-finite value. {fix}")]
+        checks = ([tf.debugging.assert_all_finite(x, f"{what} has a non-finite value. {fix}")]
+                  if x.dtype.is_floating else [])
         checks += self.likelihood.batch_checks(x, what, fix)
         with tf.control_dependencies(checks):
             x = tf.identity(x)
@@ -603,7 +608,7 @@ class BaseVAE(keras.Model):
     def _check_input(self, x):
         x = tf.convert_to_tensor(x)
         expected = format_shape(self.input_shape)
-        if not x.dtype.is_floating:
+        if not (x.dtype.is_floating or (x.dtype.is_integer and self.likelihood.accepts_integers)):
             values = ("" if self.likelihood.data_range is None else
                       " in [{:g}, {:g}]".format(*self.likelihood.data_range))
             how = self.likelihood.input_hint(x.dtype)
