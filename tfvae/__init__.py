@@ -9,7 +9,7 @@ import sys
 
 __version__ = "0.1.0"
 _SUBMODULES = ("callbacks", "config", "data", "distributions", "estimators", "evaluation", "export",
-               "families", "files", "likelihoods", "models", "multi_worker", "objectives", "plots", "priors", "train", "zoo")
+               "families", "files", "likelihoods", "models", "networks", "multi_worker", "objectives", "plots", "priors", "train", "zoo")
 _MODELS = ("VAE", "BaseVAE", "HarmoniumVAE", "HierarchicalVAE", "LadderVAE")
 __all__ = sorted(_MODELS) + [name for name in _SUBMODULES if name != "models"]
 

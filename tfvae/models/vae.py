@@ -3,12 +3,12 @@ binary with p(z) = Bernoulli(1/2) (the binary-latent VAE; its draws are `LatentD
 import keras
 import tensorflow as tf
 
-from tfvae import latents, priors
+from tfvae import latents, networks, priors
 from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, PriorPart, check_num_samples,
                                build_network, declared_input_shape, decoder_gives_parameters,
                                likelihood_part, network_part, output_shape)
 
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "residual")
 # the options of the shorthand latent that a `Latent` part holds itself
 LATENT_PART_OPTIONS = ("estimator", "baseline", "baseline_decay", "temperature", "posterior_scale",
                        "min_scale")
@@ -79,7 +79,9 @@ class VAE(PriorPart, BaseVAE):
         hidden: widths of the encoder's Dense layers; the decoder uses them reversed.
         activation: activation of the hidden layers.
         architecture: "mlp", or "conv" (small convolutional codecs for images (H, W, C) with H
-            and W divisible by 4, or for flat 784-vectors read as 28x28 images).
+            and W divisible by 4, or for flat 784-vectors read as 28x28 images), or "residual"
+            (`tfvae.networks`' residual conv codecs for images (H, W, C), `hidden` the widths
+            of its scales, one residual block each).
         likelihood: "bernoulli" (data in [0, 1]) or "gaussian" (real data).
         likelihood_scale: Gaussian likelihood only: None learns a scale per value.
         posterior_scale: "softplus" or "exp" for sigma(x); `min_scale` floors it.
@@ -165,25 +167,31 @@ class VAE(PriorPart, BaseVAE):
         self.min_scale = min_scale
         # The user's own networks are part of the config; the shorthand's are rebuilt from it.
         self.custom_encoder, self.custom_decoder = encoder is not None, decoder is not None
+        part = likelihood_part(likelihood, likelihood_scale)
         if encoder is not None:
             self.encoder = network_part(encoder, "encoder")
         elif architecture == "mlp":
             self.encoder = mlp(hidden, activation, name="encoder", flatten=len(shape) > 1)
+        elif architecture == "residual":
+            self.encoder = networks.residual_encoder(shape, hidden, activation=activation, name="encoder")
         else:
             self.encoder = conv_encoder(hidden, activation, name="encoder", image_shape=image_shape)
         if decoder is not None:
             self.decoder = network_part(decoder, "decoder")
         elif architecture == "mlp":
             self.decoder = mlp(tuple(reversed(hidden)), activation, name="decoder")
-        else:  # one output channel per pixel: the logits, or the Gaussian's mean
-            channels = likelihood_part(likelihood, likelihood_scale).params_shape(image_shape or (1,))[-1]
+        elif architecture == "residual":  # the likelihood's parameters per pixel
+            self.decoder = networks.residual_decoder(latent_dim, shape, part.params_shape(shape)[-1],
+                                                     tuple(reversed(hidden)), activation=activation,
+                                                     name="decoder")
+        else:  # the likelihood's parameters per pixel: the logits, or the Gaussian's mean
+            channels = part.params_shape(image_shape or (1,))[-1]
             self.decoder = conv_decoder(hidden, activation, channels, name="decoder",
                                         image_shape=image_shape)
-        part = likelihood_part(likelihood, likelihood_scale)
         if self.custom_decoder:
             parameters_out = decoder_gives_parameters(self.decoder, latent_dim, shape, part)
-        else:  # (the conv shorthand's decoder gives the parameters, a channel each)
-            parameters_out = architecture == "conv"
+        else:  # (the conv shorthands' decoders give the parameters)
+            parameters_out = architecture != "mlp"
         self.likelihood_layer = part.bind(shape, project=not parameters_out)
         self.custom_latent = isinstance(latent, (latents.Latent, dict))
         self.latent = latent_layer.family.name
