@@ -121,3 +121,24 @@ def test_a_vae_on_8_bit_mnist_reports_bits_per_dim_below_uniform(mnist_arrays):
                                  num_samples=10, verbose=0)
     assert result["bits_per_dim"] == pytest.approx(result["nll"] / (784 * np.log(2)))
     assert result["bits_per_dim"] < 8.0  # better than a uniform code over 0..255 (8 bits)
+
+
+def test_dequantized_pixels_stay_in_their_bins_and_bits_per_dim_counts_the_bound(mnist_arrays):
+    train = data.load("mnist", "train", dequantize=True, batch_size=1000, shuffle=False)
+    first, second = (np.asarray(next(iter(train))) for _ in range(2))
+    pixels = mnist_arrays[0][:1000].astype(np.float64)
+    for batch in (first, second):
+        assert batch.min() >= 0 and batch.max() < 1
+        np.testing.assert_array_equal(np.floor(batch.astype(np.float64) * 256), pixels)  # x's own bin
+    assert not np.array_equal(first, second)  # new noise every epoch
+    test = data.load("mnist", "test", dequantize=True, batch_size=500)
+    np.testing.assert_array_equal(next(iter(test)), next(iter(test)))  # held out: fixed noise
+    with pytest.raises(ValueError, match="excludes binarize and eight_bit"):
+        data.load("mnist", "test", dequantize=True, eight_bit=True)
+    # log P(x) >= E log p((x + u) / 256) - D log 256: 8 bits/dim more than the density's
+    assert evaluation.bits_per_dim(1000.0, 784, dequantized=True) == pytest.approx(
+        1000.0 / (784 * np.log(2)) + 8.0)
+    model = tfvae.VAE(input_shape=(784,), latent_dim=4, hidden=(32,), likelihood="gaussian")
+    result = evaluation.iwae_nll(model, test.take(1), num_samples=4, verbose=0, dequantized=True)
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (784 * np.log(2)) + 8.0)
+    assert "bits_per_dim" not in evaluation.iwae_nll(model, test.take(1), num_samples=4, verbose=0)

@@ -84,6 +84,9 @@ def test_signatures_match_the_keras_model_in_a_process_without_tfvae(exported, i
         assert np.median(np.abs(log_prob - others.mean(0)) / (others.std(0) + 0.1)) < 6
         assert_float32_close(outputs[f"{index}/log_prob:{batch}/elbo"],
                              model.loss_terms(x, 1, seed=tf.constant([0, 2], tf.int32))["elbo"], "elbo")
+        # binary data is discrete: the served estimate in bits per value too
+        np.testing.assert_allclose(outputs[f"{index}/log_prob:{batch}/bits_per_dim"],
+                                   -log_prob / (D * np.log(2.0)), rtol=1e-5)
     samples, single = outputs[f"{index}/sample:3/x"], outputs[f"{index}/sample:1/x"]
     assert samples.shape == (3, D)
     np.testing.assert_allclose(samples[0], samples[2])        # same seed, same sample

@@ -387,9 +387,10 @@ def _evaluate(args):
     validation_size = 0 if args.dataset else config.get("data", {}).get("validation_size", 0)
     try:
         split = data.splits(dataset, validation_size).evaluation
+        dequantized = bool(config.get("data", {}).get("dequantize", False)) and not args.dataset
         test = data.load(dataset, split, binarize=binarize, batch_size=500,
                          validation_size=validation_size, flatten=len(model.input_shape) == 1,
-                         eight_bit=model.likelihood.accepts_integers)
+                         eight_bit=model.likelihood.accepts_integers, dequantize=dequantized)
     except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
         print(f"tfvae evaluate: {e}", file=sys.stderr)
         return 2
@@ -407,7 +408,8 @@ def _evaluate(args):
     print(f"IWAE estimate, k={num_samples}, on the {split} split of {dataset}:")
     results = {"dataset": dataset, "split": split, "binarization": binarize,
                "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed, verbose=verbose,
-                                           checkpoint=os.path.join(out, "iwae.partial.json"))}
+                                           checkpoint=os.path.join(out, "iwae.partial.json"),
+                                           dequantized=dequantized)}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
                                if k != "activity"}
     if exact:

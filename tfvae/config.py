@@ -23,6 +23,7 @@ DEFAULTS = {
         "seed": 0,
         "flatten": True,             # examples as vectors [batch, D]; False: [batch, H, W, C]
         "eight_bit": False,          # uint8 pixels as 0..255 for an 8-bit likelihood (no /255)
+        "dequantize": False,         # uint8 pixels as (x + u) / 256 for a continuous likelihood
     },
     "model": {"class_name": "VAE"},  # the rest are the model constructor's arguments
     "optimizer": {

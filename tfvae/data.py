@@ -45,7 +45,7 @@ class DataError(ValueError):
 
 def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, shuffle=None,
          seed=0, validation_size=0, with_labels=False, drop_remainder=False, epoch=None,
-         shard=None, flatten=True, eight_bit=False):
+         shard=None, flatten=True, eight_bit=False, dequantize=False):
     """Loads a dataset as a batched `tf.data.Dataset` of float32 examples.
 
     Args:
@@ -86,6 +86,11 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         eight_bit: uint8 images as their values 0..255 (float32 holding integers), for the
             8-bit likelihoods ("discretized_logistic", "categorical256"): not divided by 255,
             not binarized.
+        dequantize: uint8 images as (x + u) / 256, u ~ U[0, 1) per value (Theis, van den Oord
+            & Bethge 2016): data for a continuous likelihood whose density then bounds the
+            8-bit probability, log P(x) >= E_u log p((x + u) / 256) - D log 256 (see
+            `tfvae.evaluation.bits_per_dim(..., dequantized=True)`). The noise is drawn anew
+            every epoch for "train" and fixed (seeded by `seed`) for the held-out splits.
 
     Returns:
         A `tf.data.Dataset` of float32 batches (and int32 labels).
@@ -106,10 +111,16 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         raise ValueError("split='validation' needs validation_size > 0 (e.g. 10000). "
                          f"Received: validation_size={validation_size}")
 
+    if dequantize and (binarize is not None or eight_bit):
+        raise ValueError("dequantize=True makes 8-bit pixels continuous, (x + u) / 256, for a "
+                         "continuous likelihood; it excludes binarize and eight_bit. Received: "
+                         f"binarize={binarize!r}, eight_bit={eight_bit!r}")
     if eight_bit and binarize is not None:
         raise ValueError("eight_bit=True keeps the pixels' 8-bit values for an 8-bit likelihood; "
                          f"binarizing them contradicts it. Received: binarize={binarize!r}")
     images, labels = examples(name, "test" if split == "test" else "train", data_dir=data_dir)
+    if dequantize and images.dtype != np.uint8:
+        raise ValueError(f"dequantize=True is for 8-bit images (uint8); this data is {images.dtype}.")
     if eight_bit and images.dtype != np.uint8:
         raise ValueError(f"eight_bit=True is for 8-bit images (uint8); this data is "
                          f"{images.dtype} (floats are taken as they are: convert 8-bit values "
@@ -128,9 +139,11 @@ def load(name, split="train", *, data_dir=None, binarize=None, batch_size=100, s
         images, labels = images[keep], labels[keep]
     if shuffle is None:
         shuffle = split == "train"
+    if dequantize and split != "train" and epoch is None:  # held out: the same noise every pass
+        epoch = tf.constant(0, tf.int64)
     return _pipeline(images, labels, binarize=binarize, batch_size=batch_size, shuffle=shuffle,
                      seed=seed, with_labels=with_labels, drop_remainder=drop_remainder, epoch=epoch,
-                     shard=shard, eight_bit=eight_bit)
+                     shard=shard, eight_bit=eight_bit, dequantize=dequantize)
 
 
 def load_arrays(name, split, *, data_dir=None):
@@ -452,7 +465,7 @@ def _load_tfds(name, split, flatten=True):
 
 
 def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_labels, drop_remainder,
-              epoch=None, shard=None, eight_bit=False):
+              epoch=None, shard=None, eight_bit=False, dequantize=False):
     """Batches by gathering shuffled indices, so every map runs once per batch (vectorized).
 
     All randomness is a function of (seed, epoch): the order of epoch e is a stateless shuffle
@@ -464,6 +477,8 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
     """
     # uint8 images in [0, 1] (or their 8-bit values as they are), else values as they are
     scale = 255.0 if images.dtype == np.uint8 and not eight_bit else 1.0
+    if dequantize:  # (x + u) / 256 below
+        scale = 1.0
     if binarize == "fixed":
         images = binarize_fixed(images, seed) * images.dtype.type(scale)
     n = int(images.shape[0])
@@ -491,6 +506,11 @@ def _pipeline(images, labels, *, binarize, batch_size, shuffle, seed, with_label
                                                        (shard[0] + 1) * rows // shard[1])
         idx = idx[start:stop]
         x, y = tf.cast(tf.gather(images, idx), tf.float32) / scale, tf.gather(labels, idx)
+        if dequantize:  # (x + u) / 256, u the whole batch's noise, then this shard's rows;
+            # u < 1 - 2^-16, so that x + u rounds below x + 1 in float32 (its spacing up to 256)
+            noise = tf.random.stateless_uniform(tf.concat([[rows], tf.shape(x, tf.int64)[1:]], 0),
+                                                seed=noise_seed, maxval=1.0 - 2.0 ** -16)
+            x = (x + noise[start:stop]) / 256.0
         if binarize == "dynamic":  # (the whole batch's noise, then this shard's rows of it)
             noise = tf.random.stateless_uniform(tf.concat([[rows], tf.shape(x, tf.int64)[1:]], 0),
                                                 seed=noise_seed)

@@ -21,7 +21,7 @@ ARRAY_BATCH = 100  # rows of an array per batch (its own seed, progress step and
 
 
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None,
-             strategy=None):
+             strategy=None, dequantized=False):
     """Test negative log-likelihood by the IWAE estimate, -log (1/k) sum_i p(x, z_i)/q(z_i|x).
 
     Burda, Grosse & Salakhutdinov 2016 (section 5 uses k = 5000). The estimate of log p(x) is
@@ -42,11 +42,15 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
             strategy): every worker, given the whole `dataset`, estimates batch i when i mod W
             is its place among W workers, and the workers' estimates are then summed into every
             worker's result, the same as one process's (the same batches and seeds).
+        dequantized: the dataset is 8-bit data dequantized for a continuous likelihood
+            (`tfvae.data.load(..., dequantize=True)`): bits/dim then counts the D log 256 of the
+            discrete bound (`bits_per_dim`).
 
     Returns:
         dict: `nll` (mean over examples), `stderr` (its standard error over examples), `elbo`
         (mean one-sample ELBO), `num_samples`, `num_examples`, `seconds` (of this call),
-        `resumed_batches` (batches taken from `checkpoint`).
+        `resumed_batches` (batches taken from `checkpoint`); for discrete data (or
+        `dequantized`) also `bits_per_dim` and its `bits_per_dim_stderr`.
 
     Example:
     >>> tfvae.evaluation.iwae_nll(model, tfvae.data.load("mnist", "test", binarize="fixed"))
@@ -102,21 +106,27 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
         "seconds": time.time() - start,
         "resumed_batches": resumed,
     }
-    if model.likelihood.discrete:  # (discrete x: the NLL is a code length)
-        results["bits_per_dim"] = bits_per_dim(results["nll"], model.input_dim)
+    if model.likelihood.discrete or dequantized:  # (discrete x: the NLL is a code length)
+        results["bits_per_dim"] = bits_per_dim(results["nll"], model.input_dim, dequantized)
         results["bits_per_dim_stderr"] = bits_per_dim(results["stderr"], model.input_dim)
     return results
 
 
-def bits_per_dim(nll, num_dims):
-    """-log p(x) / (D ln 2): a negative log-likelihood in nats per example as bits per value
-    (the unit of the image-modelling literature; for discrete data only, where -log2 p(x) is a
-    code length, e.g. 8-bit images, or binarized pixels).
+def bits_per_dim(nll, num_dims, dequantized=False):
+    """-log P(x) / (D ln 2): a negative log-likelihood in nats per example as bits per value
+    (the unit of the image-modelling literature; for discrete data, where -log2 P(x) is a code
+    length: 8-bit images, binarized pixels).
+
+    With `dequantized=True`, `nll` is a continuous density's -log p(y) of 8-bit data
+    dequantized to y = (x + u) / 256 (`tfvae.data.load(..., dequantize=True)`); then
+    log P(x) >= E_u log p(y) - D log 256 (Theis, van den Oord & Bethge 2016, section 3.1), and
+    the bound's bits/dim is (nll + D log 256) / (D ln 2) = nll / (D ln 2) + 8.
 
     Example:
     >>> tfvae.evaluation.bits_per_dim(2000.0, 3072)   # 2000 nats on 32x32x3 images: 0.939
     """
-    return float(nll) / (num_dims * math.log(2.0))
+    offset = num_dims * math.log(256.0) if dequantized else 0.0
+    return (float(nll) + offset) / (num_dims * math.log(2.0))
 
 
 def _placed(values, places, size):

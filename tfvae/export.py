@@ -11,7 +11,7 @@ Signatures (inputs and outputs by name; the batch size is dynamic):
 | `encode` | `x` | the posterior's parameters: `loc`, `scale` (Gaussian), `logits`, `probs` (binary); `loc_0`, `scale_0`, ... per layer for hierarchical models |
 | `decode` | `z` float32 [batch, L] (the top layer's L for hierarchical models) | the likelihood's parameters: `logits`, `probs` (Bernoulli) or `loc`, `scale` (Gaussian) |
 | `sample` | `seed` int64 [batch] | `x` [batch, *input_shape]: E[x given z], z drawn from the prior with that seed (stateless) |
-| `log_prob` | `x` | `log_prob` (IWAE estimate with k fixed at export) and `elbo`, [batch] |
+| `log_prob` | `x` | `log_prob` (IWAE estimate with k fixed at export) and `elbo`, [batch]; for discrete data (binary, 8-bit) also `bits_per_dim`, -log_prob / (D ln 2) |
 """
 import math
 import os
@@ -53,8 +53,11 @@ def serving_functions(model, log_prob_samples=100):
     def log_prob(x):
         x = checked(x, "x", model.input_shape)
         log_weight_sum = model.log_weight_logsumexp(x, log_prob_samples, tf.constant([0, 1], tf.int32))
-        return {"log_prob": log_weight_sum - math.log(log_prob_samples),
-                "elbo": model.loss_terms(x, num_samples=1, seed=tf.constant([0, 2], tf.int32))["elbo"]}
+        outputs = {"log_prob": log_weight_sum - math.log(log_prob_samples),
+                   "elbo": model.loss_terms(x, num_samples=1, seed=tf.constant([0, 2], tf.int32))["elbo"]}
+        if model.likelihood.discrete:  # -log p(x) / (D ln 2): a code length per value
+            outputs["bits_per_dim"] = -outputs["log_prob"] / (model.input_dim * math.log(2.0))
+        return outputs
 
     return {"reconstruct": (reconstruct, x_spec), "encode": (encode, x_spec),
             "decode": (decode_fn, z_spec), "sample": (sample, seed_spec),

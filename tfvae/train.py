@@ -69,7 +69,8 @@ def datasets(config, epoch=None, shard=None, parts=("train", "validation", "eval
                 batch_size=d["batch_size"] if train else d["test_batch_size"], seed=d["seed"],
                 validation_size=d["validation_size"], epoch=epoch if train else None,
                 shard=shard, drop_remainder=train and shard is not None, flatten=d["flatten"],
-                eight_bit=d.get("eight_bit", False))  # (configs saved before it: False)
+                eight_bit=d.get("eight_bit", False),  # (configs saved before them: False)
+                dequantize=d.get("dequantize", False))
     except data.DataError:
         raise  # a damaged file: its message names the file
     except ValueError as e:  # a data.* value that `data.load` refuses
@@ -323,7 +324,7 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evalua
     measured = model.evaluate(fit_data["evaluation"], return_dict=True, verbose=0)
     results = {"split": split}
     results.update({f"{split}_{name}": float(value) for name, value in measured.items()})
-    dims = model.input_dim if model.likelihood.discrete else None  # (bits/dim: discrete x only)
+    dequantized = config["data"].get("dequantize", False)  # (bits/dim counts the D log 256)
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
@@ -344,12 +345,12 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evalua
             print(announce_iwae(model, evaluation_ds, k, checkpoint, split), flush=True)
         # (verbose 2 is for logs: one line when done, no progress bar redraws)
         nll = evaluation.iwae_nll(model, evaluation_ds, num_samples=k, verbose=verbose,
-                                  checkpoint=checkpoint, strategy=strategy)
+                                  checkpoint=checkpoint, strategy=strategy, dequantized=dequantized)
         results.update({f"{split}_nll": nll["nll"], f"{split}_nll_stderr": nll["stderr"],
                         "num_samples": k, "nll_seconds": nll["seconds"],
                         "nll_resumed_batches": nll["resumed_batches"]})
-        if dims:
-            results[f"{split}_bits_per_dim"] = evaluation.bits_per_dim(nll["nll"], dims)
+        if "bits_per_dim" in nll:  # (discrete or dequantized data)
+            results[f"{split}_bits_per_dim"] = nll["bits_per_dim"]
     if config["evaluation"]["exact_likelihood"]:
         start = time.time()
         if verbose:
