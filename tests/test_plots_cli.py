@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tfvae import cli, files, plots
+from tfvae import cli, files, plots, train
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +96,9 @@ def test_tfvae_evaluate_checks_an_exact_likelihood_with_a_small_k(binary_mnist_s
     model.fit(tf.data.Dataset.from_tensor_slices(binary_mnist_subset[0]).batch(100), epochs=1, verbose=0)
     files.save_model(model, str(tmp_path / "model.keras"))
     assert cli.main(["evaluate", str(tmp_path / "model.keras"), "--out", str(tmp_path)]) == 0
-    assert f"test NLL (IWAE, k={cli.IWAE_CHECK_SAMPLES})" in capsys.readouterr().out
+    assert f"test NLL (IWAE, k={train.IWAE_CHECK_SAMPLES})" in capsys.readouterr().out
     results = json.loads((tmp_path / "evaluation.json").read_text())
-    assert results["iwae"]["num_samples"] == cli.IWAE_CHECK_SAMPLES
+    assert results["iwae"]["num_samples"] == train.IWAE_CHECK_SAMPLES
     assert results["exact"]["num_examples"] == results["iwae"]["num_examples"] == 10000
     np.testing.assert_allclose(results["iwae"]["nll"], results["exact"]["nll"], atol=1e-3)
     np.testing.assert_allclose(-results["iwae"]["elbo"], results["exact"]["nll"], atol=1e-3)

@@ -101,7 +101,7 @@ def test_zoo_build_skips_the_steps_whose_outputs_are_current(tmp_path, monkeypat
     os.utime(run / "evaluation.json", (2000, 2000))  # re-evaluated: the entry is stale
     with pytest.raises(SystemExit, match="publish failed"):  # (this run has no real model)
         build.build("vae2d_mnist", str(tmp_path / "runs"), num_samples=10)
-    assert "[vae2d_mnist] publish: tfvae zoo publish" in capsys.readouterr().out
+    assert f"[vae2d_mnist] publish: {entry / 'metadata.json'}" in capsys.readouterr().out
 
 
 def _rewrite_zip_member(path, member, change):

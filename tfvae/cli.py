@@ -22,9 +22,6 @@ EXAMPLES = {
            "          tfvae zoo pack vae_mnist --out runs/zoo-release\n"
            "          tfvae zoo pack --out runs/zoo-release   # every entry, for a release",
 }
-# k of `tfvae evaluate`'s IWAE estimate: the field's k = 5000 (Burda et al. 2016), or a small k
-# that checks the bound against the exact likelihood where that is computed by enumeration
-IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
 MODEL_HELP = ("a zoo name (see `tfvae zoo list`), a zoo entry folder, archive or archive URL, a "
               ".keras file or a `tfvae train` output folder")
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
@@ -72,7 +69,7 @@ def main(argv=None):
     evaluate.add_argument("model", help=MODEL_HELP)
     evaluate.add_argument("--dataset", help="dataset name (default: from the run's config.json, else mnist)")
     evaluate.add_argument("--num-samples", type=int,
-                          help=f"k of the IWAE estimate (default {IWAE_SAMPLES}; {IWAE_CHECK_SAMPLES} "
+                          help="k of the IWAE estimate (default 5000; 50 "
                                "for a model whose exact likelihood is computed, as a check of it)")
     evaluate.add_argument("--surgery-samples", type=int, default=10000,
                           help="Monte Carlo draws of the ELBO surgery (0 skips it)")
@@ -369,7 +366,7 @@ def _sample(args):
 
 
 def _evaluate(args):
-    from tfvae import data, evaluation, files, plots, zoo
+    from tfvae import files, zoo
     from tfvae import train as train_lib
 
     model = _load("evaluate", args.model)
@@ -381,61 +378,17 @@ def _evaluate(args):
     else:  # (verified by _load); results go to runs/<name>, not into the zoo entry
         metadata = zoo.metadata(args.model)
         config, folder = metadata["config"], os.path.join("runs", metadata["name"])
-    dataset = args.dataset or config.get("data", {}).get("name", "mnist")
-    binarize = config.get("data", {}).get("test_binarize", "fixed") if model.likelihood.binary else None
-    out = args.out or folder
-    validation_size = 0 if args.dataset else config.get("data", {}).get("validation_size", 0)
     try:
-        split = data.splits(dataset, validation_size).evaluation
-        dequantized = bool(config.get("data", {}).get("dequantize", False)) and not args.dataset
-        test = data.load(dataset, split, binarize=binarize, batch_size=500,
-                         validation_size=validation_size, flatten=len(model.input_shape) == 1,
-                         eight_bit=model.likelihood.accepts_integers, dequantize=dequantized)
-    except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, an unknown name)
-        print(f"tfvae evaluate: {e}", file=sys.stderr)
+        results = train_lib.evaluate(
+            model, config, args.out or folder, dataset=args.dataset, num_samples=args.num_samples,
+            surgery_samples=args.surgery_samples, seed=args.seed, run_dir=folder,
+            verbose=1 if sys.stdout.isatty() else 2)  # (as train's: in a log file, no bar redraws)
+    except (FileNotFoundError, ValueError) as e:  # (no data, a damaged file, another shape)
+        print(f"tfvae evaluate: {e}. Received: model={args.model!r}", file=sys.stderr)
         return 2
-    shape = train_lib.example_shape(test)
-    if shape != model.input_shape:
-        print(f"tfvae evaluate: the model takes x of shape {model.input_shape} but the {dataset} "
-              f"{split} split has x of shape {shape}; give --dataset a dataset of the model's shape. "
-              f"Received: model={args.model!r}, dataset={dataset!r}", file=sys.stderr)
-        return 2
-    os.makedirs(out, exist_ok=True)
-
-    exact = evaluation.supports_exact_likelihood(model)
-    num_samples = args.num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)
-    verbose = 1 if sys.stdout.isatty() else 2  # (as train's: in a log file, no bar redraws)
-    print(f"IWAE estimate, k={num_samples}, on the {split} split of {dataset}:")
-    results = {"dataset": dataset, "split": split, "binarization": binarize,
-               "iwae": evaluation.iwae_nll(model, test, num_samples, seed=args.seed, verbose=verbose,
-                                           checkpoint=os.path.join(out, "iwae.partial.json"),
-                                           dequantized=dequantized)}
-    results["active_units"] = {k: v for k, v in evaluation.active_units(model, test).items()
-                               if k != "activity"}
-    if exact:
-        print(f"Exact log-likelihood, summed over the 2^{model.latent_shape[0]} latent states:")
-        log_px = evaluation.exact_log_likelihood(model, test, verbose=verbose)
-        results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
-                            "num_examples": int(len(log_px))}
-    if args.surgery_samples and "gaussian_posterior" in model.capabilities:
-        train = data.load(dataset, "train", binarize=binarize, batch_size=2000, shuffle=False,
-                          flatten=len(model.input_shape) == 1,
-                          eight_bit=model.likelihood.accepts_integers)
-        results["elbo_surgery"] = evaluation.elbo_surgery(model, train, args.surgery_samples,
-                                                          seed=args.seed)
-    x = next(iter(test))
-    figures = {"samples": plots.sample_grid(model, os.path.join(out, "samples.png")),
-               "reconstructions": plots.reconstructions(model, x, os.path.join(out, "reconstructions.png")),
-               "traversals": plots.latent_traversals(model, x, os.path.join(out, "traversals.png"))}
-    if model.latent_shape == (2,):
-        figures["manifold"] = plots.latent_manifold(model, os.path.join(out, "manifold.png"))
-    metrics = files.read_json(os.path.join(folder, "metrics.json"))
-    if metrics and metrics.get("epochs"):
-        figures["training_curves"] = plots.training_curves(metrics, os.path.join(out, "curves.png"))
-    results["figures"] = figures
-    files.write_json(os.path.join(out, "evaluation.json"), results)
     _print_table(results)
-    print(f"wrote {os.path.join(out, 'evaluation.json')} and {len(figures)} figures in {out}")
+    out = args.out or folder
+    print(f"wrote {os.path.join(out, 'evaluation.json')} and {len(results['figures'])} figures in {out}")
     return 0
 
 

@@ -381,6 +381,89 @@ def record_start(metrics_path, config, finished):
     files.write_json(metrics_path, record)
 
 
+# k of the IWAE estimate of `evaluate`: the field's k = 5000 (Burda et al. 2016), or a small k
+# that checks the bound against the exact likelihood where that is computed by enumeration
+IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
+
+
+def evaluate(model, config, out_dir, dataset=None, num_samples=None, surgery_samples=10000, seed=0,
+             run_dir=None, verbose=2):
+    """The evaluation of a trained model that `tfvae evaluate` prints and `zoo/build.py` runs:
+    the IWAE NLL (bits/dim for discrete data) on the run's evaluation split
+    (`tfvae.data.splits`: the test split where the data has one), active units, the exact
+    likelihood where the latents can be enumerated, ELBO surgery on the training split, and
+    figures; written to `out_dir/evaluation.json` and PNGs.
+
+    Args:
+        model: the trained model.
+        config: its run's config (`config.json`, or a zoo entry's `config`): the data, its
+            binarization or 8-bit form, its validation size.
+        out_dir: where evaluation.json and the figures go (created if needed).
+        dataset: another dataset of the model's shape (its test split) instead of the config's.
+        num_samples: k of the IWAE estimate (default 5000, or 50 as a check where the exact
+            likelihood is computed).
+        surgery_samples: Monte Carlo draws of the ELBO surgery (0 skips it).
+        seed: of the estimates.
+        run_dir: the run's folder, whose metrics.json gives the training curves.
+        verbose: 1 progress bars, 2 one line per pass (logs).
+
+    Returns:
+        The results dict written to evaluation.json.
+
+    Raises:
+        ValueError, FileNotFoundError: data that cannot be loaded, or of another shape.
+    """
+    from tfvae import plots  # (matplotlib: only when figures are drawn)
+
+    d = config.get("data", {})
+    name = dataset or d.get("name", "mnist")
+    binarize = d.get("test_binarize", "fixed") if model.likelihood.binary else None
+    validation_size = 0 if dataset else d.get("validation_size", 0)
+    dequantized = bool(d.get("dequantize", False)) and not dataset
+    forms = dict(flatten=len(model.input_shape) == 1, eight_bit=model.likelihood.accepts_integers,
+                 dequantize=dequantized)
+    split = data.splits(name, validation_size).evaluation
+    held_out = data.load(name, split, binarize=binarize, batch_size=500,
+                         validation_size=validation_size, **forms)
+    shape = example_shape(held_out)
+    if shape != model.input_shape:
+        raise ValueError(f"the model takes x of shape {model.input_shape} but the {name} {split} "
+                         f"split has x of shape {shape}; give a dataset of the model's shape")
+    os.makedirs(out_dir, exist_ok=True)
+    exact = evaluation.supports_exact_likelihood(model)
+    num_samples = num_samples or (IWAE_CHECK_SAMPLES if exact else IWAE_SAMPLES)
+    if verbose:
+        print(f"IWAE estimate, k={num_samples}, on the {split} split of {name}:", flush=True)
+    results = {"dataset": name, "split": split, "binarization": binarize,
+               "iwae": evaluation.iwae_nll(model, held_out, num_samples, seed=seed, verbose=verbose,
+                                           checkpoint=os.path.join(out_dir, "iwae.partial.json"),
+                                           dequantized=dequantized)}
+    results["active_units"] = {k: v for k, v in evaluation.active_units(model, held_out).items()
+                               if k != "activity"}
+    if exact:
+        if verbose:
+            print(f"Exact log-likelihood, summed over the 2^{model.latent_shape[0]} latent states:",
+                  flush=True)
+        log_px = evaluation.exact_log_likelihood(model, held_out, verbose=verbose)
+        results["exact"] = {"nll": float(-log_px.mean()), "stderr": evaluation.stderr(log_px),
+                            "num_examples": int(len(log_px))}
+    if surgery_samples and "gaussian_posterior" in model.capabilities:
+        train_split = data.load(name, "train", binarize=binarize, batch_size=2000, shuffle=False, **forms)
+        results["elbo_surgery"] = evaluation.elbo_surgery(model, train_split, surgery_samples, seed=seed)
+    x = next(iter(held_out))
+    figures = {"samples": plots.sample_grid(model, os.path.join(out_dir, "samples.png")),
+               "reconstructions": plots.reconstructions(model, x, os.path.join(out_dir, "reconstructions.png")),
+               "traversals": plots.latent_traversals(model, x, os.path.join(out_dir, "traversals.png"))}
+    if model.latent_shape == (2,):
+        figures["manifold"] = plots.latent_manifold(model, os.path.join(out_dir, "manifold.png"))
+    metrics = files.read_json(os.path.join(run_dir, "metrics.json")) if run_dir else None
+    if metrics and metrics.get("epochs"):
+        figures["training_curves"] = plots.training_curves(metrics, os.path.join(out_dir, "curves.png"))
+    results["figures"] = figures
+    files.write_json(os.path.join(out_dir, "evaluation.json"), results)
+    return results
+
+
 def announce_iwae(model, dataset, num_samples, checkpoint, split="test", probe=16):
     """One line saying what the IWAE evaluation after training will cost and how to shrink or
     skip it: the time is extrapolated from timing `probe` examples (after a call that compiles)."""

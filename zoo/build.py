@@ -4,8 +4,10 @@
 
 For each name, `zoo/configs/<name>.py` is trained into `<runs>/<name>/` (killed and rerun, it
 continues from its last finished epoch, and a finished run is not trained again; TensorBoard
-logs in `<runs>/<name>/logs`), evaluated by `tfvae evaluate` (IWAE k = 5000 on the test set, or
-the exact likelihood and an IWAE k = 50 check of it for a model with few binary latents; active units, ELBO surgery, figures) and published with `tfvae zoo publish`; a step whose output
+logs in `<runs>/<name>/logs`), evaluated by `tfvae.train.evaluate`, as `tfvae evaluate` (IWAE
+k = 5000 on the test set, or the exact likelihood and an IWAE k = 50 check of it for a model with
+few binary latents; active units, ELBO surgery, figures) and published with `tfvae.zoo.publish`,
+each step a function call (not the command line); a step whose output
 is newer than its input (evaluation.json than model.keras, the entry's metadata.json than
 evaluation.json) is skipped. A published entry gets its model card (zoo/cards.py); then
 `tfvae zoo pack NAME` writes its release archive and registry line.
@@ -18,7 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cards  # noqa: E402  (zoo/cards.py)
-from tfvae import cli, files, zoo  # noqa: E402
+from tfvae import files, train, zoo  # noqa: E402
 from tfvae import config as tfvae_config  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -39,37 +41,40 @@ def newer(path, than):
 
 
 def build(name, runs, num_samples):
-    config = os.path.join(CONFIGS, f"{name}.py")
-    if not os.path.isfile(config):
-        raise SystemExit(f"zoo/build.py: no config {config}")
+    config_path = os.path.join(CONFIGS, f"{name}.py")
+    if not os.path.isfile(config_path):
+        raise SystemExit(f"zoo/build.py: no config {config_path}")
     run = os.path.join(runs, name)
-    steps = [
-        # IWAE is computed once, by `evaluate`, not also at the end of training
-        ("train", ["train", config, "--out", run, "--verbose", "2",
-                   "--set", "evaluation.iwae_samples=0"]),
-        ("evaluate", ["evaluate", run] + (["--num-samples", str(num_samples)] if num_samples else [])),
-        ("publish", ["zoo", "publish", run, "--name", name]),
-    ]
+
+    def train_step():  # IWAE is computed once, by `evaluate`, not also at the end of training
+        train.train(tfvae_config.load(config_path, ["evaluation.iwae_samples=0"]), run, verbose=2)
+
+    def evaluate_step():
+        config = files.read_json(os.path.join(run, "config.json"))
+        train.evaluate(files.load_model(run), config, run, num_samples=num_samples, run_dir=run)
+
+    def publish_step():
+        zoo.publish(run, name)
+        cards.main([name])  # the card with the published anchor (publish writes one without)
+
     model = os.path.join(run, "model.keras")
     evaluation = os.path.join(run, "evaluation.json")
     published = os.path.join(zoo.zoo_dir(), name, zoo.METADATA)
-    up_to_date = {  # step: (whether its output is current, which output)
-        "train": (lambda: finished(run, config), os.path.join(run, "metrics.json")),
-        "evaluate": (lambda: newer(evaluation, model), evaluation),
-        "publish": (lambda: newer(published, evaluation), published),
-    }
-    for step, argv in steps:
-        current, output = up_to_date[step]
+    steps = [  # (step, its function, whether its output is current, which output)
+        ("train", train_step, lambda: finished(run, config_path), os.path.join(run, "metrics.json")),
+        ("evaluate", evaluate_step, lambda: newer(evaluation, model), evaluation),
+        ("publish", publish_step, lambda: newer(published, evaluation), published),
+    ]
+    for step, run_step, current, output in steps:
         if current():
             print(f"[{name}] {step}: up to date ({output})")
             continue
         start = time.time()
-        print(f"[{name}] {step}: tfvae {' '.join(argv)}", flush=True)
-        status = cli.main(argv)
-        if status:
-            raise SystemExit(f"[{name}] {step} failed with status {status}")
-        if step == "publish":  # the card with the published anchor (publish writes one without)
-            cards.main([name])
+        print(f"[{name}] {step}: {output}", flush=True)
+        try:
+            run_step()
+        except (ValueError, FileNotFoundError) as e:  # (a ConfigError, data that is missing)
+            raise SystemExit(f"[{name}] {step} failed: {e}") from e
         print(f"[{name}] {step} done in {time.time() - start:.0f} s", flush=True)
 
 
