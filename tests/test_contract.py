@@ -78,6 +78,21 @@ MODELS = {
                                       prior_components=4, seed=0), set()),
     "harmonium": (lambda: tfvae.HarmoniumVAE(input_shape=(12,), latent_dim=3, seed=0),
                   {"enumerable_latents"}),
+    # every registered likelihood (tests/test_contract.py::test_every_registered_part_is_here)
+    "vae_continuous_bernoulli": (
+        lambda: tfvae.VAE(input_shape=(12,), latent_dim=2, hidden=(8,),
+                          likelihood="continuous_bernoulli", seed=0), {"gaussian_posterior"}),
+    "vae_discretized_logistic_rgb": (
+        lambda: tfvae.VAE(input_shape=(4, 4, 3), latent_dim=2, hidden=(8,), seed=0,
+                          likelihood=tfvae.likelihoods.get("discretized_logistic", num_components=2)),
+        {"gaussian_posterior"}),
+    "vae_categorical256": (
+        lambda: tfvae.VAE(input_shape=(5,), latent_dim=2, hidden=(8,), likelihood="categorical256",
+                          seed=0), {"gaussian_posterior"}),
+    "ladder_gaussian_scale_per_element": (
+        lambda: tfvae.LadderVAE(input_shape=(12,), latent_dims=(4, 2), hidden=(8, 8), seed=0,
+                                likelihood=tfvae.likelihoods.get("gaussian", scale="per_element")),
+        set()),
 }
 
 # name -> (the part, an input batch)
@@ -94,11 +109,26 @@ PARTS = {
 
 
 def data(model, n=16):
-    """n examples of the model's input shape, in its likelihood's range."""
-    shape = (n,) + model.input_shape
-    if model.likelihood == "gaussian":
-        return RNG.normal(size=shape).astype("float32")
-    return (RNG.random(shape) < 0.4).astype("float32")
+    """n examples of the model's input shape, of the kind its likelihood models."""
+    shape, likelihood = (n,) + model.input_shape, model.likelihood
+    if likelihood.accepts_integers:  # 8-bit values as they are
+        return RNG.integers(0, 256, size=shape).astype("float32")
+    if likelihood.binary:
+        return (RNG.random(shape) < 0.4).astype("float32")
+    if likelihood.data_range == (0.0, 1.0):  # grey levels
+        return RNG.random(shape).astype("float32")
+    return RNG.normal(size=shape).astype("float32")
+
+
+def test_every_registered_part_is_here():
+    """A new model class, likelihood or prior is not done until an entry of MODELS uses it."""
+    built = [make() for make, _ in MODELS.values()]
+    assert {type(m).__name__ for m in built} >= {"VAE", "LadderVAE", "HierarchicalVAE", "HarmoniumVAE"}
+    assert {m.likelihood.kind for m in built} >= set(tfvae.likelihoods.names())
+    priors = {cls for cls in vars(tfvae.priors).values()
+              if isinstance(cls, type) and issubclass(cls, tfvae.priors.Prior)
+              and cls is not tfvae.priors.Prior and not cls.__name__.startswith("_")}
+    assert {type(m.prior_layer) for m in built if m.prior_layer is not None} >= priors
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
