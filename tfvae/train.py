@@ -11,6 +11,7 @@ Under `training.distribute=multi_worker` every worker runs `train` with the same
 `out_dir` (see `tfvae.multi_worker`): each trains on its share of every global batch, the chief
 writes the outputs and the backup, and every worker resumes from the chief's backup.
 """
+import dataclasses
 import json
 import os
 import time
@@ -188,13 +189,34 @@ def distribution_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def jit_compile(config, strategy, verbose=0):
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """Where this process stands in a run, decided once (`run_context`) and passed along: the
+    strategy, whether several worker processes train (`training.distribute=multi_worker` with
+    a cluster), whether this one writes the outputs, and where it writes (the run's folder on
+    the chief, a temporary folder of its own on the other workers; see `tfvae.multi_worker`)."""
+
+    strategy: tf.distribute.Strategy
+    out_dir: str
+    multi_worker: bool
+    chief: bool
+    write_dir: str
+
+
+def run_context(config, out_dir):
+    strategy = distribution_strategy(config["training"]["distribute"])
+    return RunContext(strategy=strategy, out_dir=out_dir,
+                      multi_worker=multi_worker.in_multi_worker_mode(strategy),
+                      chief=multi_worker.is_chief(strategy),
+                      write_dir=multi_worker.write_dir(out_dir, strategy))
+
+
+def jit_compile(config, run, verbose=0):
     """`training.jit_compile`, except under multi_worker on CPUs: there XLA cannot compile the
     step, whose gradient all-reduce (CollectiveReduceV2) has no XLA kernel on CPUs, so the step
     runs as a plain `tf.function` (said once when `verbose`)."""
     wanted = config["training"]["jit_compile"]
-    if (wanted and multi_worker.in_multi_worker_mode(strategy)
-            and not tf.config.list_physical_devices("GPU")):
+    if wanted and run.multi_worker and not tf.config.list_physical_devices("GPU"):
         if verbose:
             print("training.jit_compile=True is not used under multi_worker on CPUs: XLA has no "
                   "CPU kernel for the gradient all-reduce (training.jit_compile=False hides "
@@ -219,14 +241,15 @@ def train(config, out_dir, verbose=1):
     """
     tfvae_config.validate(config)
     check_same_model(config, out_dir)
-    strategy = distribution_strategy(config["training"]["distribute"])
+    run = run_context(config, out_dir)
+    strategy = run.strategy
     keras.utils.set_random_seed(config["training"]["seed"])
     data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # set by DataEpoch
     whole = datasets(config, data_epoch)  # (under multi_worker: the shape, the first examples,
     fit_data = dict(whole)                 # the IWAE batches; `fit_data`: each worker's share)
     train_ds = whole["train"]
     steps_per_epoch = int(train_ds.cardinality())
-    if multi_worker.in_multi_worker_mode(strategy):
+    if run.multi_worker:
         replicas, batch_size = strategy.num_replicas_in_sync, config["data"]["batch_size"]
         if batch_size % replicas:
             raise tfvae_config.ConfigError(
@@ -248,13 +271,13 @@ def train(config, out_dir, verbose=1):
             model = tfvae_config.build_model(config, data_shape=shape)
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, steps_per_epoch),
-                          jit_compile=jit_compile(config, strategy, verbose and multi_worker.is_chief(strategy)))
+                          jit_compile=jit_compile(config, run, verbose and run.chief))
             if model.initialization_examples:  # (a resumed run restores its own)
                 model.initialize_from_data(first_examples(train_ds, model.initialization_examples))
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
             if config["training"]["init_from"] and not os.path.exists(backup):  # (resumed: its own)
                 copy_weights(config["training"]["init_from"], model)
-        if multi_worker.in_multi_worker_mode(strategy):
+        if run.multi_worker:
             # each worker's share, checked as fit checks a dataset
             fit_data = {part: multi_worker.distribute(
                 strategy, lambda shard, part=part, what=what: model.checked_data(
@@ -263,26 +286,25 @@ def train(config, out_dir, verbose=1):
                                    ("evaluation", "Evaluation data")) if whole[part] is not None}
             fit_data.setdefault("validation", None)
         # Written once the config, the data and the model are known to work, so a refused
-        # config leaves nothing behind. (`writes`: this worker's folder, see `multi_worker`)
-        writes = multi_worker.write_dir(out_dir, strategy)
-        os.makedirs(writes, exist_ok=True)
-        files.write_json(os.path.join(writes, "config.json"), config)
+        # config leaves nothing behind.
+        os.makedirs(run.write_dir, exist_ok=True)
+        files.write_json(os.path.join(run.write_dir, "config.json"), config)
         with multi_worker.keras_workarounds(strategy):
-            results = _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data,
-                                        whole["evaluation"], data_epoch, verbose)
+            results = _fit_and_evaluate(model, config, run, fit_data, whole["evaluation"],
+                                        data_epoch, verbose)
         multi_worker.remove_write_dir(out_dir, strategy)
         return model, results
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def check_same_resume_point(strategy, out_dir):
+def check_same_resume_point(run):
     """Every worker must resume from the same epoch of the chief's backup: refuses to train when
     one of them does not see it (an `out_dir` that is not shared)."""
-    if not multi_worker.in_multi_worker_mode(strategy):
+    if not run.multi_worker:
         return
-    state = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
-    epochs = multi_worker.all_gather(strategy, [files.read_json(state, default={}).get("epoch", 0)])
+    out_dir = run.out_dir
+    epochs = multi_worker.all_gather(run.strategy, [finished_epochs(out_dir)])
     if len(set(epochs.ravel().tolist())) > 1:
         raise tfvae_config.ConfigError(
             f"the workers see different backups in {out_dir}/backup (finished epochs per "
@@ -290,12 +312,11 @@ def check_same_resume_point(strategy, out_dir):
             f"they all read (one machine, or a shared file system)")
 
 
-def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evaluation_ds, data_epoch,
-                      verbose):
+def _fit_and_evaluate(model, config, run, fit_data, evaluation_ds, data_epoch, verbose):
+    out_dir, writes, strategy = run.out_dir, run.write_dir, run.strategy
     metrics_path = os.path.join(writes, "metrics.json")
-    check_same_resume_point(strategy, out_dir)
-    chief = multi_worker.is_chief(strategy)
-    verbose = verbose if chief else 0  # (one progress bar for the cluster)
+    check_same_resume_point(run)
+    verbose = verbose if run.chief else 0  # (one progress bar for the cluster)
     record_start(metrics_path, config, finished_epochs(out_dir))
     fit_callbacks = [
         # First, so a NaN step stops fit before any later callback saves anything.
@@ -329,11 +350,11 @@ def _fit_and_evaluate(model, config, out_dir, writes, strategy, fit_data, evalua
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
     results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
     results["kl_estimate"] = model.kl_estimate  # "monte_carlo" for learned priors
-    if multi_worker.in_multi_worker_mode(strategy):
+    if run.multi_worker:
         # Synchronous training leaves every worker with the same weights; recorded, so that
         # a difference is seen (tests/test_multi_worker.py checks it).
         digest = np.frombuffer(bytes.fromhex(evaluation.weights_sha256(model)), np.uint16).astype(np.int32)
-        results.update(chief=chief, worker=[multi_worker.worker_index(strategy),
+        results.update(chief=run.chief, worker=[multi_worker.worker_index(strategy),
                                             multi_worker.num_workers(strategy)])
         results["workers_weights_sha256"] = [
             row.astype(np.uint16).tobytes().hex() for row in multi_worker.all_gather(strategy, digest)]
