@@ -71,8 +71,8 @@ def test_a_vae_trains_on_grey_levels_with_it_and_refuses_values_outside_the_unit
     x = np.clip(rng.random((256, 2)) @ rng.random((2, 16)) / 2 + 0.05 * rng.normal(size=(256, 16)), 0, 1)
     x = x.astype(np.float32)
     model = tfvae.VAE(input_shape=(16,), latent_dim=2, hidden=(16,), likelihood="continuous_bernoulli")
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    loss = model.fit(x, batch_size=64, epochs=6, verbose=0).history["loss"]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+    loss = model.fit(x, batch_size=64, epochs=4, verbose=0).history["loss"]
     assert np.isfinite(loss).all() and loss[-1] < loss[0]
     assert model.get_config()["likelihood"] == "continuous_bernoulli"
     assert not model.likelihood.binary  # grey levels, not binarized

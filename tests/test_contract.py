@@ -207,12 +207,16 @@ def test_the_declared_surface_has_the_shapes_it_declares(name):
     assert lines[-1] == f"total: {model.count_params():,} parameters"
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory):
-    """Every model exported, and all of them served by one TensorFlow-only process."""
+# The models in two halves, each exported and served on its own worker (xdist groups), so the
+# two halves' exports run in parallel.
+HALVES = (sorted(MODELS)[::2], sorted(MODELS)[1::2])
+
+
+def _served(half, tmp_path_factory):
+    """Every model of a half exported, and all of them served by one TensorFlow-only process."""
     root = tmp_path_factory.mktemp("contract_exports")
     models, inputs, dirs = {}, {}, []
-    for i, name in enumerate(sorted(MODELS)):
+    for i, name in enumerate(HALVES[half]):
         model = models[name] = MODELS[name][0]()
         model.build((None,) + model.input_shape)
         model.set_weights([w + 0.05 * RNG.normal(size=w.shape).astype(w.dtype) if w.dtype.kind == "f"
@@ -230,10 +234,22 @@ def served(tmp_path_factory):
     return models, inputs, dict(np.load(os.path.join(root, "outputs.npz")))
 
 
-@pytest.mark.xdist_group("contract_export")
-@pytest.mark.parametrize("index, name", list(enumerate(sorted(MODELS))))
-def test_the_export_serves_what_the_keras_model_computes(served, index, name):
-    models, inputs, outputs = served
+@pytest.fixture(scope="session")
+def served_half0(tmp_path_factory):
+    return _served(0, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def served_half1(tmp_path_factory):
+    return _served(1, tmp_path_factory)
+
+
+@pytest.mark.parametrize("half, index, name", [
+    pytest.param(half, index, name, marks=pytest.mark.xdist_group(f"contract_export_{half}"),
+                 id=f"{index}-{name}")
+    for half, names in enumerate(HALVES) for index, name in enumerate(names)])
+def test_the_export_serves_what_the_keras_model_computes(request, half, index, name):
+    models, inputs, outputs = request.getfixturevalue(f"served_half{half}")
     model = models[name]
     assert_served_like_keras(model, inputs, outputs, index, 3)
     x = inputs[f"{index}/log_prob:3/x"]

@@ -46,6 +46,7 @@ def test_a_grey_pixel_sums_to_one_over_its_256_values_for_any_parameters():
         assert float(tf.reduce_sum(tf.exp(tf.cast(log_p, tf.float64)))) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow  # (16.7 million values, 7 s: CI's second step; the definition test covers RGB too)
 def test_an_rgb_pixel_with_its_coupling_sums_to_one_over_all_256_cubed_values():
     layer = _part((1, 1, 3), k=2)
     raw = RNG.normal(size=layer.params_per_pixel(3)).astype(np.float32) * 0.5

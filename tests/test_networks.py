@@ -25,7 +25,7 @@ def test_the_pair_fits_any_image_shape_and_gives_the_parameters(image_shape, lik
 
 
 def test_a_residual_vae_trains_on_8_bit_images_and_round_trips(mnist_arrays, tmp_path):
-    x = mnist_arrays[0][:256].reshape(-1, 28, 28, 1)
+    x = mnist_arrays[0][:128].reshape(-1, 28, 28, 1)
     part = likelihoods.get("discretized_logistic", num_components=2)
     encoder, decoder = networks.residual_pair((28, 28, 1), 8, part, widths=(4, 8))
     model = tfvae.VAE(encoder=encoder, decoder=decoder, latent_dim=8, likelihood=part, seed=0)

@@ -584,10 +584,11 @@ class Categorical256(EightBit, Likelihood):
         return {"logits": tf.linalg.matrix_transpose(tf.reshape(raw, shape))}
 
     def log_prob(self, params, x):
-        log_softmax = tf.nn.log_softmax(params["logits"])
+        logits = params["logits"]
         index = tf.clip_by_value(tf.cast(tf.round(tf.cast(x, tf.float32)), tf.int32), 0, 255)
-        index = tf.broadcast_to(index, tf.shape(log_softmax)[:-1])  # (x [B, ...], params [k, B, ...])
-        log_p = tf.experimental.numpy.take_along_axis(log_softmax, index[..., None], axis=-1)[..., 0]
+        index = tf.broadcast_to(index, tf.shape(logits)[:-1])  # (x [B, ...], params [k, B, ...])
+        # log softmax(logits)[x], fused (take_along_axis's gradient does not compile with XLA)
+        log_p = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=index, logits=logits)
         return tf.reduce_sum(log_p, axis=list(range(-self.event_ndims, 0)))
 
     def mean(self, params):
