@@ -164,6 +164,15 @@ def _wait_for(path, process, seconds=240):
     assert process.poll() is None, "the run ended before it could be interrupted"
 
 
+def _as_from_a_terminal(command):
+    """`command` with SIGINT at its default action, as a shell's foreground job has it: a job
+    started with `&` by a non-interactive shell (a CI script, `nohup ... &`) inherits SIGINT
+    ignored, Python then installs no KeyboardInterrupt handler, and the run ignores Ctrl-C."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset] + command
+
+
 def _interrupt(process):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
@@ -175,8 +184,9 @@ def test_ctrl_c_during_training_is_one_line_and_130(mnist_arrays, tfvae_command,
     line on stderr (no traceback, and no TensorFlow start-up logging) naming the epoch a rerun
     starts from; on a pipe, stdout has one line per finished epoch."""
     out = tmp_path / "run"
-    process = subprocess.Popen(tfvae_command + ["train", ZOO_CONFIG, "--out", str(out),
-                                                "--set", "training.epochs=100"] + TINY,
+    process = subprocess.Popen(_as_from_a_terminal(tfvae_command + [
+                                   "train", ZOO_CONFIG, "--out", str(out),
+                                   "--set", "training.epochs=100"] + TINY),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         _wait_for(out / "backup" / "state.json", process)
@@ -210,7 +220,7 @@ def test_the_iwae_pass_is_announced_and_resumes_after_ctrl_c(mnist_arrays, tfvae
                # each: the batches and the timed probe (16 images) share one compiled shape
                "--set", "data.validation_size=320", "--set", "data.test_batch_size=16",
                "--set", "evaluation.iwae_samples=4096"]
-    process = subprocess.Popen(tfvae_command + command, stdout=subprocess.PIPE,
+    process = subprocess.Popen(_as_from_a_terminal(tfvae_command + command), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=_env())
     try:
         _wait_for(out / "iwae.partial.json", process)
