@@ -33,5 +33,5 @@ setup(
     # ignored and every shared fixture is built on both workers.
     extras_require={"test": ["pytest>=7,<9", "pytest-xdist>=3", "hypothesis>=6", "scipy",
                              "setuptools", "wheel"]},
-    entry_points={"console_scripts": ["tfvae=tfvae.cli:main"]},
+    entry_points={"console_scripts": ["tfvae=tfvae.app.cli:main"]},
 )

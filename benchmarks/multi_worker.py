@@ -53,7 +53,7 @@ def run(kind, workers, global_batch, steps, repeats, timeout):
     """Starts `workers` processes of this script in `--worker` mode; returns the chief's report."""
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
-    from tfvae import multi_worker  # (TensorFlow: the parent imports it for machine() too)
+    from tfvae.app import multi_worker  # (TensorFlow: the parent imports it for machine() too)
 
     ports = multi_worker.free_local_ports(workers)
     command = [sys.executable, os.path.abspath(__file__), "--worker", kind,
@@ -89,7 +89,7 @@ def worker(kind, global_batch, steps, repeats):
     import tensorflow as tf
 
     from speed import median_seconds, train_steps_seconds  # (benchmarks/speed.py)
-    from tfvae import multi_worker
+    from tfvae.app import multi_worker
 
     strategy = (multi_worker.strategy_from_tf_config() if "TF_CONFIG" in os.environ
                 else tf.distribute.get_strategy())

@@ -11,7 +11,7 @@ import tensorflow as tf
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from tfvae import cli  # noqa: E402
+from tfvae.app import cli  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(cli.main(["train"] + sys.argv[1:]))

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 
 import tfvae
-from tfvae import cli
+from tfvae.app import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_CONFIG = os.path.join(ROOT, "zoo", "configs", "vae_mnist.py")
 # (without XLA each process starts training sooner)
 TINY = ["--set", "model.hidden=(8,)", "--set", "data.batch_size=500",
         "--set", "evaluation.iwae_samples=0", "--set", "training.jit_compile=False"]
-# what pip writes for setup.py's console script `tfvae = tfvae.cli:main`
+# what pip writes for setup.py's console script `tfvae = tfvae.app.cli:main`
 CONSOLE_SCRIPT = """import re
 import sys
-from tfvae.cli import main
+from tfvae.app.cli import main
 if __name__ == '__main__':
     sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
     sys.exit(main())
@@ -53,7 +53,7 @@ def _imported(importtime_log):
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["--version"]])
 def test_help_and_version_do_not_import_tensorflow(tfvae_command, args):
-    for command in (tfvae_command, [sys.executable, "-m", "tfvae.cli"]):
+    for command in (tfvae_command, [sys.executable, "-m", "tfvae.app.cli"]):
         result = subprocess.run(command + args, capture_output=True, text=True, timeout=60,
                                 env=_env(PYTHONPROFILEIMPORTTIME="1"))
         assert result.returncode == 0, result.stderr

@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from tfvae import cli, files
-from tfvae import config as tfvae_config
+from tfvae import files
+from tfvae.app import cli
+from tfvae.app import config as tfvae_config
 
 ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
 
@@ -101,7 +102,7 @@ def test_tfvae_train_reports_bad_keys(capsys):
 
 
 def test_console_script_help_has_an_example():
-    result = subprocess.run([sys.executable, "-m", "tfvae.cli", "train", "--help"],
+    result = subprocess.run([sys.executable, "-m", "tfvae.app.cli", "train", "--help"],
                             capture_output=True, text=True, check=True)
     assert "example: tfvae train zoo/configs/vae_mnist.py" in result.stdout
 

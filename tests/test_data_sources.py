@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfvae import cli, data
+from tfvae import data
+from tfvae.app import cli
 
 RNG = np.random.default_rng(0)
 

@@ -136,7 +136,8 @@ def test_cli_versions_and_models_config(exported, tmp_path):
     """`tfvae export` takes the next free version, refuses to overwrite one, and writes the
     models.config that serves every exported model (a valid ModelServerConfig text proto)."""
     from tensorflow_serving.config import model_server_config_pb2
-    from tfvae import cli, files
+    from tfvae import files
+    from tfvae.app import cli
     models, _, _, dirs = exported
     base = os.path.dirname(dirs[0])
     assert os.path.basename(dirs[0]) == "1"

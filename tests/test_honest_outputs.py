@@ -12,8 +12,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfvae
-from tfvae import cli, data, plots, zoo
-from tfvae import train as train_lib
+from tfvae import data, plots
+from tfvae.app import cli, zoo
+from tfvae.app import train as train_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_CONFIG = os.path.join(ROOT, "zoo", "configs", "vae_mnist.py")

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import config as tfvae_config
-from tfvae import data, files, multi_worker
+from tfvae.app import config as tfvae_config
+from tfvae import data, files
+from tfvae.app import multi_worker
 from helpers import assert_float32_close
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,7 +128,7 @@ def start_cluster(processes, out, data_dir, tag, settings=(), outs=None):
     ports = multi_worker.free_local_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     for index, folder in enumerate(outs or (out, out)):
-        command = [sys.executable, "-m", "tfvae.cli", "train", CONFIG, "--out", folder,
+        command = [sys.executable, "-m", "tfvae.app.cli", "train", CONFIG, "--out", folder,
                    "--verbose", "2", "--set", "training.distribute=multi_worker"]
         for setting in SETTINGS + list(settings):
             command += ["--set", setting]
@@ -197,7 +198,7 @@ def test_two_workers_killed_and_restarted_match_one_process(tmp_path, small_mnis
 
 def test_keras_still_has_the_code_worked_around():
     """Once a Keras release fixes keras-team/keras#20585 / tensorflow/tensorflow#72388, this
-    fails: remove the workaround from tfvae/multi_worker.py (and this test)."""
+    fails: remove the workaround from tfvae/app/multi_worker.py (and this test)."""
     present = multi_worker.keras_bugs_present()
     gone = [name for name, there in present.items() if not there]
     assert not gone, (f"Keras {keras.__version__} no longer has the code that "

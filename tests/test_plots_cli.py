@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tfvae import cli, files, plots, train
+from tfvae import files, plots
+from tfvae.app import cli, train
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from tfvae import config as tfvae_config
+from tfvae.app import config as tfvae_config
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import speed  # noqa: E402  (benchmarks/speed.py)

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from tfvae import cli, files
+from tfvae import files
+from tfvae.app import cli
 
 ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "vae_mnist.py")
 
@@ -47,7 +48,7 @@ def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_epoch(mni
 
 
 def _train_command(out, epochs):
-    return [sys.executable, "-m", "tfvae.cli", "train", ZOO_CONFIG, "--out", str(out), "--verbose",
+    return [sys.executable, "-m", "tfvae.app.cli", "train", ZOO_CONFIG, "--out", str(out), "--verbose",
             "0", "--set", f"training.epochs={epochs}", "--set", "model.hidden=(32,)",
             "--set", "data.batch_size=500", "--set", "evaluation.iwae_samples=0",
             # (op determinism is the same with XLA; without it each process starts sooner)

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 import tfvae
 from helpers import assert_float32_close, assert_served_like_keras
-from tfvae import cli, export, files, zoo
+from tfvae import export, files
+from tfvae.app import cli, zoo
 
 # Tests sharing an expensive module fixture run on one worker, so it is built once
 # (`pytest -n 2 --dist loadgroup`).

@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from tfvae import archives, cli, zoo
+from tfvae.app import archives, cli, zoo
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHIPPED_DIR = os.path.join(ROOT, "saved_models")

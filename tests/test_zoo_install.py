@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from helpers import assert_float32_close
-from tfvae import zoo
+from tfvae.app import zoo
 
 pytestmark = pytest.mark.xdist_group("zoo_install")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

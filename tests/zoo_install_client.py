@@ -21,7 +21,7 @@ def files_under(folder):
 
 def run_cli(argv):
     """(status, stdout, stderr) of `tfvae ARGV`, or the exception's name if it escaped."""
-    from tfvae import cli
+    from tfvae.app import cli
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -36,7 +36,7 @@ def main(out_path, repo, name, url_source, cases_path):
     import numpy as np
 
     import tfvae
-    from tfvae import zoo
+    from tfvae.app import zoo
 
     home = os.environ["TFVAE_HOME"]
     result = {"tfvae_file": tfvae.__file__, "prefix": sys.prefix,

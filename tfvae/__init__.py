@@ -8,15 +8,18 @@ import os
 import sys
 
 __version__ = "0.1.0"
-_SUBMODULES = ("callbacks", "config", "data", "distributions", "estimators", "evaluation", "export",
-               "families", "files", "likelihoods", "models", "networks", "multi_worker", "objectives", "plots", "priors", "train", "zoo")
+_SUBMODULES = ("callbacks", "data", "distributions", "estimators", "evaluation", "export", "families",
+               "files", "likelihoods", "models", "networks", "objectives", "plots", "priors", "app")
+_APP = ("cli", "config", "multi_worker", "train", "zoo")  # tfvae.zoo is tfvae.app.zoo
 _MODELS = ("VAE", "BaseVAE", "HarmoniumVAE", "HierarchicalVAE", "LadderVAE")
-__all__ = sorted(_MODELS) + [name for name in _SUBMODULES if name != "models"]
+__all__ = sorted(_MODELS) + [name for name in _SUBMODULES + _APP if name != "models"]
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"tfvae.{name}")
+    if name in _APP:
+        return importlib.import_module(f"tfvae.app.{name}")
     if name in _MODELS:
         return getattr(importlib.import_module("tfvae.models"), name)
     raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
@@ -28,12 +31,12 @@ def __dir__():
 
 def _is_the_tfvae_command():
     """True while this package is imported by the `tfvae` command: pip's console script (a file
-    named `tfvae`, or `tfvae-script.py` on Windows, whose first line is `from tfvae.cli import
-    main`) or `python -m tfvae.cli` (runpy imports this package while `sys.argv[0]` is "-m")."""
+    named `tfvae`, or `tfvae-script.py` on Windows, whose first line is `from tfvae.app.cli
+    import main`) or `python -m tfvae.app.cli` (runpy imports this package while `sys.argv[0]` is "-m")."""
     script = getattr(sys.modules.get("__main__"), "__file__", None) or ""
     if os.path.basename(script) in ("tfvae", "tfvae-script.py", "tfvae-script.pyw"):
         return True
-    return sys.argv[:1] == ["-m"] and "tfvae.cli" in getattr(sys, "orig_argv", ())
+    return sys.argv[:1] == ["-m"] and "tfvae.app.cli" in getattr(sys, "orig_argv", ())
 
 
 # Importing the models registers them with Keras, so `keras.saving.load_model` finds them after a

@@ -20,8 +20,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cards  # noqa: E402  (zoo/cards.py)
-from tfvae import files, train, zoo  # noqa: E402
-from tfvae import config as tfvae_config  # noqa: E402
+from tfvae import files  # noqa: E402
+from tfvae.app import train, zoo  # noqa: E402
+from tfvae.app import config as tfvae_config  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 

@@ -14,7 +14,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import zoo_table  # noqa: E402
-from tfvae import files, zoo  # noqa: E402
+from tfvae import files  # noqa: E402
+from tfvae.app import zoo  # noqa: E402
 
 
 def text(metadata):

@@ -17,8 +17,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tfvae import config as tfvae_config  # noqa: E402
-from tfvae import files, zoo  # noqa: E402
+from tfvae.app import config as tfvae_config  # noqa: E402
+from tfvae import files  # noqa: E402
+from tfvae.app import zoo  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -21,8 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
-from tfvae import config as tfvae_config
-from tfvae import data, evaluation, files, multi_worker
+from tfvae.app import config as tfvae_config
+from tfvae import data, evaluation, files
+from tfvae.app import multi_worker
 
 IWAE_CHECKPOINT = "iwae.partial.json"  # the finished batches of an interrupted IWAE evaluation
 
@@ -147,7 +148,7 @@ def copy_weights(source, model):
     """Sets `model`'s weights to those of `source`: a zoo name (`tfvae.zoo.load`, checksums
     verified) or a `.keras` file or run folder. The two models must have the same variables,
     e.g. the VAE trained with the ELBO and the same network trained with the IWAE bound."""
-    from tfvae import zoo
+    from tfvae.app import zoo
 
     try:
         trained = zoo.load_name_or_path(source)

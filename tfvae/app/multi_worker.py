@@ -19,7 +19,7 @@ from keras.src.backend.tensorflow import trainer as keras_trainer
 
 from tfvae.cluster import (all_gather, all_sum, in_multi_worker_mode, is_chief,  # noqa: F401
                            num_workers, worker_index)
-from tfvae.config import ConfigError
+from tfvae.app.config import ConfigError
 
 TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')

@@ -30,8 +30,9 @@ import urllib.request
 
 import numpy as np
 
-from tfvae import archives, files
-from tfvae.archives import sha256
+from tfvae import files
+from tfvae.app import archives
+from tfvae.app.archives import sha256
 
 # (data, evaluation, export and plots, i.e. TensorFlow, are imported by the functions that use
 # them: listing, fetching and packing entries need none of it)
@@ -40,7 +41,7 @@ METADATA = "metadata.json"
 CARD = "README.md"
 NUM_CHECK_EXAMPLES = 8
 CHECK_SEED = 0
-PACKAGE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tfvae/, beside app/
 CHECKOUT = os.path.dirname(PACKAGE)  # the repository, when tfvae runs from a checkout
 REGISTRY = os.path.join(PACKAGE, "zoo_registry.json")
 HF_PREFIX = "hf://"

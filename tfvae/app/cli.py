@@ -176,7 +176,7 @@ def _start_tensorflow(show_logging):
 def _interrupted(args):
     """The line printed on Ctrl-C: what a rerun of the same command does."""
     if args.command == "train" and getattr(args, "train_run", None):
-        from tfvae import train
+        from tfvae.app import train
 
         return f"interrupted; rerun the same command to resume ({train.resume_point(*args.train_run)})"
     if args.command in ("train", "evaluate"):
@@ -186,10 +186,10 @@ def _interrupted(args):
 
 def _train(args):
     from tfvae import callbacks
-    from tfvae import config as tfvae_config
-    from tfvae import train
+    from tfvae.app import config as tfvae_config
+    from tfvae.app import train
 
-    from tfvae import zoo
+    from tfvae.app import zoo
 
     overrides = list(args.set)
     if args.seed is not None:
@@ -266,7 +266,7 @@ def _export(args):
 
 def _load(command, path):
     """A model from a path, or from the zoo when `path` is a zoo name and no such path exists."""
-    from tfvae import zoo
+    from tfvae.app import zoo
 
     try:
         return zoo.load_name_or_path(path)
@@ -276,7 +276,8 @@ def _load(command, path):
 
 
 def _zoo(args):
-    from tfvae import files, zoo
+    from tfvae import files
+    from tfvae.app import zoo
 
     try:
         if args.action == "publish":
@@ -366,8 +367,9 @@ def _sample(args):
 
 
 def _evaluate(args):
-    from tfvae import files, zoo
-    from tfvae import train as train_lib
+    from tfvae import files
+    from tfvae.app import zoo
+    from tfvae.app import train as train_lib
 
     model = _load("evaluate", args.model)
     if model is None:
