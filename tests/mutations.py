@@ -151,6 +151,17 @@ MISTAKES = [
             "return float(np.std(values, ddof=1) / math.sqrt(len(values)))",
             "return float(np.std(values, ddof=0) / math.sqrt(len(values)))",
             ["tests/test_evaluation.py"]),
+    # -- the per-layer accumulator (issue 30) -----------------------------------------------------
+    Mistake("score-function learning signal without the rates that depend on a draw",
+            "tfvae/models/base.py",
+            "            if dependent:\n",
+            "            if False:\n",
+            ["tests/test_layer_terms.py"]),
+    Mistake("score-function learning signal with every rate, closed forms included",
+            "tfvae/models/base.py",
+            "if layer.depends_on_draws]",
+            "]",
+            ["tests/test_layer_terms.py"]),
 ]
 
 

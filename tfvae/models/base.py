@@ -8,6 +8,7 @@ import contextlib
 import functools
 import math
 import re
+import typing
 import warnings
 
 import keras
@@ -18,6 +19,25 @@ from keras.src.utils import naming  # Keras' names of saved layers (`_restore_re
 from tfvae import distributions, estimators, likelihoods, objectives, priors
 
 MAX_ENUMERATED_UNITS = 20  # binary latent layers up to this width can be summed over (2^m states)
+
+
+class LayerTerms(typing.NamedTuple):
+    """One latent layer's share of a model's objective (`BaseVAE._accumulate_layers`).
+
+    latent: the layer's `tfvae.latents.Latent` part, which drew z.
+    q: its posterior's parameters at the rows of z.
+    z: the draw with one sample per example ([B, units]); used by the score function only.
+    rate_per_unit: KL[q || p] per unit, closed form or at the draw, k * B rows (or [k, B]).
+    log_ratio: log q(z) - log p(z) at the draw's point, k * B rows (or [k, B]).
+    depends_on_draws: whether `rate_per_unit` varies with any draw (it is sampled, or q or p
+        is conditioned on another layer's draw).
+    """
+    latent: object
+    q: dict
+    z: object
+    rate_per_unit: object
+    log_ratio: object
+    depends_on_draws: bool
 
 
 def check_num_samples(latent, num_samples):
@@ -664,22 +684,58 @@ class BaseVAE(keras.Model):
         if prior_log_prob is None:
             p = latent.standard_params(tf.shape(x)[0])
             unit_ratio = latent.unit_log_ratio(q, p, point, training)
+            closed_form = self.analytic_kl and not latent.is_relaxed(training)
+            rate_per_unit = latent.unit_kl(q, p, point, training=training) if closed_form else unit_ratio
             log_ratio = tf.reduce_sum(unit_ratio, -1)
-            rate_per_unit = (latent.unit_kl(q, p, point, training=training)
-                             if self.analytic_kl and not latent.is_relaxed(training) else unit_ratio)
         else:
+            closed_form = False
             flat = tf.reshape(point, [-1, latent.units])
             log_prior = tf.reshape(prior_log_prob(flat), tf.shape(point)[:-1])
             log_ratio = latent.log_prob(q, point) - log_prior
             rate_per_unit = log_ratio[..., None]
-        terms = dict(log_likelihood=log_likelihood, log_weight=log_likelihood - log_ratio,
-                     rate=tf.reduce_sum(rate_per_unit, axis=-1),
-                     penalized_rate=objectives.free_bits_rate(rate_per_unit, self.free_bits))
-        if latent.estimator == "score_function" and num_samples == 1:
+        rows = tf.shape(log_likelihood)  # [k, B]
+        layer = LayerTerms(
+            latent, q, z[0] if num_samples == 1 else None,
+            rate_per_unit=tf.broadcast_to(rate_per_unit, tf.concat([rows, tf.shape(rate_per_unit)[-1:]], 0)),
+            log_ratio=log_ratio, depends_on_draws=not closed_form)
+        return self._accumulate_layers(x, log_likelihood, [layer], training)
+
+    def _accumulate_layers(self, x, log_likelihood, layers, training=False):
+        """`_forward`'s terms from the likelihood and each latent layer's share (`LayerTerms`),
+        the one place where the rate, the log-weight, free bits and the score function's terms
+        are put together, for every model:
+
+          log w = log p(x|z) - sum_l log_ratio_l          rate = sum_l sum_units rate_l
+          penalized_rate = sum_l free_bits(rate_l)        kl_<l> = sum_units rate_l (L > 1)
+
+        With one sample and a layer drawn with the score function, its learning signal is
+        f = log p(x|z) - beta * warm-up * (the penalized rate of the layers whose rate depends
+        on a draw: sampled, or conditioned on another layer's draw). A closed-form rate that
+        depends on no draw (a flat model's analytic KL, a ladder's top layer) has its own exact
+        gradient and would only add variance to f. Shapes: `log_likelihood` [k, B]; a layer's
+        `rate_per_unit` reshapes to [k, B, units] and `log_ratio` to [k, B]."""
+        k_b = tf.shape(log_likelihood)
+
+        def per_sample(v):
+            return tf.reshape(v, k_b)
+
+        rates = [tf.reshape(layer.rate_per_unit, tf.concat([k_b, [-1]], 0)) for layer in layers]
+        kls = [tf.reduce_sum(rate, -1) for rate in rates]
+        penalized = [objectives.free_bits_rate(rate, self.free_bits) for rate in rates]
+        terms = {f"kl_{i}": kl for i, kl in enumerate(kls)} if len(layers) > 1 else {}
+        terms.update(
+            log_likelihood=log_likelihood,
+            log_weight=log_likelihood - tf.add_n([per_sample(layer.log_ratio) for layer in layers]),
+            rate=tf.add_n(kls), penalized_rate=tf.add_n(penalized))
+        scored = [layer for layer in layers if layer.latent.estimator == "score_function"]
+        if scored and log_likelihood.shape[0] == 1:
             signal = log_likelihood[0]
-            if self.kl_estimate == "monte_carlo":  # the sampled rate depends on z too
-                signal -= self.beta * self.kl_warmup * (terms["penalized_rate"] + tf.zeros_like(log_likelihood))[0]
-            terms["log_likelihood"] += latent.score_function_term(x, q, z[0], signal, training)[None]
+            dependent = [rate for rate, layer in zip(penalized, layers) if layer.depends_on_draws]
+            if dependent:
+                signal -= self.beta * self.kl_warmup * tf.add_n(dependent)[0]
+            terms["log_likelihood"] += tf.add_n([
+                layer.latent.score_function_term(x, layer.q, layer.z, signal, training)
+                for layer in scored])[None]
             terms["learning_signal"] = signal[None]
         return terms
 

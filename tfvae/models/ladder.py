@@ -16,8 +16,8 @@ its estimator) and every network a block: your own Keras layers or models (`up_b
 import keras
 import tensorflow as tf
 
-from tfvae import estimators, families, latents, objectives, priors
-from tfvae.models.base import (BaseVAE, PriorPart, build_network, check_num_samples,
+from tfvae import estimators, families, latents, priors
+from tfvae.models.base import (BaseVAE, LayerTerms, PriorPart, build_network, check_num_samples,
                                decoder_gives_parameters, likelihood_part, network_part,
                                output_shape, standardize_input_shape)
 
@@ -267,49 +267,31 @@ class _TopDownVAE(PriorPart, BaseVAE):
                 for name, v in q.items()}
 
     def _layer_terms(self, i, q_params, p_params, point, analytic, training=False):
-        """Per-unit KL of layer i (closed form when valid and asked) and log q - log p at the
-        draw's point (relaxed densities for relaxed draws); `p_params=None` means the top prior."""
+        """(KL per unit, log q - log p at the draw's point, whether the KL is the closed form)
+        of layer i: closed form when valid and asked, else the ratio (relaxed densities for
+        relaxed draws); `p_params=None` means the top prior."""
         latent = self.up_heads[i]
         if p_params is None and not self.prior_layer.factorizes:  # a mixture: Monte Carlo
             log_ratio = latent.log_prob(q_params, point) - self.prior_layer.log_prob(point)
-            return log_ratio[:, None], log_ratio
+            return log_ratio[:, None], log_ratio, False
         if p_params is None:
             p_params = self.top_prior(tf.shape(point)[0])
         unit_ratio = latent.unit_log_ratio(q_params, p_params, point, training)
+        closed_form = analytic and not latent.is_relaxed(training)
         kl_per_unit = (latent.unit_kl(q_params, p_params, point, training=training)
-                       if analytic and not latent.is_relaxed(training) else unit_ratio)
-        return kl_per_unit, tf.reduce_sum(unit_ratio, -1)
+                       if closed_form else unit_ratio)
+        return kl_per_unit, tf.reduce_sum(unit_ratio, -1), closed_form
 
     def _draw(self, i, params, seed, training):
         """(z, point) of layer i with its estimator (see `tfvae.latents.Latent.draw`)."""
         return self.up_heads[i].draw(params, seed, training=training)
 
-    def _assemble(self, x, k, z_bottom, layer_kls, log_ratio, training, draws=()):
-        """Combines per-layer terms (flat over k * B rows) into the `_forward` contract;
-        `draws` are (layer, q, z) of every layer, for the score function's terms."""
+    def _assemble(self, x, k, z_bottom, layers, training):
+        """The `_forward` terms from the bottom layer's draws (k * B rows) and every layer's
+        `LayerTerms` (see `BaseVAE._accumulate_layers`)."""
         x_params = self._decode_samples(tf.reshape(z_bottom, [k, -1, self.latent_dims[0]]), training)
         log_likelihood = self.likelihood_layer.log_prob(x_params, x)
-
-        def per_sample(v):
-            return tf.reshape(v, [k, -1])
-
-        terms = {f"kl_{i}": per_sample(tf.reduce_sum(kl, -1)) for i, kl in enumerate(layer_kls)}
-        terms.update(
-            log_likelihood=log_likelihood,
-            log_weight=log_likelihood - per_sample(log_ratio),
-            rate=tf.add_n([terms[f"kl_{i}"] for i in range(self.num_layers)]),
-            penalized_rate=tf.add_n([per_sample(objectives.free_bits_rate(kl, self.free_bits))
-                                     for kl in layer_kls]),
-        )
-        if k == 1 and any(self.up_heads[i].estimator == "score_function" for i, _, _ in draws):
-            # The learning signal of every score-function layer: the one-sample objective,
-            # which depends on that layer's draw through all the terms below and above it.
-            signal = log_likelihood[0] - self.beta * self.kl_warmup * terms["penalized_rate"][0]
-            terms["log_likelihood"] += tf.add_n([
-                self.up_heads[i].score_function_term(x, q, z, signal, training)
-                for i, q, z in draws])[None]
-            terms["learning_signal"] = signal[None]
-        return terms
+        return self._accumulate_layers(x, log_likelihood, layers, training)
 
     def get_config(self):
         config = super().get_config()
@@ -430,32 +412,30 @@ class LadderVAE(_TopDownVAE):
                     for e in self.evidence(x, training)]
         seeds = tf.unstack(tf.random.experimental.stateless_split(
             estimators.seed_pair(seed), self.num_layers))
-        layer_kls, log_ratio = [None] * self.num_layers, 0.0
+        top = self.num_layers - 1
         q = evidence[-1]
-        z, point = self._draw(self.num_layers - 1, q, seeds[-1], training)
-        draws = [(self.num_layers - 1, q, z)]
-        layer_kls[-1], top_ratio = self._layer_terms(self.num_layers - 1, q, None, point,
-                                                     self.analytic_kl, training)
-        log_ratio += top_ratio
+        z, point = self._draw(top, q, seeds[-1], training)
+        kl, ratio, closed_form = self._layer_terms(top, q, None, point, self.analytic_kl, training)
+        layers = [LayerTerms(self.up_heads[top], q, z, kl, ratio, depends_on_draws=not closed_form)]
         for i in reversed(range(self.num_layers - 1)):
             z_above = z
             prior = self.conditional_prior(i, z_above, training)
             q = self.up_heads[i].combine(evidence[i], prior)
             eps_seed = seeds[i]
             z, point = self._draw(i, q, eps_seed, training)
-            draws.append((i, q, z))
-            _, ratio = self._layer_terms(i, q, prior, point, False, training)
-            log_ratio += ratio  # the log-weight always takes the full, sampled path
+            _, ratio, _ = self._layer_terms(i, q, prior, point, False, training)
+            # (the log-weight always takes the full, sampled path)
+            q_draw = q
             if self.conditional_kl_gradient == "stop":
                 # E_q(v)[KL(q(u|v) || p(u|v))] with v's sample held fixed: the same draw of u,
                 # but no gradient reaches the parameters that produced v.
                 prior = self.conditional_prior(i, tf.stop_gradient(z_above), training)
                 q = self.up_heads[i].combine(evidence[i], prior)
-                _, point_kl = self._draw(i, q, eps_seed, training)
-            else:
-                point_kl = point
-            layer_kls[i], _ = self._layer_terms(i, q, prior, point_kl, self.analytic_kl, training)
-        return self._assemble(x, k, z, layer_kls, log_ratio, training, draws)
+                _, point = self._draw(i, q, eps_seed, training)
+            kl, _, _ = self._layer_terms(i, q, prior, point, self.analytic_kl, training)
+            layers.insert(0, LayerTerms(self.up_heads[i], q_draw, z, kl, ratio,
+                                        depends_on_draws=True))  # (p is conditioned on z_{i+1})
+        return self._assemble(x, k, z, layers, training)
 
     def get_config(self):
         config = super().get_config()
@@ -540,13 +520,14 @@ class HierarchicalVAE(_TopDownVAE):
             z, point = self._draw(i, q_params[-1], seeds[i], training)
             zs.append(z)
             points.append(point)
-        layer_kls, log_ratio = [], 0.0
+        layers = []
         for i in range(self.num_layers):
             top = i == self.num_layers - 1
             prior = None if top else self.conditional_prior(i, zs[i + 1], training)
-            kl, ratio = self._layer_terms(i, q_params[i], prior, points[i], self.analytic_kl and top,
-                                          training)
-            layer_kls.append(kl)
-            log_ratio += ratio
-        draws = [(i, q_params[i], zs[i]) for i in range(self.num_layers)]
-        return self._assemble(x, k, zs[0], layer_kls, log_ratio, training, draws)
+            kl, ratio, closed_form = self._layer_terms(i, q_params[i], prior, points[i],
+                                                       self.analytic_kl and top, training)
+            # q of a layer above the bottom is conditioned on the draw below; p of a layer below
+            # the top on the draw above
+            layers.append(LayerTerms(self.up_heads[i], q_params[i], zs[i], kl, ratio,
+                                     depends_on_draws=not closed_form or self.num_layers > 1))
+        return self._assemble(x, k, zs[0], layers, training)
