@@ -97,14 +97,14 @@ def model_and_joint(kind, analytic_kl):
     return model, layers, ladder_joint if kind == "ladder" else hierarchical_joint
 
 
-def score_function_gradient(model, variables, x, chunks=40, copies=400):
-    """The mean and standard error of the one-sample gradient of the mean objective, over
-    `chunks` independent batches of `copies` copies of x."""
+def score_function_gradient(model, variables, x, chunks=40, copies=400, num_samples=1):
+    """The mean and standard error of the gradient of the mean objective (of `num_samples`
+    samples), over `chunks` independent batches of `copies` copies of x."""
     grads = []
     for chunk in range(chunks):
         batch = np.tile(x, (copies, 1))
         with tf.GradientTape() as tape:
-            objective = tf.reduce_mean(model.loss_terms(batch, num_samples=1, seed=1000 + chunk)["objective"])
+            objective = tf.reduce_mean(model.loss_terms(batch, num_samples=num_samples, seed=1000 + chunk)["objective"])
         grads.append(np.concatenate([g.numpy().ravel() for g in tape.gradient(objective, variables)]))
     grads = np.array(grads, np.float64)
     return grads.mean(0), grads.std(0, ddof=1) / np.sqrt(chunks)

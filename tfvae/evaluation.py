@@ -329,8 +329,9 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
 
     Compares gradient estimators, or other gradient options, at the same parameters: `settings`
     are model options used for the measurement and restored afterwards, e.g.
-    `estimator="score_function", baseline="none"` (HarmoniumVAE) or
-    `conditional_kl_gradient="stop"` (LadderVAE). With a score-function estimator and
+    `estimator="score_function", baseline="none"` (HarmoniumVAE),
+    `conditional_kl_gradient="stop"` (LadderVAE), or `num_samples=50, iw_gradient="dreg"` (the
+    importance-weighted bound's estimators, see `tfvae.VAE`). With a score-function estimator and
     `baseline="moving_average"` the baseline is held at the mean learning signal on x (where a
     long run's moving average settles; the model's `learning_signal` term, returned as
     `held_baseline`). Every draw starts from the same model state (batch-norm
@@ -345,8 +346,10 @@ def gradient_variance(model, x, num_draws=100, weights=None, seed=0, **settings)
         **settings: model attributes to override, validated by the model's constructor.
 
     Returns:
-        dict: `mean` and `variance` (numpy, per parameter, flattened), `total_variance` (sum of
-        the variances), `mean_norm` (|mean|), `num_draws`, the settings used, and
+        dict: `mean` and `variance` (numpy, per parameter, flattened), `snr` (per parameter,
+        |mean| / standard deviation: the signal-to-noise ratio of Rainforth et al. 2018),
+        `total_variance` (sum of the variances), `mean_norm` (|mean|), `num_draws`, the settings
+        used, and
         `held_baseline` when a moving-average baseline was held.
     """
     type(model).from_config({**model.get_config(), **settings})  # raises on a bad setting
@@ -391,7 +394,7 @@ def _gradient_draws(model, x, num_draws, weights, seed, state, settings):
     @tf.function
     def draw(step_seed):
         with tf.GradientTape() as tape:
-            objective = tf.reduce_mean(model.loss_terms(x, num_samples=1, seed=step_seed,
+            objective = tf.reduce_mean(model.loss_terms(x, seed=step_seed,  # (model.num_samples)
                                                         training=True)["objective"])
         return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(objective, weights)], 0)
 
@@ -404,7 +407,8 @@ def _gradient_draws(model, x, num_draws, weights, seed, state, settings):
             variable.assign(value)
     mean = total / num_draws
     variance = np.maximum(total_sq / num_draws - mean * mean, 0.0) * num_draws / (num_draws - 1)
-    return {"mean": mean, "variance": variance, "total_variance": float(variance.sum()),
+    snr = np.abs(mean) / np.maximum(np.sqrt(variance), 1e-30)
+    return {"mean": mean, "variance": variance, "snr": snr, "total_variance": float(variance.sum()),
             "mean_norm": float(np.linalg.norm(mean)), "num_draws": int(num_draws), **settings}
 
 

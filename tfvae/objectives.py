@@ -19,6 +19,24 @@ def iwae_bound(log_weights):
     """
     return log_mean_exp(log_weights, axis=0)
 
+
+def vimco_surrogate(log_weights, log_q):
+    """Zero-valued, [batch]; its gradient is VIMCO's score-function term for the IWAE bound,
+    sum_j (L - L_-j) grad log q(z_j|x), with L = `iwae_bound(log_weights)` and L_-j the bound
+    with log w_j replaced by the mean of the other k - 1 log-weights (Mnih & Rezende 2016,
+    eq. 10 with the geometric-mean baseline). `log_weights` and `log_q` (log q(z_j|x) of the
+    draws the score function differentiates) are [k, batch], k >= 2; the bound's own
+    gradient (through `log_weights`) is added by the caller."""
+    log_weights = tf.stop_gradient(log_weights)
+    k = tf.shape(log_weights)[0]
+    others_mean = ((tf.reduce_sum(log_weights, 0, keepdims=True) - log_weights)
+                   / tf.cast(k - 1, log_weights.dtype))  # [k, batch]
+    left_out = tf.eye(k, dtype=tf.bool)[:, :, None]  # [j, i, 1]
+    replaced = tf.where(left_out, others_mean[:, None], log_weights[None])  # [j, i, batch]
+    signal = log_mean_exp(log_weights, axis=0)[None] - log_mean_exp(replaced, axis=1)
+    return tf.reduce_sum(signal * (log_q - tf.stop_gradient(log_q)), axis=0)
+
+
 def free_bits_rate(rate_per_unit, free_bits):
     """The rate with a floor per latent unit: sum_j max(lambda, E_batch[KL_j]).
 

@@ -5,6 +5,7 @@ that into the training objective (ELBO or IWAE bound, beta, KL warm-up), Keras m
 public API every model shares (README, "The library"). Keras owns the loop: only `compute_loss` and `metrics` are overridden.
 """
 import contextlib
+import contextvars
 import functools
 import math
 import re
@@ -21,12 +22,21 @@ from tfvae import distributions, estimators, likelihoods, objectives, priors
 MAX_ENUMERATED_UNITS = 20  # binary latent layers up to this width can be summed over (2^m states)
 
 
+# How the gradient of the importance-weighted bound is estimated (`BaseVAE(iw_gradient=...)`).
+IW_GRADIENTS = ("plain", "stl", "dreg", "vimco")
+
+# While `BaseVAE._forward_draws` runs: the draws made, in order; while `_forward_at` runs: the
+# draws to use instead of new ones (see `BaseVAE.draw_layer`).
+_RECORDED_DRAWS = contextvars.ContextVar("tfvae_recorded_draws", default=None)
+_GIVEN_DRAWS = contextvars.ContextVar("tfvae_given_draws", default=None)
+
+
 class LayerTerms(typing.NamedTuple):
     """One latent layer's share of a model's objective (`BaseVAE._accumulate_layers`).
 
     latent: the layer's `tfvae.latents.Latent` part, which drew z.
     q: its posterior's parameters at the rows of z.
-    z: the draw with one sample per example ([B, units]); used by the score function only.
+    z: the draw, k * B rows (or [k, B, units]), as the layer made it (`BaseVAE.draw_layer`).
     rate_per_unit: KL[q || p] per unit, closed form or at the draw, k * B rows (or [k, B]).
     log_ratio: log q(z) - log p(z) at the draw's point, k * B rows (or [k, B]).
     depends_on_draws: whether `rate_per_unit` varies with any draw (it is sampled, or q or p
@@ -40,11 +50,22 @@ class LayerTerms(typing.NamedTuple):
     depends_on_draws: bool
 
 
-def check_num_samples(latent, num_samples):
-    """Refuses an objective the latent layer's estimator cannot differentiate."""
-    if latent.estimator == "score_function" and num_samples > 1:
-        raise ValueError("estimator='score_function' trains the ELBO (num_samples=1); the "
-                         "IWAE bound needs a multi-sample estimator such as VIMCO.")
+def check_num_samples(latent, num_samples, iw_gradient="plain"):
+    """Refuses an objective the latent layer's estimator cannot differentiate, or an
+    `iw_gradient` (see `BaseVAE`) that does not apply to the layer's draws."""
+    if latent.estimator == "score_function" and num_samples > 1 and iw_gradient != "vimco":
+        raise ValueError("estimator='score_function' trains the ELBO (num_samples=1); for the "
+                         "IWAE bound (num_samples > 1) use its multi-sample estimator VIMCO, "
+                         "iw_gradient='vimco' (Mnih & Rezende 2016).")
+    if iw_gradient in ("stl", "dreg") and latent.estimator != "pathwise":
+        raise ValueError(f"iw_gradient={iw_gradient!r} differentiates reparameterized draws "
+                         f"(Gaussian latents); the {latent.family.name} layer {latent.name!r} is "
+                         f"drawn with estimator={latent.estimator!r}. For binary latents with "
+                         "num_samples > 1 use estimator='score_function', iw_gradient='vimco'.")
+    if iw_gradient == "vimco" and latent.estimator not in ("score_function", "pathwise"):
+        raise ValueError(f"iw_gradient='vimco' is the score function's multi-sample estimator: "
+                         f"give the binary layer {latent.name!r} estimator='score_function' "
+                         f"(it has estimator={latent.estimator!r}).")
 
 
 def likelihood_part(likelihood, likelihood_scale=None):
@@ -180,11 +201,28 @@ class BaseVAE(keras.Model):
       k = 1: log p(x|z) - w * KL[q(z|x) || p(z)]                     (the ELBO when w = 1)
       k > 1: log (1/k) sum_i p(x|z_i) (p(z_i) / q(z_i|x))^w          (IWAE, Burda et al. 2016)
     Metrics: `loss`, `elbo`, `kl` (the rate) and `distortion` (-log p(x|z)), in nats per example.
+
+    `iw_gradient` says how the bound's gradient is estimated when k > 1 (or k = 1 without a
+    closed-form KL); log w_i is tempered by w (log p(x|z) + w (log p(z) - log q(z|x))) and
+    w~_i = w_i / sum_j w_j:
+      "plain": the reparameterized gradient of the bound (its encoder's signal-to-noise ratio
+               falls as k grows, Rainforth et al. 2018);
+      "stl":   sticking the landing (Roeder, Wu & Duvenaud 2017): q's score term
+               sum_i w~_i d(-log q(z_i))/d(params) is dropped; unbiased for k = 1 only;
+      "dreg":  doubly reparameterized (Tucker, Lawson, Gu & Maddison 2019): that score term is
+               replaced by its reparameterized form, so q's parameters get
+               sum_i ((1 - w) w~_i + w w~_i^2) d log w_i/dz_i dz_i/d(params) (w~_i^2 at w = 1);
+               unbiased, and its encoder SNR grows with k;
+      "vimco": for score-function (binary) layers with k >= 2 (Mnih & Rezende 2016):
+               sum_j (L - L_-j) grad log q(z_j|x) + the bound's own gradient, where L_-j is the
+               bound with log w_j replaced by the mean of the other log-weights.
+    "stl" and "dreg" need every latent layer drawn pathwise (Gaussian).
     """
 
     def __init__(self, input_shape=None, likelihood="bernoulli", likelihood_scale=None,
                  analytic_kl=True, num_samples=1, beta=1.0, free_bits=0.0, seed=None,
-                 metric_names=("elbo", "kl", "distortion"), input_dim=None, **kwargs):
+                 metric_names=("elbo", "kl", "distortion"), input_dim=None, iw_gradient="plain",
+                 **kwargs):
         # Mixed precision: the networks (sublayers) take the global dtype policy, e.g.
         # keras.config.set_dtype_policy("mixed_bfloat16") before building the model; the model's
         # own maths (log-densities, KL, bounds) always runs in float32.
@@ -209,6 +247,22 @@ class BaseVAE(keras.Model):
         if free_bits > 0 and num_samples > 1:
             raise ValueError("free_bits applies to the ELBO (num_samples=1), not the IWAE bound. "
                              f"Received: free_bits={free_bits}, num_samples={num_samples}")
+        if iw_gradient not in IW_GRADIENTS:
+            raise ValueError(f"iw_gradient must be one of {IW_GRADIENTS}. Received: "
+                             f"iw_gradient={iw_gradient!r}")
+        if iw_gradient != "plain" and free_bits > 0:
+            raise ValueError(f"iw_gradient={iw_gradient!r} estimates the gradient of the "
+                             "importance-weighted bound, which free bits do not apply to. "
+                             f"Received: free_bits={free_bits}")
+        if iw_gradient == "vimco" and num_samples < 2:
+            raise ValueError("iw_gradient='vimco' needs num_samples >= 2 (its baselines leave one "
+                             "sample out). Received: num_samples=1")
+        if iw_gradient in ("stl", "dreg") and num_samples == 1 and analytic_kl:
+            raise ValueError(f"iw_gradient={iw_gradient!r} applies to the importance-weighted "
+                             "bound: num_samples > 1, or num_samples=1 with analytic_kl=False (a "
+                             "closed-form KL has no score term to drop). Received: num_samples=1, "
+                             "analytic_kl=True")
+        self.iw_gradient = iw_gradient
         self.input_shape = input_shape
         # `likelihood=` as a name (saved as it is), else None: a part is saved as its config.
         # (Not the part itself: an attribute holding a layer makes it a sublayer here, before
@@ -370,22 +424,35 @@ class BaseVAE(keras.Model):
     def loss_terms(self, x, num_samples=None, seed=None, training=False, posterior_params=None):
         """Per-example `objective`, `elbo`, `kl`, `distortion` (and extras: a hierarchy's
         per-layer `kl_<i>`; with a score-function layer and one sample, the `learning_signal` f
-        its estimator weights grad log q(z|x) with) for a batch x."""
+        its estimator weights grad log q(z|x) with) for a batch x. The objective's value is the
+        ELBO (k = 1) or the IWAE bound; its gradient is the one `iw_gradient` says."""
         x = self._check_input(x)
         k = num_samples or self.num_samples
-        terms = self._forward(x, k, self.seed_generator if seed is None else seed, training,
-                              posterior_params=posterior_params)
+        seed = self.seed_generator if seed is None else seed
+        estimator = self.iw_gradient_at(k)
+        if estimator in ("stl", "dreg"):
+            terms, surrogate = self._reparameterized_iw_terms(x, k, seed, training, posterior_params,
+                                                              estimator)
+        else:
+            terms, surrogate = self._forward(x, k, seed, training, posterior_params=posterior_params), None
         log_likelihood = terms.pop("log_likelihood")
         log_weight = terms.pop("log_weight")
+        score_log_q = terms.pop("score_log_q", None)
+        terms.pop("log_q", None)
         # A closed-form rate is [B]; broadcast it to the [k, B] of the sampled terms.
         rate = terms.pop("rate") + tf.zeros_like(log_likelihood)
         penalized_rate = terms.pop("penalized_rate") + tf.zeros_like(log_likelihood)
         rate_weight = self.beta * self.kl_warmup
-        if k == 1:
+        if estimator == "plain" and k == 1:
             objective = log_likelihood[0] - rate_weight * penalized_rate[0]
         else:
             log_prior_ratio = log_weight - log_likelihood  # log p(z) - log q(z|x)
-            objective = objectives.iwae_bound(log_likelihood + rate_weight * log_prior_ratio)
+            tempered = log_likelihood + rate_weight * log_prior_ratio
+            objective = objectives.iwae_bound(tempered)
+            if surrogate is not None:  # the value of the bound, the gradient of the estimator
+                objective = tf.stop_gradient(objective) + surrogate
+            elif estimator == "vimco" and score_log_q is not None:
+                objective += objectives.vimco_surrogate(tempered, score_log_q)
         per_example = {name: tf.reduce_mean(v + tf.zeros_like(log_likelihood), axis=0)
                        for name, v in terms.items()}  # extras such as per-layer KLs
         per_example.update(
@@ -395,6 +462,84 @@ class BaseVAE(keras.Model):
             distortion=-tf.reduce_mean(log_likelihood, axis=0),
         )
         return per_example
+
+    def iw_gradient_at(self, num_samples):
+        """The estimator of `iw_gradient` that applies to an objective of `num_samples` samples:
+        "stl" and "dreg" to the bound of log-weights (k > 1, or k = 1 without a closed-form KL),
+        "vimco" for k > 1; else "plain" (the objective's own gradient)."""
+        if self.iw_gradient in ("stl", "dreg") and (num_samples > 1 or not self.analytic_kl):
+            return self.iw_gradient
+        if self.iw_gradient == "vimco" and num_samples > 1:
+            return "vimco"
+        return "plain"
+
+    def draw_layer(self, latent, params, seed, num_samples=None, training=False, again=False):
+        """(z, point) of one latent layer: what every model's `_forward` draws with.
+
+        Normally `latent.draw(...)`. Under `_forward_draws` the draws are recorded in order;
+        under `_forward_at` the given draws are returned in that order instead (`again=True`:
+        the same layer's draw once more, differentiated otherwise, e.g. the ladder's "stop")."""
+        given = _GIVEN_DRAWS.get()
+        if given is not None:
+            z = given["draws"][given["next"] - 1 if again else given["next"]]
+            given["next"] += 0 if again else 1
+            return z, z
+        z, point = latent.draw(params, seed, num_samples, training)
+        recorded = _RECORDED_DRAWS.get()
+        if recorded is not None and not again:
+            recorded.append(z)
+        return z, point
+
+    def _forward_draws(self, x, num_samples, seed, training=False, posterior_params=None):
+        """The latent draws of `_forward` (each differentiable along its reparameterized path),
+        in the order the model draws them."""
+        recorded = []
+        token = _RECORDED_DRAWS.set(recorded)
+        try:
+            self._forward(x, num_samples, seed, training, posterior_params=posterior_params)
+        finally:
+            _RECORDED_DRAWS.reset(token)
+        return recorded
+
+    def _forward_at(self, x, num_samples, draws, training=False, posterior_params=None):
+        """`_forward`'s terms at the given draws (as `_forward_draws` returns them)."""
+        token = _GIVEN_DRAWS.set({"draws": list(draws), "next": 0})
+        try:
+            return self._forward(x, num_samples, tf.zeros([2], tf.int32), training,  # (no draws)
+                                 posterior_params=posterior_params)
+        finally:
+            _GIVEN_DRAWS.reset(token)
+
+    def _reparameterized_iw_terms(self, x, k, seed, training, posterior_params, estimator):
+        """(terms, surrogate [B]) for "stl" and "dreg" (see the class docstring).
+
+        The draws z_i are made once along their path; the terms are then computed at the
+        stopped draws, where an inner tape gives g_i = d log w_i / dz_i (each layer's partial
+        derivative, the others held). The zero-valued surrogate's gradient is
+          sum_i w~_i (d/d(params) of log w_i at fixed z_i, q's density held fixed)
+          + sum_i c_i g_i . dz_i/d(params),
+        c_i = w~_i ("stl") or (1 - w) w~_i + w w~_i^2 ("dreg", Tucker et al. 2019, eq. 7 with
+        the tempered weights)."""
+        path = self._forward_draws(x, k, seed, training, posterior_params)
+        given = [tf.stop_gradient(z) for z in path]
+        rate_weight = self.beta * self.kl_warmup
+        with tf.GradientTape() as tape:
+            tape.watch(given)
+            terms = self._forward_at(x, k, given, training, posterior_params)
+            tempered = ((1.0 - rate_weight) * terms["log_likelihood"]
+                        + rate_weight * terms["log_weight"])
+        slopes = tape.gradient(tempered, given)  # (rows are independent: each its own g_i)
+        normalized = tf.stop_gradient(tf.nn.softmax(tempered, axis=0))  # w~ [k, B]
+        weights = normalized if estimator == "stl" else (
+            (1.0 - rate_weight) * normalized + rate_weight * tf.square(normalized))
+        k_b = tf.shape(tempered)
+        along_path = tf.add_n([tf.reshape(tf.reduce_sum(tf.stop_gradient(g) * z, -1), k_b)
+                               for g, z in zip(slopes, path)])
+        log_q = terms["log_q"]
+        explicit = tempered + rate_weight * (log_q - tf.stop_gradient(log_q))  # q's density held
+        surrogate = tf.reduce_sum(normalized * (explicit - tf.stop_gradient(explicit))
+                                  + weights * (along_path - tf.stop_gradient(along_path)), axis=0)
+        return terms, surrogate
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Minus the weighted mean objective, plus regularization losses (`y_pred`, what `call`
@@ -679,7 +824,7 @@ class BaseVAE(keras.Model):
         `prior_log_prob(z)` is given (a mixture, the harmonium's marginal: the Monte Carlo
         log q(z|x) - log p(z), as one term)."""
         latent = self.posterior_layer
-        z, point = latent.draw(q, seed, num_samples, training)  # [k, B, L]
+        z, point = self.draw_layer(latent, q, seed, num_samples, training)  # [k, B, L]
         log_likelihood = self.likelihood_layer.log_prob(self._decode_samples(z, training), x)
         if prior_log_prob is None:
             p = latent.standard_params(tf.shape(x)[0])
@@ -695,7 +840,7 @@ class BaseVAE(keras.Model):
             rate_per_unit = log_ratio[..., None]
         rows = tf.shape(log_likelihood)  # [k, B]
         layer = LayerTerms(
-            latent, q, z[0] if num_samples == 1 else None,
+            latent, q, z,
             rate_per_unit=tf.broadcast_to(rate_per_unit, tf.concat([rows, tf.shape(rate_per_unit)[-1:]], 0)),
             log_ratio=log_ratio, depends_on_draws=not closed_form)
         return self._accumulate_layers(x, log_likelihood, [layer], training)
@@ -728,13 +873,21 @@ class BaseVAE(keras.Model):
             log_weight=log_likelihood - tf.add_n([per_sample(layer.log_ratio) for layer in layers]),
             rate=tf.add_n(kls), penalized_rate=tf.add_n(penalized))
         scored = [layer for layer in layers if layer.latent.estimator == "score_function"]
+        if self.iw_gradient in ("stl", "dreg"):  # log q(z|x) at the draws, [k, B]
+            terms["log_q"] = tf.add_n([per_sample(layer.latent.log_prob(layer.q, layer.z))
+                                       for layer in layers])
+        if self.iw_gradient == "vimco" and scored:  # log q of the score-function layers' draws
+            terms["score_log_q"] = tf.add_n([
+                per_sample(layer.latent.log_prob(layer.q, tf.stop_gradient(layer.z)))
+                for layer in scored])
         if scored and log_likelihood.shape[0] == 1:
             signal = log_likelihood[0]
             dependent = [rate for rate, layer in zip(penalized, layers) if layer.depends_on_draws]
             if dependent:
                 signal -= self.beta * self.kl_warmup * tf.add_n(dependent)[0]
             terms["log_likelihood"] += tf.add_n([
-                layer.latent.score_function_term(x, layer.q, layer.z, signal, training)
+                layer.latent.score_function_term(x, layer.q, tf.reshape(layer.z, [-1, layer.latent.units]),
+                                                 signal, training)
                 for layer in scored])[None]
             terms["learning_signal"] = signal[None]
         return terms
@@ -762,7 +915,7 @@ class BaseVAE(keras.Model):
                                   else keras.saving.serialize_keras_object(self.likelihood_layer)),
                       likelihood_scale=self.likelihood_scale, analytic_kl=self.analytic_kl,
                       num_samples=self.num_samples, beta=self.beta, free_bits=self.free_bits,
-                      seed=self.seed)
+                      seed=self.seed, iw_gradient=self.iw_gradient)
         return config
 
 

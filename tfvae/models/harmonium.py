@@ -98,7 +98,7 @@ class HarmoniumVAE(BaseVAE):
         # q(z|x)'s natural parameters are W^T x + v: no projection
         self.posterior_layer = latents.Latent(latent_dim, "bernoulli", estimator, baseline,
                                               baseline_decay, project=False, name="posterior")
-        check_num_samples(self.posterior_layer, self.num_samples)
+        check_num_samples(self.posterior_layer, self.num_samples, self.iw_gradient)
 
     @classmethod
     def from_config(cls, config):

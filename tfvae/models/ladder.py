@@ -282,9 +282,9 @@ class _TopDownVAE(PriorPart, BaseVAE):
                        if closed_form else unit_ratio)
         return kl_per_unit, tf.reduce_sum(unit_ratio, -1), closed_form
 
-    def _draw(self, i, params, seed, training):
-        """(z, point) of layer i with its estimator (see `tfvae.latents.Latent.draw`)."""
-        return self.up_heads[i].draw(params, seed, training=training)
+    def _draw(self, i, params, seed, training, again=False):
+        """(z, point) of layer i with its estimator (see `BaseVAE.draw_layer`)."""
+        return self.draw_layer(self.up_heads[i], params, seed, training=training, again=again)
 
     def _assemble(self, x, k, z_bottom, layers, training):
         """The `_forward` terms from the bottom layer's draws (k * B rows) and every layer's
@@ -374,7 +374,7 @@ class LadderVAE(_TopDownVAE):
         self.up_blocks = self._make_up_blocks(up_blocks, "up_block")
         self.up_heads = [self.latent_layer(i, "evidence") for i in range(self.num_layers)]
         for head in self.up_heads:
-            check_num_samples(head, self.num_samples)
+            check_num_samples(head, self.num_samples, self.iw_gradient)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
@@ -431,7 +431,7 @@ class LadderVAE(_TopDownVAE):
                 # but no gradient reaches the parameters that produced v.
                 prior = self.conditional_prior(i, tf.stop_gradient(z_above), training)
                 q = self.up_heads[i].combine(evidence[i], prior)
-                _, point = self._draw(i, q, eps_seed, training)
+                _, point = self._draw(i, q, eps_seed, training, again=True)
             kl, _, _ = self._layer_terms(i, q, prior, point, self.analytic_kl, training)
             layers.insert(0, LayerTerms(self.up_heads[i], q_draw, z, kl, ratio,
                                         depends_on_draws=True))  # (p is conditioned on z_{i+1})
@@ -476,7 +476,7 @@ class HierarchicalVAE(_TopDownVAE):
         self.up_blocks = self._make_up_blocks(up_blocks, "posterior_block")
         self.up_heads = [self.latent_layer(i, "posterior") for i in range(self.num_layers)]
         for head in self.up_heads:
-            check_num_samples(head, self.num_samples)
+            check_num_samples(head, self.num_samples, self.iw_gradient)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)

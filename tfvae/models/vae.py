@@ -131,7 +131,7 @@ class VAE(PriorPart, BaseVAE):
                                            scale_activation=posterior_scale, min_scale=min_scale,
                                            temperature=temperature, name="posterior")
         latent_dim = latent_layer.units
-        check_num_samples(latent_layer, num_samples)
+        check_num_samples(latent_layer, num_samples, kwargs.get("iw_gradient", "plain"))
         if latent_layer.family.name != "gaussian" and prior != "standard_normal":
             raise ValueError(
                 f"{latent_layer.family.name.capitalize()} latents have their family's standard "
