@@ -22,6 +22,7 @@ import tfvae
 from tfvae import evaluation, objectives
 from test_layer_terms import X4, model_and_joint, score_function_gradient
 from test_maths_exact import f64, finite_difference_gradient, set_dense
+from testing import run_model_contract
 
 X = np.array([[1.0, 0.2]], np.float32)
 LOC, SCALE = np.array([0.3, -0.5]), np.array([0.6, 1.3])  # q(z|x), away from the posterior
@@ -291,3 +292,11 @@ def test_dreg_and_plain_have_the_same_mean_in_a_hierarchy(cls):
     same = z_scores("dreg", "plain")
     assert np.abs(same).max() < 5 and np.mean(same ** 2) < 2, np.round(same, 1)
     assert np.mean(z_scores("stl", "plain") ** 2) > 4  # (the comparison can tell a bias)
+
+
+def test_a_dreg_hierarchy_keeps_the_whole_contract_under_xla(tmp_path):
+    """Fit under XLA (the inner tape of DReG inside the compiled step), evaluate, log_prob,
+    sample, the .keras round trip and the served export (tests/testing.py)."""
+    run_model_contract(tfvae.HierarchicalVAE(input_shape=(12,), latent_dims=(4, 3), hidden=((8,), (8,)),
+                                             num_samples=4, iw_gradient="dreg", seed=0),
+                       tmp_path, jit_compile=True)

@@ -4,8 +4,6 @@ LadderVAE, round-trips `.keras` under safe_mode, exports, and serves in a proces
 TensorFlow alone."""
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -15,7 +13,8 @@ import tensorflow as tf
 
 import tfvae
 from helpers import assert_model_saving_round_trip, assert_served_like_keras
-from tfvae import export, likelihoods
+from testing import serve
+from tfvae import likelihoods
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 D = 12
@@ -64,22 +63,13 @@ def trained(tmp_path_factory):
     that cannot import tfvae, TFP or Keras."""
     x = _data()
     root = tmp_path_factory.mktemp("laplace")
-    models, histories, dirs, inputs = {}, {}, [], {}
-    for i, name in enumerate(sorted(MODELS)):
+    models, histories = {}, {}
+    for name in sorted(MODELS):
         model = models[name] = MODELS[name]()
         model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
         histories[name] = model.fit(x, batch_size=64, epochs=8, verbose=0).history["loss"]
-        dirs.append(export.export_saved_model(model, os.path.join(root, name, "serving")))
-        for signature in ("reconstruct", "encode", "log_prob"):
-            inputs[f"{i}/{signature}:3/x"] = x[:3]
-        inputs[f"{i}/decode:3/z"] = np.asarray(model.prior_sample(3, tf.constant([i, 7], tf.int32)))
-        inputs[f"{i}/sample:3/seed"] = np.array([5, 6, 5], np.int64)
-    np.savez(os.path.join(root, "inputs.npz"), **inputs)
-    result = subprocess.run([sys.executable, os.path.join(HERE, "serving_client.py"),
-                             os.path.join(root, "inputs.npz"), os.path.join(root, "outputs.npz"), *dirs],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return x, models, histories, inputs, dict(np.load(os.path.join(root, "outputs.npz")))
+    inputs, outputs = serve([models[name] for name in sorted(MODELS)], str(root))
+    return x, models, histories, inputs, outputs
 
 
 @pytest.mark.parametrize("index, name", list(enumerate(sorted(MODELS))))
