@@ -150,9 +150,9 @@ def test_evaluate_and_sample_refuse_a_model_of_another_width(mnist_arrays, wide_
 
 def test_train_refuses_a_model_of_another_width(mnist_arrays, tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["train", ZOO_CONFIG, "--out", str(out), "--set", "model.input_dim=64"] + TINY) == 2
+    assert cli.main(["train", ZOO_CONFIG, "--out", str(out), "--set", "model.input_shape=(64,)"] + TINY) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "model.input_dim=64" in err and "(784,)" in err
+    assert err.count("\n") == 1 and "(64,)" in err and "(784,)" in err
     assert not out.exists()
 
 

@@ -18,11 +18,28 @@ ZOO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "zoo", "configs", "va
 def test_zoo_config_is_the_iwae_architecture():
     config = tfvae_config.load(ZOO_CONFIG)
     model = config["model"]
-    assert (model["input_dim"], model["hidden"], model["latent_dim"]) == (784, (200, 200), 50)
+    assert (model["input_shape"], model["hidden"], model["latent_dim"]) == ((784,), (200, 200), 50)
     assert config["data"]["binarize"] == "dynamic" and config["data"]["batch_size"] == 100
     # the zoo recipe: 1000 epochs, learning rate 1e-3 decayed to 1e-3 * 0.997^1000 = 5e-5
     assert config["training"]["epochs"] == 1000 and config["optimizer"]["epsilon"] == 1e-4
     assert abs(1e-3 * config["optimizer"]["decay_per_epoch"] ** 1000 - 5e-5) < 1e-5
+
+
+def test_a_run_saved_with_input_dim_resumes_under_input_shape(tmp_path):
+    """The zoo's configs moved from the old spelling input_dim=784 to input_shape=(784,): a run
+    folder started with the old one is the same model, and resuming it is not refused; another
+    width is."""
+    from tfvae.app import train
+    config = tfvae_config.load(ZOO_CONFIG)
+    old = json.loads(json.dumps(config))
+    old["model"].pop("input_shape")
+    old["model"]["input_dim"] = 784
+    files.write_json(os.path.join(tmp_path, "config.json"), old)
+    train.check_same_model(config, str(tmp_path))  # no error
+    old["model"]["input_dim"] = 785
+    files.write_json(os.path.join(tmp_path, "config.json"), old)
+    with pytest.raises(tfvae_config.ConfigError, match="another model"):
+        train.check_same_model(config, str(tmp_path))
 
 
 def test_overrides_parse_literals():

@@ -166,7 +166,7 @@ def test_tfvae_train_and_evaluate_on_a_folder_of_images_with_a_conv_model(tmp_pa
                        "--set", f"data.name={photos}", "--set", "data.flatten=False",
                        "--set", "data.validation_size=8",
                        "--set", "data.batch_size=8", "--set", "data.test_batch_size=8",
-                       "--set", "model.input_dim=None", "--set", "model.architecture=conv",
+                       "--set", "model.input_shape=None", "--set", "model.architecture=conv",
                        "--set", "model.hidden=(4,)",
                        "--set", "model.latent_dim=2", "--set", "training.epochs=1",
                        "--set", "training.jit_compile=False", "--set", "evaluation.iwae_samples=0"])

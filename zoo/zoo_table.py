@@ -70,8 +70,14 @@ def reproduce_command(entry):
     used = leaves(entry["config"])
     same_model = model_config(entry["config"]) == model_config(tfvae_config.load(os.path.join(ROOT, config)))
     changed = [f"--set {key}={override_text(value)}" for key, value in sorted(used.items())
-               if not key.startswith("evaluation.") and current.get(key) != value
-               and not (same_model and key.startswith("model."))]
+               if not key.startswith(("evaluation.", "model.")) and current.get(key) != value]
+    if not same_model:  # every model argument that differs, defaults included (a new option)
+        def arguments(config):
+            return json.loads(json.dumps(tfvae_config.model_arguments(config), default=str))
+        was = arguments(entry["config"])
+        now = arguments(tfvae_config.load(os.path.join(ROOT, config)))
+        changed += [f"--set model.{key}={override_text(was.get(key))}" for key in sorted(was)
+                    if was.get(key) != now.get(key)]
     return f"`tfvae train {' '.join([config] + changed)}`"
 
 

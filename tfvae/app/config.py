@@ -177,6 +177,9 @@ def model_arguments(config):
         if klass.__name__ == "BaseVAE":
             break
     arguments.update(config["model"])
+    if arguments.get("input_dim") is not None and arguments.get("input_shape") is None:
+        # the old spelling: input_dim=D is input_shape=(D,)
+        arguments.update(input_shape=(arguments["input_dim"],), input_dim=None)
     return arguments
 
 

@@ -15,9 +15,9 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.utils import naming  # Keras' names of saved layers (`_restore_renamed_layers`)
 
-from tfvae import distributions, estimators, likelihoods, objectives, priors
+from tfvae import distributions, estimators, likelihoods, objectives
+from tfvae.models import legacy
 
 MAX_ENUMERATED_UNITS = 20  # binary latent layers up to this width can be summed over (2^m states)
 
@@ -893,20 +893,18 @@ class BaseVAE(keras.Model):
         return terms
 
     def load_own_variables(self, store):
-        """Keras' own, and files saved before the score function's state (`signal_mean`) moved
-        from the model into its latent layer: there it is the model's last own variable."""
-        _restore_renamed_layers(self, getattr(store, "h5_file", None))
-        own = self._trainable_variables + self._non_trainable_variables
-        if len(store.keys()) == len(own) + 1:
-            legacy = store[str(len(own))]
-            for latent in self.latent_layers():
-                if latent.signal_mean is not None:
-                    latent.signal_mean.assign(legacy)
-            store = {str(i): store[str(i)] for i in range(len(own))}
-        super().load_own_variables(store)
+        """Keras' own, after the files of earlier versions are read (`tfvae.models.legacy`)."""
+        super().load_own_variables(legacy.upgrade_own_variables(self, store))
         # A file saved during KL warm-up (a ModelCheckpoint) is the model, not the schedule:
         # loaded, it measures the whole objective (KLWarmup sets the weight again each epoch).
         self.kl_warmup.assign(1.0)
+
+    @classmethod
+    def from_config(cls, config):
+        """The model of a config, saved by this version or an earlier one (its old spellings
+        are translated by `tfvae.models.legacy.upgrade_config`)."""
+        target, config = legacy.upgrade_config(cls, config)
+        return cls(**config) if target is cls else target.from_config(config)
 
     def get_config(self):
         config = super().get_config()
@@ -948,8 +946,7 @@ def _matches(shape, expected):
 
 class PriorPart:
     """For models whose top latent layer has a prior part (`prior_layer`, `prior_kind`, see
-    `tfvae.priors.prior_part`): a VampPrior starts from training data, and configs saved before
-    a VampPrior's pseudo-inputs followed the data's range load as they were saved."""
+    `tfvae.priors.prior_part`): a VampPrior starts from training data."""
 
     @property
     def initialization_examples(self):
@@ -959,70 +956,6 @@ class PriorPart:
         if self.initialization_examples:
             self._ensure_built()
             self.prior_layer.initialize_from_data(x)
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if ("input_dim" in config and config.get("prior") == "vamp"
-                and config.get("likelihood") == "gaussian"):
-            # saved before pseudo-inputs followed the data's range: they were squashed to (0, 1)
-            units = (config["latent_dim"] if "latent_dim" in config
-                     else tuple(config["latent_dims"])[-1])
-            config["prior"] = priors.VampPrior(
-                units, config.get("prior_components", 500), input_shape=(config["input_dim"],),
-                pseudo_input_range=(0.0, 1.0), name="prior")
-        return cls(**config)
-
-
-# A latent layer's class before latent layers were `tfvae.latents.Latent`, by family.
-_LEGACY_LATENT_CLASSES = {"gaussian": "DiagonalGaussian", "bernoulli": "Bernoulli"}
-
-
-def _restore_renamed_layers(model, h5_file):
-    """Loads the latent layers of a .keras file saved before they were `Latent`s.
-
-    Keras stores a model's sublayers under `layers/<class name>_<n>` (n counting the layers of
-    that class, in the model's order): there a latent layer was a DiagonalGaussian or a
-    Bernoulli. Each such layer's projection is read from its old path, and its (empty) new
-    path is then skipped once; so is a learned baseline b(x), then the model's `baseline_net`."""
-    if h5_file is None:
-        return
-    from tfvae import latents  # (a library layer; imported here to keep base.py's imports flat)
-    new_names, old_names = {}, {}
-    for layer in model.layers:
-        cls = type(layer).__name__
-        new = _unique(naming.to_snake_case(cls), new_names)
-        if not isinstance(layer, latents.Latent):
-            _unique(naming.to_snake_case(cls), old_names)
-            continue
-        old = _unique(naming.to_snake_case(_LEGACY_LATENT_CLASSES.get(layer.family.name, cls)),
-                      old_names)
-        if new == old or f"layers/{new}" in h5_file or f"layers/{old}" not in h5_file:
-            continue
-        if layer.projection is not None:
-            _assign_saved(layer.projection, h5_file[f"layers/{old}/projection/vars"])
-        if layer.baseline_net is not None and "baseline_net/vars" in h5_file:
-            _assign_saved(layer.baseline_net, h5_file["baseline_net/vars"])
-
-
-def _assign_saved(layer, saved):
-    """The layer's weights from a saved group of vars; its next (empty) load is skipped."""
-    for i, variable in enumerate(layer.weights):
-        variable.assign(np.asarray(saved[str(i)]))
-    _skip_next_load(layer)
-
-
-def _unique(name, used):
-    """Keras' naming of a container's saveables: name, name_1, name_2, ..."""
-    used[name] = used.get(name, -1) + 1
-    return name if used[name] == 0 else f"{name}_{used[name]}"
-
-
-def _skip_next_load(layer):
-    """The layer's next `load_own_variables` (of an empty path) keeps its weights."""
-    def skip(store):
-        del layer.__dict__["load_own_variables"]
-    object.__setattr__(layer, "load_own_variables", skip)
 
 
 def _common(values, default):

@@ -15,7 +15,6 @@ The untied model of earlier versions (`HarmoniumVAE(tie_weights=False)`: free ne
 factorized prior) is `tfvae.VAE(latent="bernoulli")`; its saved configs load as that.
 """
 import math
-import warnings
 
 import keras
 import tensorflow as tf
@@ -23,13 +22,6 @@ import tensorflow as tf
 from tfvae import estimators, latents
 from tfvae.models.base import (MAX_ENUMERATED_UNITS, BaseVAE, check_num_samples, likelihood_part,
                                standardize_input_shape)
-
-# Arguments of the untied model that `VAE` takes under the same names.
-_UNTIED_TO_VAE = ("input_shape", "input_dim", "latent_dim", "latent", "hidden", "activation",
-                  "estimator", "baseline", "baseline_decay", "temperature", "likelihood",
-                  "likelihood_scale", "analytic_kl", "num_samples", "beta", "free_bits", "seed",
-                  "name", "trainable", "dtype")
-
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class HarmoniumVAE(BaseVAE):
@@ -82,8 +74,6 @@ class HarmoniumVAE(BaseVAE):
             raise ValueError("A tied Gaussian visible layer has unit variance (its natural "
                              f"parameter is the mean). Received: likelihood_scale={likelihood_scale!r}")
         likelihood_scale = 1.0 if likelihood == "gaussian" else None
-        for old in ("hidden", "activation", "temperature"):  # untied-only options of old configs
-            kwargs.pop(old, None)
         if kwargs.get("free_bits", 0.0):
             raise ValueError(
                 "HarmoniumVAE does not apply free bits: the harmonium's prior does not factorize "
@@ -99,21 +89,6 @@ class HarmoniumVAE(BaseVAE):
         self.posterior_layer = latents.Latent(latent_dim, "bernoulli", estimator, baseline,
                                               baseline_decay, project=False, name="posterior")
         check_num_samples(self.posterior_layer, self.num_samples, self.iw_gradient)
-
-    @classmethod
-    def from_config(cls, config):
-        if config.get("tie_weights", True):
-            return cls(**config)
-        # saved by earlier versions as HarmoniumVAE(tie_weights=False): a VAE
-        from tfvae.models.vae import VAE
-        vae = {"latent": "bernoulli",  # the harmonium's default, not the VAE's
-               **{k: v for k, v in config.items() if k in _UNTIED_TO_VAE}}
-        if vae["latent"] == "gaussian" and vae.get("estimator") == "score_function":
-            warnings.warn("This config's Gaussian latents were drawn with the score function, "
-                          "which tfvae no longer offers for Gaussian latents: it loads drawn "
-                          "pathwise (the same model; only the training gradient differs).")
-            vae["estimator"] = "pathwise"
-        return VAE.from_config(vae)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)

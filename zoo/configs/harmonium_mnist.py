@@ -17,7 +17,7 @@ def get_config():
     config["data"]["batch_size"] = 1000
     config["model"] = {
         "class_name": "HarmoniumVAE",
-        "input_dim": 784,
+        "input_shape": (784,),
         "latent_dim": 16,
         "tie_weights": True,
         "estimator": "straight_through",

@@ -19,7 +19,7 @@ def get_config():
     config["name"] = "hvae2_mnist"
     config["model"] = {
         "class_name": "HierarchicalVAE",
-        "input_dim": 784,
+        "input_shape": (784,),
         "latent_dims": (100, 50),
         "hidden": ((200, 200), (100, 100)),
         "activation": "tanh",

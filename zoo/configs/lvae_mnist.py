@@ -17,7 +17,7 @@ def get_config():
     config["name"] = "lvae_mnist"
     config["model"] = {
         "class_name": "LadderVAE",
-        "input_dim": 784,
+        "input_shape": (784,),
         "latent_dims": (64, 32, 16, 8, 4),
         "hidden": (512, 256, 128, 64, 32),
         "activation": "leaky_relu",

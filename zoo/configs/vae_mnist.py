@@ -15,7 +15,7 @@ def get_config():
         "data": {"name": "mnist", "binarize": "dynamic", "batch_size": 100},
         "model": {
             "class_name": "VAE",
-            "input_dim": 784,
+            "input_shape": (784,),
             "latent_dim": 50,
             "hidden": (200, 200),
             "activation": "tanh",
