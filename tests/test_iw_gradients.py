@@ -20,8 +20,8 @@ import tensorflow as tf
 
 import tfvae
 from tfvae import evaluation, objectives
-from test_layer_terms import X4, model_and_joint, score_function_gradient
-from test_maths_exact import f64, finite_difference_gradient, set_dense
+from test_layer_terms import X4, model_and_joint, random_weights, score_function_gradient
+from test_maths_exact import f64, finite_difference_gradient
 from testing import run_model_contract
 
 X = np.array([[1.0, 0.2]], np.float32)
@@ -202,20 +202,9 @@ def exact_iwae(joint):
 def test_vimco_gradient_is_the_enumerated_iwae_gradient(kind):
     """Binary latents, k = 2: the mean VIMCO gradient equals the finite-difference gradient of
     the IWAE bound summed over every pair of latent states."""
-    model, layers, joint = model_and_joint(kind, analytic_kl=True)
-    config = model.get_config()
-    config.update(num_samples=2, iw_gradient="vimco")
-    model = type(model).from_config(config)
-    model.build((None, 4))
-    layers = ([model.posterior_layer, model.likelihood_layer] if kind == "vae" else
-              list(model.up_heads) + [model.prior_heads[0], model.likelihood_layer])
-    rng = np.random.default_rng(3)
-    params = {}
-    for layer in layers:
-        params.update(set_dense(layer, rng))
-    names = [layer.name for layer in layers]
-    variables = [w for layer in layers for w in (layer.projection.kernel, layer.projection.bias)]
-    bound = exact_iwae(lambda p, x: joint(p, x, names))
+    model, layers, joint = model_and_joint(kind, analytic_kl=True, num_samples=2, iw_gradient="vimco")
+    params, joint, variables = random_weights(layers, joint)
+    bound = exact_iwae(joint)
     exact = np.concatenate([g.ravel() for g in finite_difference_gradient(lambda p: bound(p, f64(X4)), params)])
     value = np.mean([float(tf.reduce_mean(model.loss_terms(np.tile(X4, (400, 1)), seed=s)["objective"]))
                      for s in range(5)])

@@ -82,8 +82,10 @@ def exact_elbo(joint):
     return elbo
 
 
-def model_and_joint(kind, analytic_kl):
-    options = dict(estimator="score_function", baseline="none", analytic_kl=analytic_kl, seed=0)
+def model_and_joint(kind, analytic_kl, **more):
+    """(model, its layers with weights, its numpy joint) of a small binary model of `kind`
+    drawn with the score function; `more`: other model options (num_samples, iw_gradient)."""
+    options = dict(estimator="score_function", baseline="none", analytic_kl=analytic_kl, seed=0, **more)
     if kind == "vae":
         model = tfvae.VAE(input_shape=(4,), latent_dim=3, latent="bernoulli", hidden=(), **options)
         model.build((None, 4))
@@ -95,6 +97,18 @@ def model_and_joint(kind, analytic_kl):
     model.build((None, 4))
     layers = list(model.up_heads) + [model.prior_heads[0], model.likelihood_layer]
     return model, layers, ladder_joint if kind == "ladder" else hierarchical_joint
+
+
+def random_weights(layers, joint):
+    """Random O(1) weights for every layer's projection: (their values by name, the joint at
+    those names, the variables)."""
+    rng = np.random.default_rng(3)
+    params = {}
+    for layer in layers:
+        params.update(set_dense(layer, rng))
+    names = [layer.name for layer in layers]
+    variables = [w for layer in layers for w in (layer.projection.kernel, layer.projection.bias)]
+    return params, (lambda p, x: joint(p, x, names)), variables
 
 
 def score_function_gradient(model, variables, x, chunks=40, copies=400, num_samples=1):
@@ -114,13 +128,8 @@ def score_function_gradient(model, variables, x, chunks=40, copies=400, num_samp
                                                ("ladder", False), ("hierarchical", True)])
 def test_score_function_gradient_is_the_enumerated_elbo_gradient(kind, analytic_kl):
     model, layers, joint = model_and_joint(kind, analytic_kl)
-    rng = np.random.default_rng(3)
-    params = {}
-    for layer in layers:
-        params.update(set_dense(layer, rng))
-    names = [layer.name for layer in layers]
-    variables = [w for layer in layers for w in (layer.projection.kernel, layer.projection.bias)]
-    elbo = exact_elbo(lambda p, x: joint(p, x, names))
+    params, joint, variables = random_weights(layers, joint)
+    elbo = exact_elbo(joint)
     exact = np.concatenate([g.ravel() for g in finite_difference_gradient(lambda p: elbo(p, f64(X4)), params)])
     # the objective's value is the sampled ELBO: its mean over draws is the enumerated one
     value = np.mean([float(tf.reduce_mean(model.loss_terms(np.tile(X4, (400, 1)), 1, seed=s)["elbo"]))

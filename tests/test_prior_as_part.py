@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import tfvae
 from helpers import assert_model_saving_round_trip, assert_served_like_keras
-from testing import serve
+from testing import fit_and_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 D = 12
@@ -55,12 +55,7 @@ MODELS = {
 def trained_with_prior(tmp_path_factory):
     x = _data()
     root = tmp_path_factory.mktemp("logistic")
-    models, histories = {}, {}
-    for name in sorted(MODELS):
-        model = models[name] = MODELS[name]()
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
-        histories[name] = model.fit(x, batch_size=64, epochs=8, verbose=0).history["loss"]
-    inputs, outputs = serve([models[name] for name in sorted(MODELS)], str(root))
+    models, histories, inputs, outputs = fit_and_serve(MODELS, x, root)
     return x, models, histories, inputs, outputs
 
 

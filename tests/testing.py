@@ -153,6 +153,18 @@ def serve(models, root):
     return inputs, dict(np.load(os.path.join(root, "outputs.npz")))
 
 
+def fit_and_serve(makers, x, root, epochs=8):
+    """Each model of `makers` (name -> constructor, in sorted order) trained briefly on x, then
+    all served by one TensorFlow-only process: (models, loss histories, inputs, outputs)."""
+    models, histories = {}, {}
+    for name in sorted(makers):
+        model = models[name] = makers[name]()
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+        histories[name] = model.fit(x, batch_size=64, epochs=epochs, verbose=0).history["loss"]
+    inputs, outputs = serve([models[name] for name in sorted(makers)], str(root))
+    return models, histories, inputs, outputs
+
+
 def assert_serves_like_keras(model, inputs, outputs, index):
     """The served signatures of model `index` answer what the Keras model computes: every
     signature at float32 tolerance, the ELBO at the same seed, log_prob within Monte Carlo error
