@@ -141,8 +141,10 @@ def serve(models, root):
     inputs, dirs = {}, []
     for i, model in enumerate(models):
         dirs.append(export.export_saved_model(model, os.path.join(root, f"model_{i}", "serving")))
+        x = data(model, 3)  # (uint8 images as clients send them, for an 8-bit likelihood)
+        x = x.astype(np.uint8) if model.likelihood.accepts_integers else x
         for signature in ("reconstruct", "encode", "log_prob"):
-            inputs[f"{i}/{signature}:3/x"] = data(model, 3)
+            inputs[f"{i}/{signature}:3/x"] = x
         inputs[f"{i}/decode:3/z"] = np.asarray(model.prior_sample(3, tf.constant([i, 7], tf.int32)))
         inputs[f"{i}/sample:3/seed"] = np.array([5, 6, 5], np.int64)
     np.savez(os.path.join(root, "inputs.npz"), **inputs)
@@ -178,11 +180,20 @@ def assert_serves_like_keras(model, inputs, outputs, index):
     others = np.stack([model.log_prob(x, 100, seed=s) for s in range(10, 14)])
     spread = np.abs(outputs[f"{index}/log_prob:3/log_prob"] - others.mean(0)) / (others.std(0) + 0.1)
     assert np.median(spread) < 6
-    samples = outputs[f"{index}/sample:3/x"]
-    assert samples.shape == (3,) + model.input_shape
-    np.testing.assert_allclose(samples[0], samples[2])        # the same seed, the same sample
-    assert np.abs(samples[0] - samples[1]).max() > 1e-4       # another seed, another sample
-    assert_float32_close(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], "sample")
+    if model.likelihood.accepts_integers:  # 8-bit: uint8 images, round(mean), and the mean
+        mean = outputs[f"{index}/sample:3/x_mean"]
+        for signature, means in (("sample", mean), ("reconstruct", outputs[f"{index}/reconstruct:3/x_mean"])):
+            image = outputs[f"{index}/{signature}:3/x"]
+            assert image.dtype == np.uint8
+            assert np.abs(image.astype(np.float64) - np.clip(means, 0, 255)).max() <= 0.5 + 1e-3
+        bits = -outputs[f"{index}/log_prob:3/log_prob"] / (model.input_dim * np.log(2.0))
+        np.testing.assert_allclose(outputs[f"{index}/log_prob:3/bits_per_dim"], bits, rtol=1e-5)
+    else:
+        mean = outputs[f"{index}/sample:3/x"]
+    assert mean.shape == (3,) + model.input_shape and mean.dtype == np.float32
+    np.testing.assert_allclose(mean[0], mean[2])              # the same seed, the same sample
+    assert np.abs(mean[0] - mean[1]).max() > 1e-4             # another seed, another sample
+    assert_float32_close(mean[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], "sample")
 
 
 def run_model_contract(model, tmp_path, jit_compile=False):

@@ -7,10 +7,10 @@ Signatures (inputs and outputs by name; the batch size is dynamic):
 
 | signature | input | outputs |
 |---|---|---|
-| `reconstruct`, `serving_default` | `x` float32 [batch, *input_shape] | `x_mean` [batch, *input_shape] |
+| `reconstruct`, `serving_default` | `x` float32 [batch, *input_shape] (uint8 for an 8-bit likelihood) | `x_mean` float32 [batch, *input_shape]; for an 8-bit likelihood also `x`, the uint8 image round(x_mean) |
 | `encode` | `x` | the posterior's parameters: `loc`, `scale` (Gaussian), `logits`, `probs` (binary); `loc_0`, `scale_0`, ... per layer for hierarchical models |
 | `decode` | `z` float32 [batch, L] (the top layer's L for hierarchical models) | the likelihood's parameters: `logits`, `probs` (Bernoulli) or `loc`, `scale` (Gaussian) |
-| `sample` | `seed` int64 [batch] | `x` [batch, *input_shape]: E[x given z], z drawn from the prior with that seed (stateless) |
+| `sample` | `seed` int64 [batch] | `x` [batch, *input_shape]: E[x given z], z drawn from the prior with that seed (stateless); for an 8-bit likelihood `x` is the uint8 image round(E[x given z]) and `x_mean` the float32 mean |
 | `log_prob` | `x` | `log_prob` (IWAE estimate with k fixed at export) and `elbo`, [batch]; for discrete data (binary, 8-bit) also `bits_per_dim`, -log_prob / (D ln 2) |
 """
 import math
@@ -32,12 +32,16 @@ def serving_functions(model, log_prob_samples=100):
     """{signature name: (function, input spec)} for every signature of the serving contract."""
     # The width is left open in the spec and checked in the graph, so a request of the wrong
     # width gets a message naming the expected shape instead of a failed matrix product.
-    x_spec = tf.TensorSpec([None] * (1 + len(model.input_shape)), tf.float32, name="x")
+    # An 8-bit likelihood's export takes and gives images as clients have them: uint8.
+    eight_bit = model.likelihood.accepts_integers
+    x_spec = tf.TensorSpec([None] * (1 + len(model.input_shape)), tf.uint8 if eight_bit else tf.float32,
+                           name="x")
     z_spec = tf.TensorSpec([None] * (1 + len(model.latent_shape)), tf.float32, name="z")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
 
     def reconstruct(x):
-        return {"x_mean": model.reconstruct(checked(x, "x", model.input_shape))}
+        mean = model.reconstruct(checked(x, "x", model.input_shape))
+        return {"x_mean": mean, "x": as_image(mean)} if eight_bit else {"x_mean": mean}
 
     def encode(x):
         return dict(model.encode(checked(x, "x", model.input_shape)))
@@ -48,7 +52,8 @@ def serving_functions(model, log_prob_samples=100):
     def sample(seed):
         def one(s):  # one reproducible draw per seed, whatever else is in the batch
             return model.sample(1, seed=tf.stack([s, tf.zeros_like(s)]))[0]
-        return {"x": tf.map_fn(one, seed, fn_output_signature=tf.float32)}
+        mean = tf.map_fn(one, seed, fn_output_signature=tf.float32)
+        return {"x": as_image(mean), "x_mean": mean} if eight_bit else {"x": mean}
 
     def log_prob(x):
         x = checked(x, "x", model.input_shape)
@@ -64,6 +69,11 @@ def serving_functions(model, log_prob_samples=100):
             "log_prob": (log_prob, x_spec)}
 
 
+def as_image(mean):
+    """An 8-bit image, uint8, from a mean in [0, 255]: round(mean), clipped."""
+    return tf.cast(tf.clip_by_value(tf.round(mean), 0.0, 255.0), tf.uint8)
+
+
 def checked(tensor, name, shape):
     """`tensor` with its static shape set to [batch, *shape], after a run-time check that
     fails with "[input x must have shape [batch, 784] (float32); received shape:] [2 785]"."""
@@ -71,8 +81,8 @@ def checked(tensor, name, shape):
     ok = tf.logical_and(tf.equal(tf.rank(tensor), 1 + len(shape)),
                         tf.reduce_all(tf.equal(tf.shape(tensor)[1:], shape)))
     expected = ", ".join(["batch"] + [str(d) for d in shape])
-    check = tf.debugging.Assert(ok, [f"input {name} must have shape [{expected}] (float32); "
-                                     "received shape:", tf.shape(tensor)])
+    check = tf.debugging.Assert(ok, [f"input {name} must have shape [{expected}] "
+                                     f"({tensor.dtype.name}); received shape:", tf.shape(tensor)])
     with tf.control_dependencies([check]):
         return tf.ensure_shape(tf.identity(tensor), (None,) + shape)
 
@@ -127,11 +137,11 @@ def write_warmup_requests(export_dir, model, name):
     which TF Serving replays before it serves a new version."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    inputs = {"reconstruct": ("x", tf.zeros((1,) + model.input_shape)),
-              "encode": ("x", tf.zeros((1,) + model.input_shape)),
+    x = tf.zeros((1,) + model.input_shape, tf.uint8 if model.likelihood.accepts_integers else tf.float32)
+    inputs = {"reconstruct": ("x", x), "encode": ("x", x),
               "decode": ("z", tf.zeros((1,) + model.latent_shape)),
               "sample": ("seed", tf.zeros([1], tf.int64)),
-              "log_prob": ("x", tf.zeros((1,) + model.input_shape))}
+              "log_prob": ("x", x)}
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
