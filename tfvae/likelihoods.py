@@ -81,6 +81,7 @@ class Likelihood(distributions.DistributionLayer):
 
     def __init__(self, event_shape=None, project=True, event_size=None, **kwargs):
         kwargs.setdefault("name", "likelihood")
+        self.scale_network_input = bool(kwargs.pop("scale_network_input", True))
         keras.layers.Layer.__init__(self, **kwargs)
         self.project = project
         self.event_shape = None
@@ -151,6 +152,11 @@ class Likelihood(distributions.DistributionLayer):
         """Graph assertions over a batch x read from a dataset (`what` names the data, `fix`
         ends the message): the dataset counterpart of `invalid_values`."""
         return []
+
+    def network_input(self, x):
+        """x as the networks read it (every model's encoder, bottom-up pass, a VampPrior's
+        pseudo-inputs): x itself here; an 8-bit likelihood's values are scaled to [-1, 1]."""
+        return x
 
     def input_hint(self, dtype):
         """How to convert integer inputs of `dtype` for this likelihood (an error's end)."""
@@ -386,6 +392,24 @@ class EightBit:
     accepts_integers = True
     discrete = True
     data_range = (0.0, 255.0)
+
+    def network_input(self, x):
+        """x / 127.5 - 1 in [-1, 1] (`scale_network_input=True`, the default), so that a
+        network's first layer sees values of order 1 (raw 0..255 inputs make a LadderVAE's
+        first KL about 1e9 nats); parts saved before this option read x as it is."""
+        return x / 127.5 - 1.0 if self.scale_network_input else x
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "project" in config:  # a saved part (get_config writes `project`) from before the
+            config.setdefault("scale_network_input", False)  # option read x as it is
+        return cls(**config)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale_network_input=self.scale_network_input)
+        return config
 
     def invalid_values(self, x):
         return ((x < 0) | (x > 255) | (x != np.round(x)),

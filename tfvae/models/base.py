@@ -928,7 +928,13 @@ def _part_shapes(layer):
     built = getattr(layer, "_build_shapes_dict", None) or {}  # (Keras records build shapes)
     if len(built) != 1:
         return "?"
-    input_shape = tuple(next(iter(built.values())))
+    input_shape = next(iter(built.values()))
+    if input_shape is None:  # a functional model records no build shape: its keras.Input's
+        declared = declared_input_shape(layer)
+        if declared is None:
+            return "?"
+        input_shape = (None,) + declared
+    input_shape = tuple(input_shape)
     try:
         output_shape = tuple(layer.compute_output_shape(input_shape))
     except Exception:  # noqa: BLE001  (a layer without shape inference)

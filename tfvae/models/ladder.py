@@ -16,12 +16,15 @@ its estimator) and every network a block: your own Keras layers or models (`up_b
 import keras
 import tensorflow as tf
 
-from tfvae import estimators, families, latents, priors
+from tfvae import estimators, families, latents, networks, priors
 from tfvae.models.base import (BaseVAE, LayerTerms, PriorPart, build_network, check_num_samples,
                                decoder_gives_parameters, likelihood_part, network_part,
                                output_shape, standardize_input_shape)
 
 CONDITIONAL_KL_GRADIENTS = ("full", "stop")
+# "mlp": Dense blocks from `hidden`; "residual": for images (H, W, C), the first bottom-up block
+# and the decoder are `tfvae.networks`' residual conv codecs with hidden[0] as the scales' widths
+ARCHITECTURES = ("mlp", "residual")
 
 
 def block(units, activation, batch_norm, name, flatten=False):
@@ -82,8 +85,15 @@ class _TopDownVAE(PriorPart, BaseVAE):
                  prior="standard_normal", prior_components=500, input_dim=None, estimator=None,
                  baseline="moving_average", baseline_decay=0.99, temperature=0.5,
                  up_blocks=None, prior_blocks=None, decoder=None, likelihood="bernoulli",
-                 likelihood_scale=None, **kwargs):
+                 likelihood_scale=None, architecture="mlp", **kwargs):
         input_shape = standardize_input_shape(input_shape, input_dim)
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}. "
+                             f"Received: architecture={architecture!r}")
+        if architecture == "residual" and len(input_shape) != 3:
+            raise ValueError("architecture='residual' is for images (H, W, C): the first block and "
+                             "the decoder are tfvae.networks' residual conv codecs. Received: "
+                             f"input_shape={input_shape}")
         latent_dims = tuple(latent_dims)
         if not latent_dims or not all(isinstance(d, int) and d > 0 for d in latent_dims):
             raise ValueError(f"latent_dims must be positive integers, bottom layer first. "
@@ -117,11 +127,12 @@ class _TopDownVAE(PriorPart, BaseVAE):
                               (("up_blocks", up_blocks), ("prior_blocks", prior_blocks),
                                ("decoder", decoder))}
         part = likelihood_part(likelihood, likelihood_scale)
+        self.architecture = architecture
         if decoder is not None:  # the likelihood's parameters when it outputs their shape
             decoder = network_part(decoder, "decoder")
             parameters_out = decoder_gives_parameters(decoder, latent_dims[0], input_shape, part)
         else:
-            parameters_out = False
+            parameters_out = architecture == "residual"  # (its last conv gives them per pixel)
         self.likelihood_layer = part.bind(input_shape, project=not parameters_out)
         # Tuples throughout, so the config survives the JSON of a .keras file unchanged.
         self.hidden = tuple(h if isinstance(h, int) else tuple(h) for h in hidden)
@@ -155,8 +166,14 @@ class _TopDownVAE(PriorPart, BaseVAE):
                                        f"prior_block_{i}") for i in range(len(latent_dims) - 1)]
         self.prior_heads = [self.latent_layer(i, "prior", draws=False)
                             for i in range(len(latent_dims) - 1)]
-        self.decoder = decoder if decoder is not None else block(
-            tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
+        if decoder is not None:
+            self.decoder = decoder
+        elif architecture == "residual":  # p(x | z_0): widths[0] are the scales' channels
+            self.decoder = networks.residual_decoder(
+                latent_dims[0], input_shape, part.params_shape(input_shape)[-1],
+                tuple(reversed(self.widths[0])), activation=activation, name="decoder")
+        else:
+            self.decoder = block(tuple(reversed(self.widths[0])), activation, batch_norm, "decoder")
 
     @staticmethod
     def _layer_estimators(estimator, latent_families):
@@ -193,9 +210,13 @@ class _TopDownVAE(PriorPart, BaseVAE):
         """The blocks of the bottom-up pass: the user's, or Dense blocks of `widths`."""
         if up_blocks is not None:
             return _blocks(up_blocks, self.num_layers, "up_blocks")
-        return [block(w, self.activation, self.batch_norm, f"{prefix}_{i}",
-                      flatten=i == 0 and len(self.input_shape) > 1)
-                for i, w in enumerate(_widths(self.hidden, self.num_layers))]
+        blocks = [block(w, self.activation, self.batch_norm, f"{prefix}_{i}",
+                        flatten=i == 0 and len(self.input_shape) > 1)
+                  for i, w in enumerate(_widths(self.hidden, self.num_layers))]
+        if self.architecture == "residual":  # x -> features: the residual conv encoder
+            blocks[0] = networks.residual_encoder(self.input_shape, self.widths[0],
+                                                  activation=self.activation, name=f"{prefix}_0")
+        return blocks
 
     @property
     def num_layers(self):
@@ -304,6 +325,7 @@ class _TopDownVAE(PriorPart, BaseVAE):
             else:
                 config[name] = None
         config.update(latent_dims=self.latent_dims, hidden=self.hidden, activation=self.activation,
+                      architecture=self.architecture,
                       batch_norm=self.batch_norm, posterior_scale=self.posterior_scale,
                       min_scale=self.min_scale, latent_families=self.latent_families,
                       estimator=self.estimators, baseline=self._latent_options["baseline"],
@@ -350,6 +372,9 @@ class LadderVAE(_TopDownVAE):
             (`temperature`); Gaussian layers are drawn pathwise.
         up_blocks: your own bottom-up blocks, one Keras layer or model per layer (the first
             takes x of `input_shape`, any rank); None builds Dense blocks from `hidden`.
+        architecture: "mlp", or "residual" for images (H, W, C): the first bottom-up block and
+            the decoder are `tfvae.networks`' residual conv encoder and decoder, hidden[0] the
+            channels of their scales (the decoder gives the likelihood's parameters per pixel).
         prior_blocks: your own blocks z_{i+1} -> features of p(z_i | z_{i+1}), one per layer
             but the top; decoder: z_0 -> features of p(x | z_0) (its output is the
             likelihood's parameters when it has the data's shape).
@@ -392,7 +417,7 @@ class LadderVAE(_TopDownVAE):
 
     def evidence(self, x, training=False):
         """The bottom-up pass: per layer the parameters of the likelihood-like evidence."""
-        d, evidence = x, []
+        d, evidence = self.likelihood.network_input(x), []
         for up_block, head in zip(self.up_blocks, self.up_heads):
             d = up_block(d, training=training)
             evidence.append(head(d))
@@ -498,6 +523,7 @@ class HierarchicalVAE(_TopDownVAE):
 
     def posterior_step(self, i, below, training=False):
         """Parameters of q(z_i | z_{i-1}) (of q(z_0 | x) for i = 0)."""
+        below = self.likelihood.network_input(below) if i == 0 else below
         return self.up_heads[i](self.up_blocks[i](below, training=training))
 
     def encode_layers(self, x, training=False):

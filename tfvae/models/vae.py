@@ -250,7 +250,8 @@ class VAE(PriorPart, BaseVAE):
     def encode(self, x, training=False):
         """q(z|x)'s parameters: {"loc", "scale"} (Gaussian) or {"logits", "probs"} (Bernoulli),
         each [batch, latent_dim]."""
-        return self.posterior_layer(self.encoder(self._check_input(x), training=training))
+        x = self.likelihood.network_input(self._check_input(x))
+        return self.posterior_layer(self.encoder(x, training=training))
 
     def posterior(self, x):
         """q(z|x) as a `tfd.Distribution` with batch shape [batch], event shape [latent_dim]."""

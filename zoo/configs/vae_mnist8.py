@@ -20,7 +20,10 @@ def get_config():
             "architecture": "residual",
             "hidden": (32, 64),
             "activation": "swish",
-            "likelihood": "discretized_logistic",
+            # its networks read the values 0..255 as they are: the run started before 8-bit
+            # likelihoods scaled the networks' input to [-1, 1] (scale_network_input)
+            "likelihood": {"class_name": "tfvae>DiscretizedLogisticMixture",
+                           "config": {"scale_network_input": False}},
         },
         "optimizer": {"learning_rate": 1e-3, "decay_per_epoch": 0.99, "clipnorm": 100.0},
         "training": {"epochs": 200},
