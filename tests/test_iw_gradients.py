@@ -283,6 +283,7 @@ def test_dreg_and_plain_have_the_same_mean_in_a_hierarchy(cls):
     assert np.mean(z_scores("stl", "plain") ** 2) > 4  # (the comparison can tell a bias)
 
 
+@pytest.mark.slow  # (20 s; the default run fits and serves ladder_dreg in tests/test_contract.py)
 def test_a_dreg_hierarchy_keeps_the_whole_contract_under_xla(tmp_path):
     """Fit under XLA (the inner tape of DReG inside the compiled step), evaluate, log_prob,
     sample, the .keras round trip and the served export (tests/testing.py)."""
