@@ -100,6 +100,7 @@ def test_a_file_that_is_no_model_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("tfvae sample: ") and str(notes) in err
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_a_log_file_gets_one_line_per_epoch(mnist_arrays, tmp_path, capsys):
     """Without --verbose and with stdout not a terminal (here pytest's capture), no progress bar
     redraws: no carriage returns, backspaces or escape codes, one line per epoch."""
@@ -111,6 +112,7 @@ def test_a_log_file_gets_one_line_per_epoch(mnist_arrays, tmp_path, capsys):
     assert len([line for line in printed.splitlines() if " - loss: " in line]) == 2
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_a_changed_model_in_the_same_out_is_refused_naming_the_keys(mnist_arrays, tmp_path, capsys):
     out = tmp_path / "run"
     common = ["train", ZOO_CONFIG, "--out", str(out), "--verbose", "0", "--set", "training.epochs=1"]

@@ -82,6 +82,7 @@ def test_bad_model_value_is_a_config_error():
         tfvae_config.build_model(config)
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_tfvae_train_end_to_end(mnist_arrays, tmp_path, capsys):
     out = tmp_path / "run"
     status = cli.main(["train", ZOO_CONFIG, "--out", str(out), "--verbose", "0",

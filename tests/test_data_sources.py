@@ -151,6 +151,7 @@ def test_a_tensorflow_datasets_image_dataset_keeps_its_shape():
     assert y.shape == (12,) and y.max() < 10
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_tfvae_train_and_evaluate_on_a_folder_of_images_with_a_conv_model(tmp_path, capsys):
     """A folder without a test split: trained with a validation split, which `tfvae evaluate`
     then measures (a run's data without a test split used to be unmeasurable)."""

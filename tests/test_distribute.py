@@ -12,9 +12,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 CLIENT = os.path.join(os.path.dirname(__file__), "distribute_client.py")
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_mirrored_strategy_matches_single_device():
     command = [sys.executable, CLIENT, "--steps", "4"]  # no --jit: see distribute_client.py
     result = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -168,6 +168,7 @@ export.export_saved_model(model, sys.argv[1])
 """
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_an_interrupted_export_leaves_no_version_a_server_would_load(tmp_path):
     base = tmp_path / "serving"
     process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(base)],

@@ -62,6 +62,7 @@ def test_a_tfds_source_trains_and_validates_on_its_training_data(tmp_path):
     assert train_lib.splits(config) == ("validation", "test")
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_an_mnist_run_validates_on_training_data_and_names_the_split_it_measured(mnist_arrays, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", ZOO_CONFIG, "--out", str(out), "--set", "training.epochs=1",
@@ -84,6 +85,7 @@ def test_an_mnist_run_validates_on_training_data_and_names_the_split_it_measured
 
 
 # -- a rerun keeps the run's history -------------------------------------------------------------
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_a_rerun_with_another_learning_rate_keeps_both_starts(mnist_arrays, tmp_path):
     out = tmp_path / "run"
     common = ["train", ZOO_CONFIG, "--out", str(out)] + TINY

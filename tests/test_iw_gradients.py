@@ -81,7 +81,7 @@ def test_each_estimators_mean_is_its_numpy_expectation(iw_gradient):
     k = 10
     model = linear_gaussian(LOC, SCALE, k, iw_gradient)
     expected = numpy_expected_gradients(LOC, SCALE, X[0].astype(np.float64), k)
-    mean, stderr, _ = model_gradient(model, iw_gradient, k, num_draws=1000)
+    mean, stderr, _ = model_gradient(model, iw_gradient, k, num_draws=600)
     want, want_err = expected[iw_gradient]
     z = (mean - want) / np.sqrt(stderr ** 2 + want_err ** 2)
     assert np.abs(z).max() < 4.5, (iw_gradient, mean, want)
@@ -96,7 +96,7 @@ def test_at_k_1_the_gradient_in_the_loc_is_the_closed_form_x_minus_2m():
     """k = 1: d/dm E_q[log w] = x - 2m for every estimator (the ELBO's gradient)."""
     for iw_gradient in ("plain", "stl", "dreg"):
         model = linear_gaussian(LOC, SCALE, 1, iw_gradient)
-        mean, stderr, _ = model_gradient(model, iw_gradient, 1, num_draws=1000)
+        mean, stderr, _ = model_gradient(model, iw_gradient, 1, num_draws=500)
         want = X[0] - 2 * LOC
         assert np.all(np.abs(mean[:2] - want) < 4.5 * stderr[:2] + 1e-4), (iw_gradient, mean[:2], want)
 
@@ -270,7 +270,7 @@ def test_dreg_and_plain_have_the_same_mean_in_a_hierarchy(cls):
     x = np.array([[0.9, 0.1, 0.8, 0.3], [0.2, 0.7, 0.1, 0.9]], np.float32)
     results = {name: evaluation.gradient_variance(model, x, num_draws=draws, iw_gradient=name,
                                                    weights=model.trainable_weights)
-               for name, draws in (("plain", 2000), ("dreg", 400), ("stl", 400))}
+               for name, draws in (("plain", 1200), ("dreg", 300), ("stl", 300))}
 
     def z_scores(a, b):
         se = np.sqrt(results[a]["variance"] / results[a]["num_draws"]

@@ -24,6 +24,7 @@ def test_the_pair_fits_any_image_shape_and_gives_the_parameters(image_shape, lik
     assert model.input_shape == image_shape and not model.likelihood.project  # no projection
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_a_residual_vae_trains_on_8_bit_images_and_round_trips(mnist_arrays, tmp_path):
     x = mnist_arrays[0][:128].reshape(-1, 28, 28, 1)
     part = likelihoods.get("discretized_logistic", num_components=2)

@@ -24,6 +24,7 @@ def _digests(folder):
             for d, _, names in os.walk(folder) for f in names}
 
 
+@pytest.mark.slow  # (7-21 s of a full run: the slow step of .ci/run keeps it in CI)
 def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_epoch(mnist_arrays, tmp_path,
                                                                              capsys):
     out = tmp_path / "run"
