@@ -19,12 +19,6 @@ import sys
 import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One thread per pytest-xdist worker (and per process a test starts: they inherit it): with
-    # TensorFlow's default of one per core, two workers on two cores oversubscribe them
-    # (measured: 121 s against 105 s for the contract, VAE and ladder tests).
-    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -75,6 +75,7 @@ def test_the_saved_file_reloads_with_identical_outputs(ran, tmp_path):
                                   ns["mlp_vae"].reconstruct(ns["features"][:8]))
 
 
+@pytest.mark.slow  # (trains, exports and serves in a TensorFlow-only process: the slow step)
 def test_the_exports_serve_in_a_tensorflow_only_process(ran, tmp_path):
     ns, folder = ran
     models = [ns["conv_vae"], ns["mlp_vae"], ns["ladder"]]

@@ -125,7 +125,8 @@ def served_half1(tmp_path_factory):
 
 
 @pytest.mark.parametrize("half, index, name", [
-    pytest.param(half, index, name, marks=pytest.mark.xdist_group(f"contract_export_{half}"),
+    pytest.param(half, index, name, marks=[pytest.mark.xdist_group(f"contract_export_{half}"),
+                                           pytest.mark.slow],  # (76 s: the slow step)
                  id=f"{index}-{name}")
     for half, names in enumerate(HALVES) for index, name in enumerate(names)])
 def test_the_export_serves_what_the_keras_model_computes(request, half, index, name):

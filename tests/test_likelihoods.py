@@ -67,6 +67,7 @@ def trained(tmp_path_factory):
     return x, models, histories, inputs, outputs
 
 
+@pytest.mark.slow  # (trains, exports and serves in a TensorFlow-only process: the slow step)
 @pytest.mark.parametrize("index, name", list(enumerate(sorted(MODELS))))
 def test_a_users_own_likelihood_trains_saves_exports_and_serves(trained, index, name, tmp_path):
     x, models, histories, inputs, outputs = trained

@@ -59,6 +59,7 @@ def trained_with_prior(tmp_path_factory):
     return x, models, histories, inputs, outputs
 
 
+@pytest.mark.slow  # (trains, exports and serves in a TensorFlow-only process: the slow step)
 @pytest.mark.parametrize("index, name", list(enumerate(sorted(MODELS))))
 def test_a_users_own_prior_trains_saves_exports_and_serves(trained_with_prior, index, name, tmp_path):
     x, models, histories, inputs, outputs = trained_with_prior
