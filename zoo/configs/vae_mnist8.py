@@ -26,6 +26,6 @@ def get_config():
                            "config": {"scale_network_input": False}},
         },
         "optimizer": {"learning_rate": 1e-3, "decay_per_epoch": 0.99, "clipnorm": 100.0},
-        "training": {"epochs": 200},
+        "training": {"epochs": 75},
         "evaluation": {"iwae_samples": 1000},
     }
