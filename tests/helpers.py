@@ -82,6 +82,14 @@ def assert_served_like_keras(model, inputs, outputs, index, tag):
     same_seed = model.log_weight_logsumexp(x, 100, tf.constant([0, 1], tf.int32)) - np.log(100)
     # (measured: lvae_mnist's shipped export vs Keras after the families refactor, 180 eps of
     # |log p| = 0.002 nats; its log-weights sum 784 + 2 x 124 terms)
-    assert_float32_close(outputs[f"{index}/log_prob:{tag}/log_prob"], same_seed, "log_prob",
-                         terms=model.input_dim + 2 * sum(int(np.prod(m.shape[1:]))
-                                                         for m in model.latent_means(x)))
+    terms = model.input_dim + 2 * sum(int(np.prod(m.shape[1:])) for m in model.latent_means(x))
+    assert_float32_close(outputs[f"{index}/log_prob:{tag}/log_prob"], same_seed, "log_prob", terms=terms)
+    seeded = [key for key in inputs if key.startswith(f"{index}/log_prob_seeded:") and key.endswith("/seed")]
+    for key in seeded:  # the client's seed: the same k = 100 estimate at that seed
+        call = key[:-len("/seed")]
+        at_seed = model.log_weight_logsumexp(inputs[f"{call}/x"], 100,
+                                             tf.constant(inputs[key], tf.int32)) - np.log(100)
+        assert_float32_close(outputs[f"{call}/log_prob"], at_seed, f"{call}", terms=terms)
+    if len(seeded) > 1:  # another seed, other draws
+        first, second = (outputs[f"{key[:-len('/seed')]}/log_prob"] for key in seeded[:2])
+        assert np.abs(first - second).max() > 1e-4

@@ -4,32 +4,17 @@
 
 Run in its own process by the export tests: importing tfvae, tensorflow_probability, keras or
 tf_keras here fails, so the exports must stand alone. Inputs `<i>/<signature>/<input name>`
-of INPUTS.npz (i indexes the export) are fed to the signatures; outputs are written as
+of INPUTS.npz (i indexes the export) are fed to the signatures, one call per
+`<i>/<signature>` with all of its inputs; outputs are written as
 `<i>/<signature>/<output name>`, and errors of calls meant to fail as `<i>/<signature>/error`.
 """
-import importlib.abc
-import importlib.machinery
+import os
 import sys
 
-BLOCKED = ("tfvae", "tensorflow_probability", "keras", "tf_keras")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo"))
+from served_nll import BLOCKED, WithoutTfvae  # noqa: E402  (the import hook, standard library only)
 
-
-class Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Makes the BLOCKED packages look absent: a spec without origin, whose import fails."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            return importlib.machinery.ModuleSpec(name, self, origin=None)
-        return None
-
-    def create_module(self, spec):
-        raise ImportError(f"{spec.name} may not be imported by a serving client")
-
-    def exec_module(self, module):
-        raise ImportError(f"{module.__name__} may not be imported by a serving client")
-
-
-sys.meta_path.insert(0, Blocker())
+sys.meta_path.insert(0, WithoutTfvae())
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -40,13 +25,15 @@ def main(inputs_path, outputs_path, export_dirs):
     outputs = {}
     for i, export_dir in enumerate(export_dirs):
         loaded = tf.saved_model.load(export_dir)
+        calls = {}  # signature (with its tag) -> {input name: value}
         for key in inputs.files:
             index, signature, input_name = key.split("/")
-            if int(index) != i:
-                continue
+            if int(index) == i:
+                calls.setdefault(signature, {})[input_name] = tf.constant(inputs[key])
+        for signature, arguments in calls.items():
             function = loaded.signatures[signature.split(":")[0]]
             try:
-                result = function(**{input_name: tf.constant(inputs[key])})
+                result = function(**arguments)
             except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
                 outputs[f"{i}/{signature}/error"] = np.array(str(e))
                 continue

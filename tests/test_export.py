@@ -56,6 +56,9 @@ def exported(tmp_path_factory):
             inputs[f"{i}/decode:{batch}/z"] = RNG.normal(size=(batch, width)).astype(np.float32)
         inputs[f"{i}/sample:3/seed"] = np.array([5, 6, 5], np.int64)
         inputs[f"{i}/sample:1/seed"] = np.array([5], np.int64)
+        for tag, seed in (("3", [3, 4]), ("3b", [3, 5])):
+            inputs[f"{i}/log_prob_seeded:{tag}/x"] = inputs[f"{i}/log_prob:3/x"]
+            inputs[f"{i}/log_prob_seeded:{tag}/seed"] = np.array(seed, np.int64)
         inputs[f"{i}/reconstruct:width/x"] = np.zeros((2, D + 1), np.float32)
         inputs[f"{i}/reconstruct:dtype/x"] = np.zeros((2, D), np.int32)
     np.savez(os.path.join(root, "inputs.npz"), **inputs)
@@ -187,3 +190,31 @@ def test_an_interrupted_export_leaves_no_version_a_server_would_load(tmp_path):
     # The next export cleans up after the killed one and takes version 1.
     path = export.export_saved_model(tfvae.VAE(input_dim=D, latent_dim=4, hidden=(32,)), str(base))
     assert sorted(os.listdir(base)) == ["1"] and path.endswith("1")
+
+
+def test_served_nll_combines_seeded_calls_into_the_k_sample_estimate(exported):
+    """zoo/served_nll.py, run in its TensorFlow-only child on an export: m = 3 calls of the
+    k = 100 `log_prob_seeded` signature per batch (seeds (batch, j)) give the IWAE estimate with
+    k = 300, log (1/3) sum_j exp(log_prob_j), equal to Keras' log-weights at the same seeds."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "served_nll", os.path.join(HERE, "..", "zoo", "served_nll.py"))
+    served_nll = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(served_nll)
+    models, _, _, dirs = exported
+    model, x = models["vae"], binary(105)  # two batches of served_nll.BATCH = 100
+    result = served_nll.served_nll(dirs[0], x, num_samples=300, export_samples=100, timeout=600)
+    expected = []
+    for b, start in enumerate(range(0, len(x), served_nll.BATCH)):
+        sums = np.stack([model.log_weight_logsumexp(x[start:start + served_nll.BATCH], 100,
+                                                    tf.constant([b, j], tf.int32)) for j in range(3)])
+        expected.append(np.logaddexp.reduce(sums.astype(np.float64), axis=0) - np.log(300))
+    expected = np.concatenate(expected)
+    assert_float32_close(np.array(result["log_px"]), expected, "log p(x), k = 300", terms=D + 8)
+    assert result["num_examples"] == 105 and result["num_samples"] == 300
+    np.testing.assert_allclose(result["nll"], -expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(result["stderr"], expected.std(ddof=1) / np.sqrt(105), rtol=1e-3)
+    np.testing.assert_allclose(result["bits_per_dim"], -expected.mean() / (D * np.log(2)), rtol=1e-5)
+    with pytest.raises(subprocess.CalledProcessError):  # k not a multiple of the export's
+        served_nll.served_nll(dirs[0], x[:2], num_samples=150, export_samples=100, timeout=600)

@@ -147,6 +147,9 @@ def serve(models, root):
             inputs[f"{i}/{signature}:3/x"] = x
         inputs[f"{i}/decode:3/z"] = np.asarray(model.prior_sample(3, tf.constant([i, 7], tf.int32)))
         inputs[f"{i}/sample:3/seed"] = np.array([5, 6, 5], np.int64)
+        for tag, seed in (("3", [3, 4]), ("3b", [3, 5])):
+            inputs[f"{i}/log_prob_seeded:{tag}/x"] = x
+            inputs[f"{i}/log_prob_seeded:{tag}/seed"] = np.array(seed, np.int64)
     np.savez(os.path.join(root, "inputs.npz"), **inputs)
     result = subprocess.run([sys.executable, os.path.join(HERE, "serving_client.py"),
                              os.path.join(root, "inputs.npz"), os.path.join(root, "outputs.npz"), *dirs],

@@ -12,6 +12,7 @@ Signatures (inputs and outputs by name; the batch size is dynamic):
 | `decode` | `z` float32 [batch, L] (the top layer's L for hierarchical models) | the likelihood's parameters: `logits`, `probs` (Bernoulli) or `loc`, `scale` (Gaussian) |
 | `sample` | `seed` int64 [batch] | `x` [batch, *input_shape]: E[x given z], z drawn from the prior with that seed (stateless); for an 8-bit likelihood `x` is the uint8 image round(E[x given z]) and `x_mean` the float32 mean |
 | `log_prob` | `x` | `log_prob` (IWAE estimate with k fixed at export) and `elbo`, [batch]; for discrete data (binary, 8-bit) also `bits_per_dim`, -log_prob / (D ln 2) |
+| `log_prob_seeded` | `x`, `seed` int64 [2] | `log_prob`, [batch]: the same IWAE estimate with the client's seed. m calls with m seeds combine into the estimate with k * m samples, log (1/m) sum_j exp(log_prob_j) (zoo/served_nll.py) |
 """
 import math
 import os
@@ -24,12 +25,12 @@ import tensorflow as tf
 from tfvae import files
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-SIGNATURES = ("reconstruct", "encode", "decode", "sample", "log_prob")
+SIGNATURES = ("reconstruct", "encode", "decode", "sample", "log_prob", "log_prob_seeded")
 _TEMP_PREFIX = ".tmp-export-"
 
 
 def serving_functions(model, log_prob_samples=100):
-    """{signature name: (function, input spec)} for every signature of the serving contract."""
+    """{signature name: (function, input specs)} for every signature of the serving contract."""
     # The width is left open in the spec and checked in the graph, so a request of the wrong
     # width gets a message naming the expected shape instead of a failed matrix product.
     # An 8-bit likelihood's export takes and gives images as clients have them: uint8.
@@ -38,6 +39,7 @@ def serving_functions(model, log_prob_samples=100):
                            name="x")
     z_spec = tf.TensorSpec([None] * (1 + len(model.latent_shape)), tf.float32, name="z")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
+    seed_pair_spec = tf.TensorSpec([2], tf.int64, name="seed")
 
     def reconstruct(x):
         mean = model.reconstruct(checked(x, "x", model.input_shape))
@@ -64,9 +66,15 @@ def serving_functions(model, log_prob_samples=100):
             outputs["bits_per_dim"] = -outputs["log_prob"] / (model.input_dim * math.log(2.0))
         return outputs
 
-    return {"reconstruct": (reconstruct, x_spec), "encode": (encode, x_spec),
-            "decode": (decode_fn, z_spec), "sample": (sample, seed_spec),
-            "log_prob": (log_prob, x_spec)}
+    def log_prob_seeded(x, seed):
+        x = checked(x, "x", model.input_shape)
+        seed = tf.cast(seed, tf.int32)
+        return {"log_prob": model.log_weight_logsumexp(x, log_prob_samples, seed)
+                - math.log(log_prob_samples)}
+
+    return {"reconstruct": (reconstruct, [x_spec]), "encode": (encode, [x_spec]),
+            "decode": (decode_fn, [z_spec]), "sample": (sample, [seed_spec]),
+            "log_prob": (log_prob, [x_spec]), "log_prob_seeded": (log_prob_seeded, [x_spec, seed_pair_spec])}
 
 
 def as_image(mean):
@@ -122,8 +130,8 @@ def export_saved_model(model, base_dir, version=None, log_prob_samples=100, name
     model.check_input(tf.zeros((1,) + model.input_shape))  # builds an unbuilt model
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for signature, (fn, spec) in serving_functions(model, log_prob_samples).items():
-        archive.add_endpoint(signature, fn, input_signature=[spec])  # the first is serving_default
+    for signature, (fn, specs) in serving_functions(model, log_prob_samples).items():
+        archive.add_endpoint(signature, fn, input_signature=specs)  # the first is serving_default
     temporary = os.path.join(base_dir, f"{_TEMP_PREFIX}{version}-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     archive.write_out(temporary, verbose=verbose)
@@ -138,17 +146,18 @@ def write_warmup_requests(export_dir, model, name):
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     x = tf.zeros((1,) + model.input_shape, tf.uint8 if model.likelihood.accepts_integers else tf.float32)
-    inputs = {"reconstruct": ("x", x), "encode": ("x", x),
-              "decode": ("z", tf.zeros((1,) + model.latent_shape)),
-              "sample": ("seed", tf.zeros([1], tf.int64)),
-              "log_prob": ("x", x)}
+    inputs = {"reconstruct": {"x": x}, "encode": {"x": x},
+              "decode": {"z": tf.zeros((1,) + model.latent_shape)},
+              "sample": {"seed": tf.zeros([1], tf.int64)},
+              "log_prob": {"x": x}, "log_prob_seeded": {"x": x, "seed": tf.zeros([2], tf.int64)}}
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
-        for signature, (input_name, value) in inputs.items():
+        for signature, values in inputs.items():
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
-            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
+            for input_name, value in values.items():
+                request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return path

@@ -18,10 +18,31 @@ from tfvae import files  # noqa: E402
 from tfvae.app import zoo  # noqa: E402
 
 
+COMPRESSORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", "results",
+                           "compressors.json")
+
+
+def compressor_rows(metadata):
+    """Rows of the metrics table for an 8-bit entry: gzip, bz2 and lzma on the same test images,
+    in bits/dim (`benchmarks/compressors.py`), and the entry's bits/dim as a share of lzma's."""
+    data = metadata["config"]["data"]
+    measured = files.read_json(COMPRESSORS, default={}).get(data["name"])
+    if not data.get("eight_bit") or not measured:
+        return []
+    rows = [(f"`{name}` on the same {measured['images']} test images as one raw uint8 stream, bits/dim "
+             f"(`python benchmarks/compressors.py`)", "", f"{measured[name]['bits_per_dim']:.4f}", "")
+            for name in ("gzip -9", "bz2 -9", "lzma -9e")]
+    bits = zoo.held_out(metadata, "bits_per_dim")[0]
+    if bits is not None:
+        rows.append(("bits/dim as a share of `lzma -9e`'s", f"{bits / measured['lzma -9e']['bits_per_dim']:.3f}",
+                     "", "< 1 (a model that compresses worse than lzma is not worth shipping)"))
+    return rows
+
+
 def text(metadata):
     """The card of the entry whose metadata is `metadata`."""
     return zoo.card(metadata, zoo_table.reproduce_command(metadata),
-                    zoo_table.ANCHORS.get(metadata["name"]))
+                    zoo_table.ANCHORS.get(metadata["name"]), beside=compressor_rows(metadata))
 
 
 def main(names):

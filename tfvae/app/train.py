@@ -373,6 +373,7 @@ def _fit_and_evaluate(model, config, run, fit_data, evaluation_ds, data_epoch, v
                         "nll_resumed_batches": nll["resumed_batches"]})
         if "bits_per_dim" in nll:  # (discrete or dequantized data)
             results[f"{split}_bits_per_dim"] = nll["bits_per_dim"]
+            results[f"{split}_bits_per_dim_stderr"] = nll["bits_per_dim_stderr"]
     if config["evaluation"]["exact_likelihood"]:
         start = time.time()
         if verbose:

@@ -496,7 +496,10 @@ def held_out(results, name):
 
 
 
-def publish(run_dir, name, root=None, log_prob_samples=100):
+LOG_PROB_SAMPLES = 100  # k of an entry's served log_prob (zoo/served_nll.py combines its calls)
+
+
+def publish(run_dir, name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
     """Writes zoo entry `name` from a finished `tfvae train` folder; returns its metadata.
 
     The IWAE NLL and active units come from the run (`metrics.json` results, or
@@ -551,6 +554,9 @@ def publish(run_dir, name, root=None, log_prob_samples=100):
         f"{split}_nll": results.get(f"{split}_nll", iwae.get("nll")),
         f"{split}_nll_stderr": results.get(f"{split}_nll_stderr", iwae.get("stderr")),
         "num_samples": results.get("num_samples", iwae.get("num_samples")),
+        f"{split}_bits_per_dim": results.get(f"{split}_bits_per_dim", iwae.get("bits_per_dim")),
+        f"{split}_bits_per_dim_stderr": results.get(f"{split}_bits_per_dim_stderr",
+                                                    iwae.get("bits_per_dim_stderr")),
         f"{split}_exact_nll": results.get(f"{split}_exact_nll", (evaluated.get("exact") or {}).get("nll")),
         "active_units": (evaluated.get("active_units") or {}).get("active_units"),
         "kl_estimate": model.kl_estimate,
@@ -587,12 +593,14 @@ def description(metadata):
             f"zoo/configs/{metadata['config']['name']}.py.")
 
 
-def card(metadata, reproduce=None, anchor=None):
+def card(metadata, reproduce=None, anchor=None, beside=()):
     """The model card (README.md) of an entry: every number from `metadata`.
 
     Args:
         reproduce: the training command (default `tfvae train zoo/configs/<config name>.py`).
         anchor: (published value, what it is, our target), as in `zoo/zoo_table.py`.
+        beside: more rows of the metrics table, (metric, value, published, target) each: e.g.
+            lossless compressors on the same images.
     """
     m, name = metadata, metadata["name"]
     published, what, target = anchor or ("-", "", "report")
@@ -606,6 +614,18 @@ def card(metadata, reproduce=None, anchor=None):
             " with " + ", ".join(f"{k}={v!r}" for k, v in sorted(s["changed"].items()))
             if s["changed"] else " with the same config") + "." for s in restarts)
     units = "-" if m.get("active_units") is None else m["active_units"]
+    rows = []
+    bits, bits_stderr = held_out(m, "bits_per_dim")[0], held_out(m, "bits_per_dim_stderr")[0]
+    if bits is not None:
+        rows.append((f"{split} bits/dim, -log2 p(x) / D (IWAE k={m['num_samples']})",
+                     f"{bits:.4f}" + ("" if bits_stderr is None else f" +- {bits_stderr:.4f}"), "", ""))
+    served = m.get("served_nll")
+    if served:
+        rows.append((f"{split} NLL re-measured from `serving/1/` by TensorFlow alone (k={served['num_samples']}, "
+                     f"`{served['command']}`)", f"{served['nll']:.2f} +- {served['stderr']:.2f}",
+                     "", "within 0.3 of the NLL above"))
+    rows.extend(beside)  # (not list(): this module has its own `list`)
+    more = "".join(f"\n| {' | '.join(str(cell) for cell in row)} |" for row in rows)
     return f"""# {name}
 
 {description(m)}
@@ -637,7 +657,7 @@ The whole config is `config` in metadata.json.{history}
 |---|---|---|---|
 | {split} NLL (nats) | {nll_text(m)} | {published}{' (' + what + ')' if what else ''} | {target} |
 | {split} ELBO (nats) | {elbo} | | |
-| active units | {units} | | |
+| active units | {units} | | |{more}
 
 ## Intended use
 
