@@ -85,11 +85,14 @@ def assert_served_like_keras(model, inputs, outputs, index, tag):
     terms = model.input_dim + 2 * sum(int(np.prod(m.shape[1:])) for m in model.latent_means(x))
     assert_float32_close(outputs[f"{index}/log_prob:{tag}/log_prob"], same_seed, "log_prob", terms=terms)
     seeded = [key for key in inputs if key.startswith(f"{index}/log_prob_seeded:") and key.endswith("/seed")]
+    in_keras = []
     for key in seeded:  # the client's seed: the same k = 100 estimate at that seed
         call = key[:-len("/seed")]
         at_seed = model.log_weight_logsumexp(inputs[f"{call}/x"], 100,
                                              tf.constant(inputs[key], tf.int32)) - np.log(100)
         assert_float32_close(outputs[f"{call}/log_prob"], at_seed, f"{call}", terms=terms)
-    if len(seeded) > 1:  # another seed, other draws
+        in_keras.append(np.asarray(at_seed))
+    if len(seeded) > 1 and np.abs(in_keras[0] - in_keras[1]).max() > 1e-2:
+        # another seed, other draws (a harmonium's posterior is exact: every seed gives log p(x))
         first, second = (outputs[f"{key[:-len('/seed')]}/log_prob"] for key in seeded[:2])
-        assert np.abs(first - second).max() > 1e-4
+        assert np.abs(first - second).max() > 1e-3
