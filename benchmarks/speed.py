@@ -11,12 +11,19 @@ Sections (all run by default; `--sections` picks some):
 - iwae: `tfvae.evaluation.iwae_nll` (k = 5000) over the MNIST test set in float32 and
   mixed_bfloat16, each in a fresh process so its peak memory (max RSS) is its own.
 
+Every figure is printed beside its target (issue 33; `of_target` >= 1 meets it): a train step's
+share of the fp32 peak >= 0.60 for the two VAEs and >= 0.40 for the LadderVAE, IWAE's share of
+the fp32 limit >= 0.70 with peak memory < 2 GB, and mixed_bfloat16 >= 1.5x fp32 where the
+hardware has bf16 arithmetic (AVX512_BF16, AMX or a GPU; otherwise it says so). The CPU's model
+and SIMD flags, and the GPUs, are printed first and kept in the JSON. Time it with nothing else
+running.
+
 FLOPs are counted from the layer sizes: a Dense kernel [n, m] costs 2nm per example forward
 and 4nm backward (input and weight gradients), 2nm only for the weight gradient of a layer that
 reads the data. Elementwise work (activations, log-densities, sampling) is not counted, so the
 ratio to the matmul peak is a lower bound on how busy the machine is.
 
-    TFVAE_DATA_DIR=../shared/data python benchmarks/speed.py --out benchmarks/speed.json
+    TFVAE_DATA_DIR=../shared/data python benchmarks/speed.py --out benchmarks/results/speed-DATE.json
     python benchmarks/speed.py --quick      # a one-minute smoke run with tiny settings
 """
 import argparse
@@ -34,6 +41,13 @@ import tensorflow as tf
 import tfvae
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# Issue 33's targets: a train step's share of the fp32 matmul peak (by model), IWAE's share of
+# the fp32 limit, its memory, and bf16's speed-up over fp32 where the hardware has bf16.
+TRAIN_TARGET_OF_PEAK = {"vae_784-200-200-50": 0.60, "vae_784-512-512-20": 0.60, "lvae_5_layers": 0.40}
+IWAE_TARGET_OF_LIMIT = 0.70
+IWAE_TARGET_PEAK_RSS_MB = 2048
+BF16_TARGET_SPEEDUP = 1.5
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 LVAE_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo", "configs",
                            "lvae_mnist.py")
 
@@ -48,6 +62,28 @@ def models():
          lambda: tfvae.VAE(784, 20, hidden=(512, 512), activation="tanh", seed=0)),
         ("lvae_5_layers", 100, lambda: tfvae.config.build_model({"model": lvae})),
     ]
+
+
+def machine():
+    """What the figures were measured on: CPU model and the flags that decide the matmul peak
+    (/proc/cpuinfo), the GPUs TensorFlow sees, and whether bf16 has its own arithmetic here."""
+    model, flags = "unknown", []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = value.split()
+                    break
+    except OSError:  # not Linux: the table still prints, without flags
+        pass
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    return {"cpus": os.cpu_count(), "cpu": model, "cpu_flags": simd, "gpus": gpus,
+            "bf16_hardware": bool(gpus) or any(f in flags for f in BF16_CPU_FLAGS),
+            "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def median_seconds(fn, repeats):
@@ -113,6 +149,15 @@ def train_step_throughput(build, batch_size, jit_compile, precision, steps, repe
         keras.config.set_dtype_policy("float32")
 
 
+def iwae_flops_per_example(model, num_samples):
+    """Forward FLOPs of one example's IWAE estimate: the decoder's and the likelihood's Dense
+    kernels (2nm each) once per draw; the encoder's once per example is left out (< 0.1% at
+    k = 5000), as are the log-densities, so the ratio to the limit is a lower bound."""
+    kernels = [w for part in (model.decoder, model.likelihood_layer) for w in part.weights
+               if len(w.shape) == 2]
+    return num_samples * sum(2 * int(w.shape[0]) * int(w.shape[1]) for w in kernels)
+
+
 def pipeline_throughput(batch_size, repeats):
     """Images/s of one epoch of the dynamically binarized MNIST training pipeline alone."""
     train = tfvae.data.load("mnist", "train", binarize="dynamic", batch_size=batch_size)
@@ -150,8 +195,9 @@ def iwae_worker(model_path, precision, examples, num_samples):
     test = test.take(-(-examples // 500))
     start = time.time()
     result = tfvae.evaluation.iwae_nll(model, test, num_samples=num_samples, verbose=0)
-    result.update(precision=precision, seconds=time.time() - start,
-                  peak_rss_mb=peak_rss_mb())
+    seconds = time.time() - start
+    result.update(precision=precision, seconds=seconds, peak_rss_mb=peak_rss_mb(),
+                  gflops=iwae_flops_per_example(model, num_samples) * result["num_examples"] / seconds / 1e9)
     print(json.dumps(result))
 
 
@@ -200,10 +246,13 @@ def main():
     if args.quick:
         args.iwae_examples, args.num_samples = 500, 20
     steps, repeats = (5, 2) if args.quick else (100, 5)
-    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                           "keras": keras.__version__}}
+    results = {"machine": machine()}
+    print("machine:", json.dumps(results["machine"]))
+    if not results["machine"]["bf16_hardware"]:
+        print("no bf16 arithmetic here (no AVX512_BF16, AMX or GPU): mixed_bfloat16 is timed but "
+              "not held to its target, and float32 stays the default")
 
-    if "peak" in args.sections or "train" in args.sections:
+    if {"peak", "train", "iwae"} & set(args.sections):  # the limits every figure is held to
         sizes = (256,) if args.quick else (1024, 2048, 3072)
         results["peak_gflops"] = {p: matmul_peak(d, sizes, 3 if args.quick else 7)
                                   for p, d in (("float32", tf.float32), ("mixed_bfloat16", tf.bfloat16))}
@@ -217,14 +266,29 @@ def main():
                     images, flops = train_step_throughput(build, batch_size, jit_compile, precision,
                                                           steps, repeats)
                     gflops = images * flops / 1e9
+                    of_fp32_peak = gflops / results["peak_gflops"]["float32"]
                     rows.append(dict(model=name, batch=batch_size, precision=precision,
                                      jit=jit_compile, images_per_s=images,
                                      mflop_per_image=flops / 1e6, gflops=gflops,
-                                     of_peak=gflops / results["peak_gflops"][precision]))
+                                     of_peak=gflops / results["peak_gflops"][precision],
+                                     of_fp32_peak=of_fp32_peak,
+                                     target=TRAIN_TARGET_OF_PEAK[name],
+                                     of_target=of_fp32_peak / TRAIN_TARGET_OF_PEAK[name]))
                     print_table(rows[-1:], list(rows[-1]))
+        for row in rows:  # bf16 against fp32, same model and compilation
+            if row["precision"] != "float32":
+                fp32 = next(r for r in rows if r["model"] == row["model"] and r["jit"] == row["jit"]
+                            and r["precision"] == "float32")
+                row["speedup_over_fp32"] = row["images_per_s"] / fp32["images_per_s"]
+                row["speedup_of_target"] = (row["speedup_over_fp32"] / BF16_TARGET_SPEEDUP
+                                            if results["machine"]["bf16_hardware"] else None)
         results["train"] = rows
         print()
-        print_table(rows, list(rows[0]))
+        print("train steps (target: of_fp32_peak >= target; bf16: speedup_over_fp32 >= "
+              f"{BF16_TARGET_SPEEDUP} where the hardware has bf16; of_target >= 1 meets it)")
+        print_table(rows, ["model", "batch", "precision", "jit", "images_per_s", "mflop_per_image",
+                           "gflops", "of_fp32_peak", "target", "of_target", "speedup_over_fp32",
+                           "speedup_of_target"])
 
     if "pipeline" in args.sections:
         images = pipeline_throughput(100, 1 if args.quick else 3)
@@ -241,10 +305,22 @@ def main():
         for row in rows:
             row["seconds_per_10000_examples"] = row["seconds"] * 10000 / row["num_examples"]
         rows[1]["nll_minus_float32"] = rows[1]["nll"] - rows[0]["nll"]
+        rows[1]["speedup_over_fp32"] = rows[0]["seconds"] / rows[1]["seconds"]
+        if results["machine"]["bf16_hardware"]:
+            rows[1]["speedup_of_target"] = rows[1]["speedup_over_fp32"] / BF16_TARGET_SPEEDUP
+        for row in rows:
+            if "peak_gflops" in results:
+                row["of_fp32_limit"] = row["gflops"] / results["peak_gflops"]["float32"]
+                row["of_target"] = row["of_fp32_limit"] / IWAE_TARGET_OF_LIMIT
+            row["memory_of_target"] = row["peak_rss_mb"] / IWAE_TARGET_PEAK_RSS_MB
         results["iwae"] = rows
         print()
+        print(f"IWAE (target: of_fp32_limit >= {IWAE_TARGET_OF_LIMIT}, peak_rss_mb < "
+              f"{IWAE_TARGET_PEAK_RSS_MB}, bf16 speedup >= {BF16_TARGET_SPEEDUP} where the hardware has bf16)")
         print_table(rows, ["precision", "num_examples", "num_samples", "nll", "stderr", "seconds",
-                           "seconds_per_10000_examples", "peak_rss_mb", "nll_minus_float32"])
+                           "seconds_per_10000_examples", "gflops", "of_fp32_limit", "of_target",
+                           "peak_rss_mb", "memory_of_target", "nll_minus_float32",
+                           "speedup_over_fp32", "speedup_of_target"])
 
     if args.out:
         tfvae.files.write_json(args.out, results)
