@@ -6,6 +6,7 @@ Sections (all run by default; `--sections` picks some):
   784-200-200-50 (batch 100), the VAE 784-512-512-20 (batch 128) and the 5-layer LadderVAE of
   zoo/configs/lvae_mnist.py (batch 100), each without and with `jit_compile` and in float32 and
   mixed_bfloat16, with the achieved GFLOP/s and its ratio to the peak of the same precision;
+  with torch installed (no dependency), the 784-512-512-20 VAE as a PyTorch eager loop too;
 - pipeline: one epoch of `tfvae.data.load("mnist", "train", binarize="dynamic")` alone, against
   the fastest train step of the same batch size;
 - iwae: `tfvae.evaluation.iwae_nll` (k = 5000) over the MNIST test set in float32 and
@@ -158,6 +159,45 @@ def iwae_flops_per_example(model, num_samples):
     return num_samples * sum(2 * int(w.shape[0]) * int(w.shape[1]) for w in kernels)
 
 
+def torch_eager_throughput(input_dim, hidden, latent_dim, batch_size, steps, repeats):
+    """Images/s of the same VAE (tanh MLPs, Bernoulli logits, diagonal Gaussian q, analytic KL,
+    Adam) as a plain PyTorch eager loop, or None when torch is not installed (it is no
+    dependency of tfvae). The comparison issue 33 asks for: tfvae's fastest step >= 2x this."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+
+    def mlp(sizes):
+        layers = []
+        for n, m in zip(sizes[:-1], sizes[1:]):
+            layers += [torch.nn.Linear(n, m), torch.nn.Tanh()]
+        return torch.nn.Sequential(*layers[:-1])  # the last layer gives parameters
+
+    encoder = mlp((input_dim, *hidden, 2 * latent_dim))
+    decoder = mlp((latent_dim, *reversed(hidden), input_dim))
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+    batches = [(torch.rand(batch_size, input_dim) < 0.2).float() for _ in range(10)]
+
+    def step(x):
+        loc, log_scale = encoder(x).chunk(2, dim=-1)
+        z = loc + torch.exp(log_scale) * torch.randn_like(loc)
+        distortion = torch.nn.functional.binary_cross_entropy_with_logits(
+            decoder(z), x, reduction="none").sum(-1)
+        kl = 0.5 * (loc ** 2 + torch.exp(2 * log_scale) - 1 - 2 * log_scale).sum(-1)
+        loss = (distortion + kl).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def run():
+        for i in range(steps):
+            step(batches[i % len(batches)])
+
+    return steps * batch_size / median_seconds(run, repeats)
+
+
 def pipeline_throughput(batch_size, repeats):
     """Images/s of one epoch of the dynamically binarized MNIST training pipeline alone."""
     train = tfvae.data.load("mnist", "train", binarize="dynamic", batch_size=batch_size)
@@ -283,6 +323,17 @@ def main():
                 row["speedup_of_target"] = (row["speedup_over_fp32"] / BF16_TARGET_SPEEDUP
                                             if results["machine"]["bf16_hardware"] else None)
         results["train"] = rows
+        torch_images = torch_eager_throughput(784, (512, 512), 20, 128, steps, repeats)
+        if torch_images is None:
+            print("torch is not installed: no PyTorch comparison")
+        else:
+            fastest = max(r["images_per_s"] for r in rows
+                          if r["model"] == "vae_784-512-512-20" and r["precision"] == "float32")
+            results["torch_eager"] = {"model": "vae_784-512-512-20", "batch": 128,
+                                      "images_per_s": torch_images, "tfvae_fastest_fp32": fastest,
+                                      "ratio": fastest / torch_images, "target": 2.0,
+                                      "of_target": fastest / torch_images / 2.0}
+            print("PyTorch eager, VAE 784-512-512-20 batch 128:", json.dumps(results["torch_eager"]))
         print()
         print("train steps (target: of_fp32_peak >= target; bf16: speedup_over_fp32 >= "
               f"{BF16_TARGET_SPEEDUP} where the hardware has bf16; of_target >= 1 meets it)")

@@ -116,3 +116,12 @@ def test_benchmark_names_the_machine():
     assert ("avx2" in described["cpu_flags"]) == has_avx2
     assert described["bf16_hardware"] == (bool(described["gpus"]) or any(
         flag in described["cpu_flags"] for flag in ("avx512_bf16", "amx_bf16")))
+
+
+def test_benchmark_compares_with_pytorch_only_where_it_is_installed():
+    import importlib.util
+    images = speed.torch_eager_throughput(784, (16,), 4, 32, 2, 1)
+    if importlib.util.find_spec("torch") is None:
+        assert images is None  # no dependency on torch: the comparison is left out
+    else:
+        assert images > 0
