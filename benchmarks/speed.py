@@ -4,7 +4,8 @@ Sections (all run by default; `--sections` picks some):
 - peak: the fp32 and bf16 matmul peak (square `tf.matmul`, XLA-compiled, best of three sizes);
 - train: train-step throughput (images/s after warm-up, median of repeats) of the VAE
   784-200-200-50 (batch 100), the VAE 784-512-512-20 (batch 128) and the 5-layer LadderVAE of
-  zoo/configs/lvae_mnist.py (batch 100), each without and with `jit_compile` and in float32 and
+  zoo/configs/lvae_mnist.py (batch 100) and the residual conv VAE of zoo/configs/vae_mnist8.py
+  (8-bit values, batch 100), each without and with `jit_compile` and in float32 and
   mixed_bfloat16, with the achieved GFLOP/s and its ratio to the peak of the same precision;
   with torch installed (no dependency), the 784-512-512-20 VAE as a PyTorch eager loop too;
 - pipeline: one epoch of `tfvae.data.load("mnist", "train", binarize="dynamic")` alone, against
@@ -19,10 +20,11 @@ hardware has bf16 arithmetic (AVX512_BF16, AMX or a GPU; otherwise it says so). 
 and SIMD flags, and the GPUs, are printed first and kept in the JSON. Time it with nothing else
 running.
 
-FLOPs are counted from the layer sizes: a Dense kernel [n, m] costs 2nm per example forward
-and 4nm backward (input and weight gradients), 2nm only for the weight gradient of a layer that
-reads the data. Elementwise work (activations, log-densities, sampling) is not counted, so the
-ratio to the matmul peak is a lower bound on how busy the machine is.
+FLOPs are those of the train step's matmuls and convolutions, as TensorFlow's graph profiler
+counts them (`train_flops_per_example`: for a Dense kernel [n, m], 2nm per example forward and
+4nm backward, 2nm only for the weight gradient of a layer that reads the data). Elementwise work
+(activations, log-densities, sampling) is not counted, so the ratio to the matmul peak is a
+lower bound on how busy the machine is.
 
     TFVAE_DATA_DIR=../shared/data python benchmarks/speed.py --out benchmarks/results/speed-DATE.json
     python benchmarks/speed.py --quick      # a one-minute smoke run with tiny settings
@@ -44,24 +46,26 @@ import tfvae
 PRECISIONS = ("float32", "mixed_bfloat16")
 # Issue 33's targets: a train step's share of the fp32 matmul peak (by model), IWAE's share of
 # the fp32 limit, its memory, and bf16's speed-up over fp32 where the hardware has bf16.
-TRAIN_TARGET_OF_PEAK = {"vae_784-200-200-50": 0.60, "vae_784-512-512-20": 0.60, "lvae_5_layers": 0.40}
+TRAIN_TARGET_OF_PEAK = {"vae_784-200-200-50": 0.60, "vae_784-512-512-20": 0.60, "lvae_5_layers": 0.40,
+                        "vae_mnist8_conv": 0.40}
 IWAE_TARGET_OF_LIMIT = 0.70
 IWAE_TARGET_PEAK_RSS_MB = 2048
 BF16_TARGET_SPEEDUP = 1.5
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-LVAE_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo", "configs",
-                           "lvae_mnist.py")
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo", "configs")
 
 
 def models():
     """(name, batch size, constructor) of the benchmarked models."""
-    lvae = tfvae.config.load(LVAE_CONFIG)["model"]
+    lvae = tfvae.config.load(os.path.join(CONFIGS, "lvae_mnist.py"))["model"]
+    conv = tfvae.config.load(os.path.join(CONFIGS, "vae_mnist8.py"))["model"]
     return [
         ("vae_784-200-200-50", 100,
          lambda: tfvae.VAE(784, 50, hidden=(200, 200), activation="tanh", seed=0)),
         ("vae_784-512-512-20", 128,
          lambda: tfvae.VAE(784, 20, hidden=(512, 512), activation="tanh", seed=0)),
         ("lvae_5_layers", 100, lambda: tfvae.config.build_model({"model": lvae})),
+        ("vae_mnist8_conv", 100, lambda: tfvae.config.build_model({"model": conv})),
     ]
 
 
@@ -123,15 +127,48 @@ def matmul_peak(dtype, sizes, repeats):
     return best
 
 
-def train_flops_per_example(model):
-    """Forward + backward FLOPs of the model's Dense kernels per example (see module doc)."""
-    total = 0
-    for weight in model.trainable_weights:
-        if len(weight.shape) != 2:
-            continue
-        n, m = weight.shape
-        total += (4 if n == model.input_dim else 6) * n * m  # [input_dim, m]: reads the data
-    return total
+def train_flops_per_example(model, batch_size=100):
+    """Forward + backward FLOPs per example of one train step's matmuls and convolutions, as
+    TensorFlow's graph profiler counts them in the gradient graph of the model's ELBO (a
+    Dense kernel [n, m]: 2nm forward, 4nm backward, 2nm for the layer that reads the data,
+    whose input gradient is not computed; a convolution: 2 k_h k_w C_in C_out per output
+    position and the same for each gradient). Checked against that arithmetic in
+    tests/test_precision.py. Elementwise work is not counted (see module doc)."""
+    from tensorflow.python.profiler import model_analyzer, option_builder  # TF1-style API
+    shape = tuple(model.input_shape)
+
+    @tf.autograph.experimental.do_not_convert
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(model.loss_terms(x, 1, seed=tf.constant([0, 1]))["elbo"])
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = tf.function(step).get_concrete_function(
+        tf.TensorSpec((batch_size,) + shape, tf.float32)).graph
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = model_analyzer.profile(graph, options=options)
+    types = {op.name: op.type for op in graph.get_operations()}
+    total, stack = 0, list(profile.children)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if types.get(node.name, "").startswith(("MatMul", "BatchMatMul", "Conv")):
+            total += node.float_ops
+    return total // batch_size
+
+
+def training_batches(model, batch_size):
+    """Ten random batches of the model's input shape: 8-bit values 0..255 where its likelihood
+    takes them, else binary (the likelihood's own check decides)."""
+    rng = np.random.default_rng(0)
+    shape = (batch_size * 10,) + tuple(model.input_shape)
+    x = rng.integers(0, 256, shape).astype("float32")
+    try:
+        model.likelihood_layer.check(x)
+    except ValueError:
+        x = (rng.random(shape) < 0.2).astype("float32")
+    return x
 
 
 def train_step_throughput(build, batch_size, jit_compile, precision, steps, repeats):
@@ -141,11 +178,11 @@ def train_step_throughput(build, batch_size, jit_compile, precision, steps, repe
         keras.utils.set_random_seed(0)
         model = build()
         model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
-        x = (np.random.default_rng(0).random((batch_size * 10, model.input_dim)) < 0.2)
-        dataset = tf.data.Dataset.from_tensor_slices(x.astype("float32")).batch(
+        model.build((None,) + tuple(model.input_shape))
+        dataset = tf.data.Dataset.from_tensor_slices(training_batches(model, batch_size)).batch(
             batch_size, drop_remainder=True).repeat().prefetch(4)
         seconds = train_steps_seconds(model, dataset, steps, repeats)
-        return steps * batch_size / seconds, train_flops_per_example(model)
+        return steps * batch_size / seconds, train_flops_per_example(model, batch_size)
     finally:
         keras.config.set_dtype_policy("float32")
 

@@ -125,3 +125,17 @@ def test_benchmark_compares_with_pytorch_only_where_it_is_installed():
         assert images is None  # no dependency on torch: the comparison is left out
     else:
         assert images > 0
+
+
+def test_benchmark_counts_a_convolution_as_its_arithmetic():
+    """One more 3x3 conv, 4 -> 4 channels at 4x4 positions, adds 2 * 9 * 4 * 4 * 16 FLOPs per
+    example forward, and the same again for its input gradient and for its filter gradient."""
+    def model(convolutions):
+        encoder = keras.Sequential([keras.layers.Conv2D(4, 3, strides=2, padding="same")]
+                                   + [keras.layers.Conv2D(4, 3, padding="same") for _ in range(convolutions)]
+                                   + [keras.layers.Flatten()])
+        decoder = keras.Sequential([keras.layers.Dense(64), keras.layers.Reshape((8, 8, 1))])
+        built = tfvae.VAE(input_shape=(8, 8, 1), latent_dim=2, encoder=encoder, decoder=decoder, seed=0)
+        built.build((None, 8, 8, 1))
+        return speed.train_flops_per_example(built, 10)
+    assert model(1) - model(0) == 3 * 2 * 9 * 4 * 4 * 16
