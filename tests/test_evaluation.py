@@ -118,6 +118,33 @@ def test_iwae_nll_resumes_an_interrupted_run_with_the_same_result(linear_gaussia
     assert estimate(batches)["resumed_batches"] == 0
 
 
+def test_iwae_nll_in_a_log_file_says_it_moves(linear_gaussian, tmp_path, capsys, monkeypatch):
+    """verbose=2 (stdout not a terminal): no bar redraws, a line per computed batch when
+    PROGRESS_LINE_SECONDS allows (60 s by default), none for batches taken from a checkpoint."""
+    kernel, bias, x = linear_gaussian
+    model, _ = linear_gaussian_vae(kernel, bias, scale_factor=1.2)
+    batches = [x[i:i + 50] for i in range(0, 300, 50)]
+    checkpoint = str(tmp_path / "iwae.partial.json")
+    monkeypatch.setattr(evaluation, "PROGRESS_LINE_SECONDS", 0)
+
+    def progress_lines():
+        printed = capsys.readouterr().out
+        assert not {"\r", "\x08", "\x1b"} & set(printed)
+        return [line.split(",")[0] for line in printed.splitlines() if line.startswith("IWAE k=")]
+
+    evaluation.iwae_nll(model, batches, 20, verbose=2)
+    assert progress_lines() == [f"IWAE k=20: batch {i}/?" for i in range(1, 7)]
+    def interrupted_after_four():
+        yield from batches[:4]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.iwae_nll(model, interrupted_after_four(), 20, verbose=2, checkpoint=checkpoint)
+    capsys.readouterr()
+    evaluation.iwae_nll(model, batches, 20, verbose=2, checkpoint=checkpoint)
+    assert progress_lines() == ["IWAE k=20: batch 5/?", "IWAE k=20: batch 6/?"]
+
+
 def test_active_units_finds_the_dead_units():
     rng = np.random.default_rng(1)
     model = tfvae.VAE(input_dim=20, latent_dim=5, hidden=(), seed=0)

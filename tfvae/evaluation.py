@@ -20,6 +20,9 @@ from tfvae.models.base import MAX_ENUMERATED_UNITS
 ARRAY_BATCH = 100  # rows of an array per batch (its own seed, progress step and checkpoint)
 
 
+PROGRESS_LINE_SECONDS = 60  # iwae_nll(verbose=2): at most one progress line per minute
+
+
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None,
              strategy=None, dequantized=False):
     """Test negative log-likelihood by the IWAE estimate, -log (1/k) sum_i p(x, z_i)/q(z_i|x).
@@ -33,7 +36,8 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
         num_samples: k.
         chunk_size: samples per chunk (see `BaseVAE.log_prob`).
         seed: makes the estimate reproducible.
-        verbose: 1 shows a progress bar, 2 one line at the end (for a log file).
+        verbose: 1 shows a progress bar, 2 (for a log file) a line at most once a minute
+            (batch i/n, the NLL so far, minutes per batch and left) and one at the end.
         checkpoint: a JSON file that keeps the finished batches' estimates, so that a run stopped
             part-way continues where it stopped, with the same result (every batch has its own
             seed). A saved batch is used only for the same weights, k, seed and batch contents
@@ -66,8 +70,10 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     if done and verbose:
         print(f"resuming from {checkpoint}: {len(done)} batches done")
     log_px, elbos, resumed, sizes = [], [], 0, []
-    progress = (keras.utils.Progbar(_num_batches(dataset), verbose=verbose, unit_name="batch",
+    total = _num_batches(dataset)
+    progress = (keras.utils.Progbar(total, verbose=verbose, unit_name="batch",
                                     stateful_metrics=["nll"]) if verbose else None)
+    computed, last_line = 0, time.time()
     for i, x in enumerate(_batches(dataset, model)):
         sizes.append(int(x.shape[0]))
         if i % workers != worker:  # (another worker's batch)
@@ -84,8 +90,17 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
                          "elbo": np.asarray(model.elbo(x, seed=batch_seed)).tolist()})
             if checkpoint:
                 files.write_json(checkpoint, {"key": key, "batches": done})
+            computed += 1
         log_px.append(np.asarray(done[j]["log_px"]))
         elbos.append(np.asarray(done[j]["elbo"]))
+        if verbose == 2 and computed and time.time() - last_line >= PROGRESS_LINE_SECONDS:
+            # (a log file gets no bar: a line now and then, so a pass of hours shows it moves)
+            last_line = time.time()
+            per_batch = (last_line - start) / computed
+            left = f", about {per_batch * (total - i - 1) / workers / 60:.0f} min left" if total else ""
+            print(f"IWAE k={num_samples}: batch {i + 1}/{total or '?'}, NLL so far "
+                  f"{-float(np.mean(np.concatenate(log_px))):.3f}, {per_batch / 60:.1f} min per "
+                  f"batch{left}", flush=True)
         if progress is not None:
             progress.update(len(sizes), [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
     if workers > 1:  # each worker's batches in their places, zero elsewhere, summed over workers
