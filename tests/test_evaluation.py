@@ -134,6 +134,10 @@ def test_iwae_nll_in_a_log_file_says_it_moves(linear_gaussian, tmp_path, capsys,
 
     evaluation.iwae_nll(model, batches, 20, verbose=2)
     assert progress_lines() == [f"IWAE k=20: batch {i}/?" for i in range(1, 7)]
+    monkeypatch.setattr(evaluation, "PROGRESS_LINE_SECONDS", 3600)  # a quick pass: no lines
+    evaluation.iwae_nll(model, batches, 20, verbose=2)
+    assert progress_lines() == []
+    monkeypatch.setattr(evaluation, "PROGRESS_LINE_SECONDS", 0)
     def interrupted_after_four():
         yield from batches[:4]
         raise KeyboardInterrupt

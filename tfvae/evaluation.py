@@ -97,9 +97,10 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
             # (a log file gets no bar: a line now and then, so a pass of hours shows it moves)
             last_line = time.time()
             per_batch = (last_line - start) / computed
-            left = f", about {per_batch * (total - i - 1) / workers / 60:.0f} min left" if total else ""
-            print(f"IWAE k={num_samples}: batch {i + 1}/{total or '?'}, NLL so far "
-                  f"{-float(np.mean(np.concatenate(log_px))):.3f}, {per_batch / 60:.1f} min per "
+            left = f", {_duration(per_batch * (total - i - 1) / workers)} left" if total else ""
+            who = f" (worker {worker} of {workers}: its batches)" if workers > 1 else ""
+            print(f"IWAE k={num_samples}: batch {i + 1}/{total or '?'}, NLL so far{who} "
+                  f"{-float(np.mean(np.concatenate(log_px))):.3f}, {_duration(per_batch)} per "
                   f"batch{left}", flush=True)
         if progress is not None:
             progress.update(len(sizes), [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
@@ -449,6 +450,13 @@ def _batches(dataset, model):
     for x in batches:
         model.check_data(x, "Data")
         yield tf.convert_to_tensor(x)
+
+
+def _duration(seconds):
+    """'42 s', '13.7 min' or '2.1 h'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 def _num_batches(dataset):
