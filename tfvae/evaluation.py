@@ -97,10 +97,10 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
             # (a log file gets no bar: a line now and then, so a pass of hours shows it moves)
             last_line = time.time()
             per_batch = (last_line - start) / computed
-            left = f", {_duration(per_batch * (total - i - 1) / workers)} left" if total else ""
+            left = f", {duration(per_batch * (total - i - 1) / workers)} left" if total else ""
             who = f" (worker {worker} of {workers}: its batches)" if workers > 1 else ""
             print(f"IWAE k={num_samples}: batch {i + 1}/{total or '?'}, NLL so far{who} "
-                  f"{-float(np.mean(np.concatenate(log_px))):.3f}, {_duration(per_batch)} per "
+                  f"{-float(np.mean(np.concatenate(log_px))):.3f}, {duration(per_batch)} per "
                   f"batch{left}", flush=True)
         if progress is not None:
             progress.update(len(sizes), [("nll", -float(np.mean(np.concatenate(log_px))))])  # so far
@@ -452,11 +452,13 @@ def _batches(dataset, model):
         yield tf.convert_to_tensor(x)
 
 
-def _duration(seconds):
-    """'42 s', '13.7 min' or '2.1 h'."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+def duration(seconds):
+    """A duration as people read it in a log or a card: '42 s', '13 min' or '2.1 h'."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _num_batches(dataset):

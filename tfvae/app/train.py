@@ -24,6 +24,7 @@ from tfvae import callbacks as tfvae_callbacks
 from tfvae.app import config as tfvae_config
 from tfvae import data, evaluation, files
 from tfvae.app import multi_worker
+from tfvae.app import zoo
 
 IWAE_CHECKPOINT = "iwae.partial.json"  # the finished batches of an interrupted IWAE evaluation
 
@@ -148,8 +149,6 @@ def copy_weights(source, model):
     """Sets `model`'s weights to those of `source`: a zoo name (`tfvae.zoo.load`, checksums
     verified) or a `.keras` file or run folder. The two models must have the same variables,
     e.g. the VAE trained with the ELBO and the same network trained with the IWAE bound."""
-    from tfvae.app import zoo
-
     try:
         trained = zoo.load_name_or_path(source)
     except (FileNotFoundError, zoo.ZooError) as e:
@@ -349,7 +348,7 @@ def _fit_and_evaluate(model, config, run, fit_data, evaluation_ds, data_epoch, v
     dequantized = config["data"].get("dequantize", False)  # (bits/dim counts the D log 256)
     results["epochs"] = len(record["epochs"])
     results["train_seconds"] = sum(e["seconds"] for e in record["epochs"])
-    results["seconds_per_epoch"] = results["train_seconds"] / max(results["epochs"], 1)
+    results["seconds_per_epoch"] = zoo.median_epoch_seconds(record) or 0.0
     results["kl_estimate"] = model.kl_estimate  # "monte_carlo" for learned priors
     if run.multi_worker:
         # Synchronous training leaves every worker with the same weights; recorded, so that
@@ -504,14 +503,6 @@ def announce_iwae(model, dataset, num_samples, checkpoint, split="test", probe=1
     resumes = ", resuming from its saved batches" if os.path.exists(checkpoint) else ""
     smaller = max(1, num_samples // 50)
     return (f"{split} NLL by IWAE, k={num_samples}, over {batches} {split} batches{resumes}: about "
-            f"{_duration(seconds)} (--set evaluation.iwae_samples={smaller} takes about "
-            f"{_duration(seconds * smaller / num_samples)}, =0 skips it; interrupted, a rerun "
+            f"{evaluation.duration(seconds)} (--set evaluation.iwae_samples={smaller} takes about "
+            f"{evaluation.duration(seconds * smaller / num_samples)}, =0 skips it; interrupted, a rerun "
             f"resumes it)")
-
-
-def _duration(seconds):
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"

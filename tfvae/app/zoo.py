@@ -546,6 +546,7 @@ def publish(run_dir, name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
         "binarization": {"train": config["data"]["binarize"], split: binarize},
         "epochs": results["epochs"],
         "train_seconds": results["train_seconds"],
+        "seconds_per_epoch": median_epoch_seconds(record),
         "starts": run_starts(record.get("starts", [])),
         "params": int(model.count_params()),
         f"{split}_elbo": float(elbo.mean()),
@@ -574,6 +575,13 @@ def publish(run_dir, name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
 
 
 
+def median_epoch_seconds(record):
+    """The median of a run's epoch times (metrics.json): an epoch that spans a suspended or
+    replaced machine would skew a mean. None for a record without epochs."""
+    seconds = sorted(e["seconds"] for e in record.get("epochs", []) if e.get("seconds") is not None)
+    return float(np.median(seconds)) if seconds else None
+
+
 def nll_text(m):
     """The held-out NLL of metadata `m` (of its `split`) as the zoo table and the cards print it."""
     exact, _ = held_out(m, "exact_nll")
@@ -582,7 +590,22 @@ def nll_text(m):
     nll, _ = held_out(m, "nll")
     if nll is None:
         return "not measured"
-    return f"{nll:.2f} +- {held_out(m, 'nll_stderr')[0]:.2f} (IWAE k={m['num_samples']})"
+    bits = held_out(m, "bits_per_dim")[0]
+    return (f"{nll:.2f} +- {held_out(m, 'nll_stderr')[0]:.2f} (IWAE k={m['num_samples']})"
+            + ("" if bits is None else f" = {bits:.3f} bits/dim"))
+
+
+def data_text(m):
+    """How an entry saw its data, for its card: binarized, 8-bit integers or dequantized."""
+    d, split = m["config"]["data"], held_out(m, "elbo")[1]
+    if not d.get("eight_bit"):
+        return (f"trained on the training split with `{m['binarization']['train']}` binarization, "
+                f"measured on the {split} split with `{m['binarization'][split]}` binarization "
+                f"(data seed {d['seed']}).")
+    seen = ("dequantized to (x + u) / 256, u ~ U[0, 1), with the log 256 per dimension counted in "
+            "its bits/dim" if d.get("dequantize") else "as 8-bit integers 0..255, neither scaled "
+            "nor binarized")
+    return f"trained on the training split and measured on the {split} split {seen} (data seed {d['seed']})."
 
 
 def description(metadata):
@@ -602,6 +625,8 @@ def card(metadata, reproduce=None, anchor=None, beside=()):
         beside: more rows of the metrics table, (metric, value, published, target) each: e.g.
             lossless compressors on the same images.
     """
+    from tfvae import evaluation
+
     m, name = metadata, metadata["name"]
     published, what, target = anchor or ("-", "", "report")
     reproduce = reproduce or f"`tfvae train zoo/configs/{m['config']['name']}.py`"
@@ -614,11 +639,15 @@ def card(metadata, reproduce=None, anchor=None, beside=()):
             " with " + ", ".join(f"{k}={v!r}" for k, v in sorted(s["changed"].items()))
             if s["changed"] else " with the same config") + "." for s in restarts)
     units = "-" if m.get("active_units") is None else m["active_units"]
+    per_epoch = (f" (median {m['seconds_per_epoch']:.0f} s per epoch)" if m.get("seconds_per_epoch")
+                 else f" ({m['train_seconds'] / max(m['epochs'], 1):.0f} s per epoch on average)")
+    # An anchor's target in bits/dim stands on the bits/dim row, any other on the NLL row.
+    bits_target, target = (target, "") if "bits/dim" in target else ("", target)
     rows = []
     bits, bits_stderr = held_out(m, "bits_per_dim")[0], held_out(m, "bits_per_dim_stderr")[0]
     if bits is not None:
         rows.append((f"{split} bits/dim, -log2 p(x) / D (IWAE k={m['num_samples']})",
-                     f"{bits:.4f}" + ("" if bits_stderr is None else f" +- {bits_stderr:.4f}"), "", ""))
+                     f"{bits:.4f}" + ("" if bits_stderr is None else f" +- {bits_stderr:.4f}"), "", bits_target))
     served = m.get("served_nll")
     if served:
         rows.append((f"{split} NLL re-measured from `serving/1/` by TensorFlow alone (k={served['num_samples']}, "
@@ -632,9 +661,7 @@ def card(metadata, reproduce=None, anchor=None, beside=()):
 
 ## Data
 
-`{m['dataset']}` (`tfvae.data.load("{m['dataset']}")`): trained on the training split with
-`{m['binarization']['train']}` binarization, measured on the {split} split with
-`{m['binarization'][split]}` binarization (data seed {m['config']['data']['seed']}).
+`{m['dataset']}` (`tfvae.data.load("{m['dataset']}")`): {data_text(m)}
 
 ## Architecture
 
@@ -648,7 +675,7 @@ def card(metadata, reproduce=None, anchor=None, beside=()):
 
 {reproduce} (the config file's docstring explains the recipe; a pip install carries the file
 as `tfvae.zoo.config_file("{m['config']['name']}")`):
-{m['epochs']} epochs, {_duration(m['train_seconds'])} on the machine that published it ({m['published']}).
+{m['epochs']} epochs, {evaluation.duration(m['train_seconds'])}{per_epoch} on the machine that published it ({m['published']}).
 The whole config is `config` in metadata.json.{history}
 
 ## Metrics
@@ -658,6 +685,10 @@ The whole config is `config` in metadata.json.{history}
 | {split} NLL (nats) | {nll_text(m)} | {published}{' (' + what + ')' if what else ''} | {target} |
 | {split} ELBO (nats) | {elbo} | | |
 | active units | {units} | | |{more}
+
+## Samples
+
+![64 samples of the model, seed {CHECK_SEED}](samples.png)
 
 ## Intended use
 
@@ -677,10 +708,6 @@ split. Not validated as a classifier, anomaly detector or for any decision about
 published column is the paper's number, not a result of this code; where the two differ, the
 entry does not reproduce the paper.
 """
-
-
-def _duration(seconds):
-    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 def write_card(folder, text):
