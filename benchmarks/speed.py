@@ -1,7 +1,8 @@
 """Training and evaluation speed on this machine, each figure beside the machine's own limit.
 
 Sections (all run by default; `--sections` picks some):
-- peak: the fp32 and bf16 matmul peak (square `tf.matmul`, XLA-compiled, best of three sizes);
+- peak: the fp32 and bf16 matmul peak (square `tf.matmul` with and without XLA, best of three
+  sizes);
 - train: train-step throughput (images/s after warm-up, median of repeats) of the VAE
   784-200-200-50 (batch 100), the VAE 784-512-512-20 (batch 128) and the 5-layer LadderVAE of
   zoo/configs/lvae_mnist.py (batch 100) and the residual conv VAE of zoo/configs/vae_mnist8.py
@@ -52,6 +53,12 @@ IWAE_TARGET_OF_LIMIT = 0.70
 IWAE_TARGET_PEAK_RSS_MB = 2048
 BF16_TARGET_SPEEDUP = 1.5
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# tfvae train's default steps per call of the compiled step (training.steps_per_execution)
+STEPS_PER_EXECUTION = tfvae.config.DEFAULTS["training"]["steps_per_execution"]
+# (precision, jit_compile, steps_per_execution) of the train rows: both precisions with and
+# without XLA at tfvae train's default, and float32 one step per call as it was before it
+TRAIN_SETTINGS = [(p, jit, STEPS_PER_EXECUTION) for p in PRECISIONS for jit in (False, True)] + [
+    ("float32", jit, 1) for jit in (False, True)]
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zoo", "configs")
 
 
@@ -67,6 +74,10 @@ def models():
         ("lvae_5_layers", 100, lambda: tfvae.config.build_model({"model": lvae})),
         ("vae_mnist8_conv", 100, lambda: tfvae.config.build_model({"model": conv})),
     ]
+
+
+# the conv VAE's steps take about 0.4 s: fewer of them per repeat
+STEPS_FRACTION = {"vae_mnist8_conv": 0.2}
 
 
 def machine():
@@ -103,12 +114,13 @@ def median_seconds(fn, repeats):
 
 def train_steps_seconds(model, dataset, steps, repeats):
     """The median seconds of `steps` training steps of a compiled model on `dataset` (after
-    one `fit` epoch that builds, traces and compiles the step)."""
+    one `fit` epoch that builds, traces and compiles the step): `steps / steps_per_execution`
+    calls of its train function, as `fit` makes them."""
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     iterator = iter(dataset)
 
     def run():
-        for _ in range(steps):
+        for _ in range(steps // model.steps_per_execution):
             logs = model.train_function(iterator)
         float(logs["loss"])  # waits for the last step
 
@@ -116,14 +128,16 @@ def train_steps_seconds(model, dataset, steps, repeats):
 
 
 def matmul_peak(dtype, sizes, repeats):
-    """Best GFLOP/s of an XLA-compiled square matmul over `sizes`."""
+    """Best GFLOP/s of a square `tf.matmul` over `sizes`, with and without XLA (on a CPU with
+    AVX512_BF16, oneDNN's bf16 matmul outside XLA is about twice XLA's: issue 33)."""
     best = 0.0
     for n in sizes:
         a = tf.cast(tf.random.normal([n, n]), dtype)
         b = tf.cast(tf.random.normal([n, n]), dtype)
-        matmul = tf.function(tf.matmul, jit_compile=True)
-        seconds = median_seconds(lambda: matmul(a, b).numpy(), repeats)
-        best = max(best, 2 * n ** 3 / seconds / 1e9)
+        for jit_compile in (True, False):
+            matmul = tf.function(tf.matmul, jit_compile=jit_compile)
+            seconds = median_seconds(lambda: matmul(a, b).numpy(), repeats)
+            best = max(best, 2 * n ** 3 / seconds / 1e9)
     return best
 
 
@@ -174,13 +188,16 @@ def training_batches(model, batch_size):
     return x
 
 
-def train_step_throughput(build, batch_size, jit_compile, precision, steps, repeats):
-    """Images/s of `model.fit`'s compiled train function on a fixed set of random batches."""
+def train_step_throughput(build, batch_size, jit_compile, precision, steps, repeats,
+                          steps_per_execution=1):
+    """Images/s of `model.fit`'s compiled train function on a fixed set of random batches
+    (`steps` a multiple of `steps_per_execution`)."""
     keras.config.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(0)
         model = build()
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile,
+                      steps_per_execution=steps_per_execution)
         model.build((None,) + tuple(model.input_shape))
         dataset = tf.data.Dataset.from_tensor_slices(training_batches(model, batch_size)).batch(
             batch_size, drop_remainder=True).repeat().prefetch(4)
@@ -313,6 +330,88 @@ def _format(value):
     return "" if value is None else str(value)
 
 
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+SECTION = "### Speed"
+MODEL_NAMES = {"vae_784-200-200-50": "VAE 784-200-200-50", "vae_784-512-512-20": "VAE 784-512-512-20",
+               "lvae_5_layers": "LadderVAE, 5 layers (lvae_mnist)", "vae_mnist8_conv": "residual conv VAE (vae_mnist8)"}
+
+
+def readme_section(results, path):
+    """README's Speed section, every figure from `results` (the JSON of a run, at `path`)."""
+    m, peak = results["machine"], results.get("peak_gflops", {})
+    percent = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+    times = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
+    lines = [SECTION, "",
+             f"`TFVAE_DATA_DIR=../shared/data python benchmarks/speed.py --out {path}` on "
+             f"{results.get('date', 'an unrecorded date')}, nothing else running; `python benchmarks/speed.py "
+             f"--readme {path}` writes this section. Machine: {m['cpu']}, {m['cpus']} cores, "
+             f"{' '.join(m['cpu_flags']) or 'no SIMD flags read'}; GPUs: {', '.join(m['gpus']) or 'none'}; "
+             f"TensorFlow {m['tensorflow']}, Keras {m['keras']}. bf16 arithmetic in hardware: "
+             f"{'yes' if m['bf16_hardware'] else 'no (mixed_bfloat16 is emulated and not held to its target)'}. "
+             f"Matmul peak in the same run: **{peak.get('float32', 0):.0f} GFLOP/s fp32, "
+             f"{peak.get('mixed_bfloat16', 0):.0f} GFLOP/s bf16**.", ""]
+    if results.get("train"):
+        steps = {}
+        for r in results["train"]:
+            steps.setdefault(r["steps"], []).append(MODEL_NAMES.get(r["model"], r["model"]))
+        lines += [f"Train step: images/s, the median of {results['train_repeats']} repeats of "
+                  + " and ".join(f"{n} steps ({', '.join(dict.fromkeys(names))})"
+                                 for n, names in sorted(steps.items(), reverse=True)) + " after warm-up; "
+                  "GFLOP/s counts the matmuls and convolutions of the forward and backward pass "
+                  "(TensorFlow's graph profiler), so the share of the peak is a lower bound on "
+                  "how busy the machine is. `steps/call` is `steps_per_execution` "
+                  f"(tfvae train's default: {STEPS_PER_EXECUTION}); bf16 / fp32 compares the same "
+                  "model, compilation and steps per call.", "",
+                  "| model | batch | precision | XLA | steps/call | images/s | GFLOP/s | of the fp32 peak | target | bf16 / fp32 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["train"]:
+            lines.append(f"| {MODEL_NAMES.get(r['model'], r['model'])} | {r['batch']} | {r['precision']} "
+                         f"| {'yes' if r['jit'] else 'no'} | {r.get('steps_per_execution', 1)} "
+                         f"| {r['images_per_s']:,.0f} | {r['gflops']:.1f} | {percent(r['of_fp32_peak'])} "
+                         f"| {percent(r['target'])} | {times(r.get('speedup_over_fp32'))} |")
+        lines.append("")
+        torch = results.get("torch_eager")
+        lines.append(
+            f"- PyTorch: the VAE 784-512-512-20 as a plain PyTorch eager loop, batch {torch['batch']}: "
+            f"{torch['images_per_s']:,.0f} images/s; tfvae's fastest fp32 step is {torch['ratio']:.2f}x "
+            f"that (target 2x)." if torch else
+            "- PyTorch: torch was not installed for this run, so there is no comparison (it is no "
+            "dependency; with it installed the script times the same VAE as a PyTorch eager loop).")
+    if results.get("pipeline"):
+        pipe = results["pipeline"]
+        ratio = pipe.get("ratio_to_fastest_train_step")
+        lines.append(f"- The input pipeline alone (dynamic binarization, batch {pipe['batch']}) delivers "
+                     f"{pipe['images_per_s']:,.0f} images/s"
+                     + ("." if ratio is None else f", {ratio:.1f}x the fastest train step of that batch size."))
+    for r in results.get("iwae", []):
+        limit = (f"{r['gflops']:.1f} GFLOP/s, {percent(r.get('of_fp32_limit'))} of the fp32 peak "
+                 f"(target {percent(IWAE_TARGET_OF_LIMIT)})" if r.get("gflops") else "its FLOPs not counted")
+        bf16 = ("" if "speedup_over_fp32" not in r else
+                f"; {r['speedup_over_fp32']:.2f}x fp32's speed, NLL {r['nll_minus_float32']:+.3f} nats from fp32's")
+        lines.append(f"- `iwae_nll` in {r['precision']}, k = {r['num_samples']}, {r['num_examples']:,} test "
+                     f"images: {r['seconds']:.0f} s (NLL {r['nll']:.2f} +- {r['stderr']:.2f}), {limit}; "
+                     f"peak memory {r['peak_rss_mb'] / 1024:.2f} GB (target < "
+                     f"{IWAE_TARGET_PEAK_RSS_MB / 1024:.0f} GB){bf16}.")
+    return "\n".join(lines) + "\n"
+
+
+def readme_span(text):
+    """(start, end) of the Speed section in README text: to the next heading of its level or
+    above, or the end."""
+    start = text.index(SECTION + "\n")
+    heads = [i for i in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if i >= 0]
+    return start, (min(heads) + 1 if heads else len(text))
+
+
+def write_readme(path):
+    """Replaces README's Speed section with `readme_section` of the results JSON at `path`."""
+    text = open(README, encoding="utf-8").read()
+    start, end = readme_span(text)
+    section = readme_section(tfvae.files.read_json(path), os.path.relpath(path, os.path.dirname(README)))
+    with tfvae.files.atomic_path(README) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text[:start] + section + ("\n" if end < len(text) else "") + text[end:])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -325,13 +424,17 @@ def main():
     parser.add_argument("--num-samples", type=int, default=5000)
     parser.add_argument("--iwae-worker", choices=PRECISIONS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--readme", metavar="RESULTS_JSON",
+                        help="only write README's Speed section from a run's results JSON")
     args = parser.parse_args()
+    if args.readme:
+        return write_readme(args.readme)
     if args.iwae_worker:
         return iwae_worker(args.model, args.iwae_worker, args.iwae_examples, args.num_samples)
     if args.quick:
         args.iwae_examples, args.num_samples = 500, 20
-    steps, repeats = (5, 2) if args.quick else (100, 5)
-    results = {"machine": machine()}
+    steps, repeats = (STEPS_PER_EXECUTION, 2) if args.quick else (100, 5)
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
     print("machine:", json.dumps(results["machine"]))
     if not results["machine"]["bf16_hardware"]:
         print("no bf16 arithmetic here (no AVX512_BF16, AMX or GPU): mixed_bfloat16 is timed but "
@@ -345,24 +448,26 @@ def main():
 
     if "train" in args.sections:
         rows = []
+        results.update(train_repeats=repeats)
         for name, batch_size, build in models():
-            for precision in PRECISIONS:
-                for jit_compile in (False, True):
-                    images, flops = train_step_throughput(build, batch_size, jit_compile, precision,
-                                                          steps, repeats)
-                    gflops = images * flops / 1e9
-                    of_fp32_peak = gflops / results["peak_gflops"]["float32"]
-                    rows.append(dict(model=name, batch=batch_size, precision=precision,
-                                     jit=jit_compile, images_per_s=images,
-                                     mflop_per_image=flops / 1e6, gflops=gflops,
-                                     of_peak=gflops / results["peak_gflops"][precision],
-                                     of_fp32_peak=of_fp32_peak,
-                                     target=TRAIN_TARGET_OF_PEAK[name],
-                                     of_target=of_fp32_peak / TRAIN_TARGET_OF_PEAK[name]))
-                    print_table(rows[-1:], list(rows[-1]))
-        for row in rows:  # bf16 against fp32, same model and compilation
+            model_steps = max(STEPS_PER_EXECUTION, int(steps * STEPS_FRACTION.get(name, 1.0)))
+            for precision, jit_compile, per_call in TRAIN_SETTINGS:
+                images, flops = train_step_throughput(build, batch_size, jit_compile, precision,
+                                                      model_steps, repeats, per_call)
+                gflops = images * flops / 1e9
+                of_fp32_peak = gflops / results["peak_gflops"]["float32"]
+                rows.append(dict(model=name, batch=batch_size, precision=precision, jit=jit_compile,
+                                 steps_per_execution=per_call, steps=model_steps, images_per_s=images,
+                                 mflop_per_image=flops / 1e6, gflops=gflops,
+                                 of_peak=gflops / results["peak_gflops"][precision],
+                                 of_fp32_peak=of_fp32_peak,
+                                 target=TRAIN_TARGET_OF_PEAK[name],
+                                 of_target=of_fp32_peak / TRAIN_TARGET_OF_PEAK[name]))
+                print_table(rows[-1:], list(rows[-1]))
+        for row in rows:  # bf16 against fp32, same model, compilation and steps per call
             if row["precision"] != "float32":
                 fp32 = next(r for r in rows if r["model"] == row["model"] and r["jit"] == row["jit"]
+                            and r["steps_per_execution"] == row["steps_per_execution"]
                             and r["precision"] == "float32")
                 row["speedup_over_fp32"] = row["images_per_s"] / fp32["images_per_s"]
                 row["speedup_of_target"] = (row["speedup_over_fp32"] / BF16_TARGET_SPEEDUP
@@ -382,7 +487,7 @@ def main():
         print()
         print("train steps (target: of_fp32_peak >= target; bf16: speedup_over_fp32 >= "
               f"{BF16_TARGET_SPEEDUP} where the hardware has bf16; of_target >= 1 meets it)")
-        print_table(rows, ["model", "batch", "precision", "jit", "images_per_s", "mflop_per_image",
+        print_table(rows, ["model", "batch", "precision", "jit", "steps_per_execution", "images_per_s", "mflop_per_image",
                            "gflops", "of_fp32_peak", "target", "of_target", "speedup_over_fp32",
                            "speedup_of_target"])
 

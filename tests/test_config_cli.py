@@ -57,6 +57,8 @@ def test_overrides_parse_literals():
     ("model.latent_size=3", "model.latent_size"),
     ("model.class_name=Nope", "class_name"),
     ("training.epochs=0", "training.epochs"),
+    ("training.steps_per_execution=0", "training.steps_per_execution"),
+    ("training.steps_per_execution=2.5", "training.steps_per_execution"),
     ("epochs", "key=value"),
 ])
 def test_bad_overrides_name_the_key(override, key):
@@ -149,3 +151,21 @@ def test_seed_flag_and_init_from_another_run(mnist_arrays, tmp_path, capsys):
     assert cli.main(["train", ZOO_CONFIG, "--out", str(tmp_path / "nope")] + common
                     + ["--set", "training.init_from='nope_model'"]) == 2
     assert "training.init_from='nope_model'" in capsys.readouterr().err
+
+
+def test_steps_per_call_change_no_weight(mnist_arrays, tmp_path):
+    """`training.steps_per_execution` (default 10) only groups steps into one call: an epoch of
+    fewer steps than one call holds (60,000 / 8,000) trains the same weights one step per call
+    and 10 per call, none dropped."""
+    common = ["--verbose", "0", "--set", "training.epochs=1", "--set", "model.hidden=(16,)",
+              "--set", "data.batch_size=8000", "--set", "evaluation.iwae_samples=0"]
+    weights = []
+    for per_call in (1, 10):
+        out = tmp_path / f"per_call_{per_call}"
+        assert cli.main(["train", ZOO_CONFIG, "--out", str(out), "--set",
+                         f"training.steps_per_execution={per_call}"] + common) == 0
+        weights.append([w.numpy() for w in files.load_model(str(out)).trainable_weights])
+    assert tfvae_config.DEFAULTS["training"]["steps_per_execution"] == 10
+    for one, grouped in zip(*weights):
+        np.testing.assert_allclose(grouped, one, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(w).max() for w in weights[0]) > 0

@@ -51,7 +51,8 @@ class StopOnDivergence(keras.callbacks.Callback):
     """Stops `fit` at the first step whose loss is not finite, with an error naming the epoch
     and step. It raises inside the step's callbacks, so nothing later in the epoch runs: list
     it before `BackupAndRestore`, and the backup of the last finished epoch is never replaced by
-    NaN weights (a rerun resumes from it)."""
+    NaN weights (a rerun resumes from it). With `steps_per_execution` > 1 it sees the logs of
+    each call, so the step it names is the last of the call in which the loss diverged."""
 
     def __init__(self, advice="lower the learning rate (or set optimizer.clipnorm) and rerun"):
         super().__init__()

@@ -36,6 +36,8 @@ DEFAULTS = {
         "epochs": 10,
         "kl_warmup_epochs": 0,
         "jit_compile": True,
+        "steps_per_execution": 10,   # train steps per call of the compiled step (fewer Python
+                                     # round trips; callbacks see every 10th batch's logs)
         "seed": 0,
         "dtype_policy": "float32",   # or "mixed_bfloat16": networks in bf16, log-densities in f32
         "distribute": "none",        # or "mirrored": data parallel over the local GPUs, or
@@ -136,9 +138,10 @@ def validate(config):
     if config["training"]["dtype_policy"] not in DTYPE_POLICIES:
         raise ConfigError(f"training.dtype_policy must be one of {DTYPE_POLICIES}. "
                           f"Received: {config['training']['dtype_policy']!r}")
-    if not isinstance(config["training"]["epochs"], int) or config["training"]["epochs"] < 1:
-        raise ConfigError(f"training.epochs must be a positive integer. "
-                          f"Received: {config['training']['epochs']!r}")
+    for key in ("epochs", "steps_per_execution"):
+        value = config["training"][key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"training.{key} must be a positive integer. Received: {value!r}")
 
 
 def build_model(config, data_shape=None):

@@ -271,7 +271,8 @@ def train(config, out_dir, verbose=1):
             model = tfvae_config.build_model(config, data_shape=shape)
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, steps_per_epoch),
-                          jit_compile=jit_compile(config, run, verbose and run.chief))
+                          jit_compile=jit_compile(config, run, verbose and run.chief),
+                          steps_per_execution=config["training"]["steps_per_execution"])
             if model.initialization_examples:  # (a resumed run restores its own)
                 model.initialize_from_data(first_examples(train_ds, model.initialization_examples))
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
