@@ -153,6 +153,7 @@ def test_seed_flag_and_init_from_another_run(mnist_arrays, tmp_path, capsys):
     assert "training.init_from='nope_model'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # (18 s: two trainings; the slow step of .ci/run)
 def test_steps_per_call_change_no_weight(mnist_arrays, tmp_path):
     """`training.steps_per_execution` (default 10) only groups steps into one call: an epoch of
     fewer steps than one call holds (60,000 / 8,000) trains the same weights one step per call
