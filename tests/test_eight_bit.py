@@ -112,6 +112,7 @@ def test_eight_bit_data_stays_integer_and_the_model_refuses_scaled_pixels(mnist_
         model.elbo(mnist_arrays[2][:4] / 255.0)
 
 
+@pytest.mark.slow  # (11 s: a real fit on 8-bit MNIST; the slow step of .ci/run)
 def test_a_vae_on_8_bit_mnist_reports_bits_per_dim_below_uniform(mnist_arrays):
     x = mnist_arrays[0][:2000]
     model = tfvae.VAE(input_shape=(784,), latent_dim=8, hidden=(128,), seed=0,

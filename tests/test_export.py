@@ -192,6 +192,7 @@ def test_an_interrupted_export_leaves_no_version_a_server_would_load(tmp_path):
     assert sorted(os.listdir(base)) == ["1"] and path.endswith("1")
 
 
+@pytest.mark.slow  # (16 s: zoo/served_nll.py in its own process; the slow step of .ci/run)
 def test_served_nll_combines_seeded_calls_into_the_k_sample_estimate(exported):
     """zoo/served_nll.py, run in its TensorFlow-only child on an export: m = 3 calls of the
     k = 100 `log_prob_seeded` signature per batch (seeds (batch, j)) give the IWAE estimate with
