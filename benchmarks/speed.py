@@ -7,7 +7,8 @@ Sections (all run by default; `--sections` picks some):
   784-200-200-50 (batch 100), the VAE 784-512-512-20 (batch 128) and the 5-layer LadderVAE of
   zoo/configs/lvae_mnist.py (batch 100) and the residual conv VAE of zoo/configs/vae_mnist8.py
   (8-bit values, batch 100), each without and with `jit_compile` and in float32 and
-  mixed_bfloat16, with the achieved GFLOP/s and its ratio to the peak of the same precision;
+  mixed_bfloat16, at tfvae train's steps per call (10) and, for float32, at one step per call,
+  with the achieved GFLOP/s and its ratio to the fp32 peak;
   with torch installed (no dependency), the 784-512-512-20 VAE as a PyTorch eager loop too;
 - pipeline: one epoch of `tfvae.data.load("mnist", "train", binarize="dynamic")` alone, against
   the fastest train step of the same batch size;
@@ -33,6 +34,7 @@ lower bound on how busy the machine is.
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -118,6 +120,10 @@ def train_steps_seconds(model, dataset, steps, repeats):
     calls of its train function, as `fit` makes them."""
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     iterator = iter(dataset)
+
+    if steps % model.steps_per_execution:
+        raise ValueError(f"steps={steps} is not a multiple of steps_per_execution="
+                         f"{model.steps_per_execution}: the timing would count steps not run.")
 
     def run():
         for _ in range(steps // model.steps_per_execution):
@@ -338,18 +344,19 @@ MODEL_NAMES = {"vae_784-200-200-50": "VAE 784-200-200-50", "vae_784-512-512-20":
 
 def readme_section(results, path):
     """README's Speed section, every figure from `results` (the JSON of a run, at `path`)."""
-    m, peak = results["machine"], results.get("peak_gflops", {})
+    m, peak = results.get("machine", {}), results.get("peak_gflops")
     percent = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
     times = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
     lines = [SECTION, "",
              f"`TFVAE_DATA_DIR=../shared/data python benchmarks/speed.py --out {path}` on "
-             f"{results.get('date', 'an unrecorded date')}, nothing else running; `python benchmarks/speed.py "
-             f"--readme {path}` writes this section. Machine: {m['cpu']}, {m['cpus']} cores, "
-             f"{' '.join(m['cpu_flags']) or 'no SIMD flags read'}; GPUs: {', '.join(m['gpus']) or 'none'}; "
-             f"TensorFlow {m['tensorflow']}, Keras {m['keras']}. bf16 arithmetic in hardware: "
-             f"{'yes' if m['bf16_hardware'] else 'no (mixed_bfloat16 is emulated and not held to its target)'}. "
-             f"Matmul peak in the same run: **{peak.get('float32', 0):.0f} GFLOP/s fp32, "
-             f"{peak.get('mixed_bfloat16', 0):.0f} GFLOP/s bf16**.", ""]
+             f"{results.get('date', 'an unrecorded date')} ({results.get('conditions', 'conditions not recorded')}); "
+             f"`python benchmarks/speed.py --readme {path}` writes this section. Machine: "
+             f"{m.get('cpu', 'not recorded')}, {m.get('cpus', '?')} cores, "
+             f"{' '.join(m.get('cpu_flags', [])) or 'no SIMD flags recorded'}; GPUs: {', '.join(m.get('gpus', [])) or 'none'}; "
+             f"TensorFlow {m.get('tensorflow', '?')}, Keras {m.get('keras', '?')}. bf16 arithmetic in hardware: "
+             f"{'yes' if m.get('bf16_hardware') else 'no (mixed_bfloat16 is emulated and not held to its target)'}."
+             + ("" if not peak else f" Matmul peak in the same run (the best with and without XLA): "
+                f"**{peak['float32']:.0f} GFLOP/s fp32, {peak['mixed_bfloat16']:.0f} GFLOP/s bf16**."), ""]
     if results.get("train"):
         steps = {}
         for r in results["train"]:
@@ -383,12 +390,14 @@ def readme_section(results, path):
         lines.append(f"- The input pipeline alone (dynamic binarization, batch {pipe['batch']}) delivers "
                      f"{pipe['images_per_s']:,.0f} images/s"
                      + ("." if ratio is None else f", {ratio:.1f}x the fastest train step of that batch size."))
+    if results.get("iwae"):
+        lines.append(f"- IWAE of {results.get('iwae_model', 'a model not recorded')}:")
     for r in results.get("iwae", []):
         limit = (f"{r['gflops']:.1f} GFLOP/s, {percent(r.get('of_fp32_limit'))} of the fp32 peak "
                  f"(target {percent(IWAE_TARGET_OF_LIMIT)})" if r.get("gflops") else "its FLOPs not counted")
         bf16 = ("" if "speedup_over_fp32" not in r else
                 f"; {r['speedup_over_fp32']:.2f}x fp32's speed, NLL {r['nll_minus_float32']:+.3f} nats from fp32's")
-        lines.append(f"- `iwae_nll` in {r['precision']}, k = {r['num_samples']}, {r['num_examples']:,} test "
+        lines.append(f"  - `iwae_nll` in {r['precision']}, k = {r['num_samples']}, {r['num_examples']:,} test "
                      f"images: {r['seconds']:.0f} s (NLL {r['nll']:.2f} +- {r['stderr']:.2f}), {limit}; "
                      f"peak memory {r['peak_rss_mb'] / 1024:.2f} GB (target < "
                      f"{IWAE_TARGET_PEAK_RSS_MB / 1024:.0f} GB){bf16}.")
@@ -398,7 +407,10 @@ def readme_section(results, path):
 def readme_span(text):
     """(start, end) of the Speed section in README text: to the next heading of its level or
     above, or the end."""
-    start = text.index(SECTION + "\n")
+    found = re.search("^" + re.escape(SECTION) + "$", text, re.M)
+    if found is None:
+        raise SystemExit(f"README has no line {SECTION!r} to write the Speed section under.")
+    start = found.start()
     heads = [i for i in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if i >= 0]
     return start, (min(heads) + 1 if heads else len(text))
 
@@ -424,6 +436,8 @@ def main():
     parser.add_argument("--num-samples", type=int, default=5000)
     parser.add_argument("--iwae-worker", choices=PRECISIONS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--conditions", default="nothing else running, by the operator's word",
+                        help="what else ran on the machine, kept in the JSON and README")
     parser.add_argument("--readme", metavar="RESULTS_JSON",
                         help="only write README's Speed section from a run's results JSON")
     args = parser.parse_args()
@@ -434,7 +448,7 @@ def main():
     if args.quick:
         args.iwae_examples, args.num_samples = 500, 20
     steps, repeats = (STEPS_PER_EXECUTION, 2) if args.quick else (100, 5)
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    results = {"date": time.strftime("%Y-%m-%d"), "conditions": args.conditions, "machine": machine()}
     print("machine:", json.dumps(results["machine"]))
     if not results["machine"]["bf16_hardware"]:
         print("no bf16 arithmetic here (no AVX512_BF16, AMX or GPU): mixed_bfloat16 is timed but "
@@ -501,6 +515,8 @@ def main():
 
     if "iwae" in args.sections:
         model_path = default_model(args.model)
+        results["iwae_model"] = (f"`{args.model}`" if args.model else
+                                 "a VAE 784-200-200-50 trained one epoch here (`default_model`)")
         rows = [iwae_in_subprocess(model_path, p, args.iwae_examples, args.num_samples)
                 for p in PRECISIONS]
         for row in rows:

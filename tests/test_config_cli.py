@@ -153,20 +153,23 @@ def test_seed_flag_and_init_from_another_run(mnist_arrays, tmp_path, capsys):
     assert "training.init_from='nope_model'" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # (18 s: two trainings; the slow step of .ci/run)
+@pytest.mark.slow  # (two trainings; the slow step of .ci/run)
 def test_steps_per_call_change_no_weight(mnist_arrays, tmp_path):
-    """`training.steps_per_execution` (default 10) only groups steps into one call: an epoch of
-    fewer steps than one call holds (60,000 / 8,000) trains the same weights one step per call
-    and 10 per call, none dropped."""
+    """`training.steps_per_execution` (default 10) only groups steps into calls: an epoch of 24
+    steps (60,000 / 2,500: two full calls of 10 and one of 4) trains the same weights one step
+    per call and 10 per call, none dropped; the saved model was compiled with the setting."""
+    import zipfile
+
     common = ["--verbose", "0", "--set", "training.epochs=1", "--set", "model.hidden=(16,)",
-              "--set", "data.batch_size=8000", "--set", "evaluation.iwae_samples=0"]
+              "--set", "data.batch_size=2500", "--set", "evaluation.iwae_samples=0"]
     weights = []
-    for per_call in (1, 10):
+    for per_call in (1, None):  # None: the default
         out = tmp_path / f"per_call_{per_call}"
-        assert cli.main(["train", ZOO_CONFIG, "--out", str(out), "--set",
-                         f"training.steps_per_execution={per_call}"] + common) == 0
+        setting = [] if per_call is None else ["--set", f"training.steps_per_execution={per_call}"]
+        assert cli.main(["train", ZOO_CONFIG, "--out", str(out)] + setting + common) == 0
+        with zipfile.ZipFile(out / "model.keras") as saved:
+            compiled = json.loads(saved.read("config.json"))["compile_config"]
+        assert compiled["steps_per_execution"] == (per_call or 10)
         weights.append([w.numpy() for w in files.load_model(str(out)).trainable_weights])
-    assert tfvae_config.DEFAULTS["training"]["steps_per_execution"] == 10
     for one, grouped in zip(*weights):
         np.testing.assert_allclose(grouped, one, rtol=1e-5, atol=1e-6)
-    assert max(np.abs(w).max() for w in weights[0]) > 0

@@ -453,9 +453,11 @@ def _batches(dataset, model):
 
 
 def duration(seconds):
-    """A duration as people read it in a log or a card: '42 s', '13 min' or '2.1 h'."""
+    """A duration as people read it in a log or a card: '0.4 s', '42 s', '13 min' or '2.1 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
-        return f"{max(1, round(seconds))} s"
+        return f"{round(seconds)} s"
     if seconds < 5400:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"

@@ -598,7 +598,7 @@ def nll_text(m):
 def data_text(m):
     """How an entry saw its data, for its card: binarized, 8-bit integers or dequantized."""
     d, split = m["config"]["data"], held_out(m, "elbo")[1]
-    if not d.get("eight_bit"):
+    if not (d.get("eight_bit") or d.get("dequantize")):
         return (f"trained on the training split with `{m['binarization']['train']}` binarization, "
                 f"measured on the {split} split with `{m['binarization'][split]}` binarization "
                 f"(data seed {d['seed']}).")
