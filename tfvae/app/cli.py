@@ -139,6 +139,24 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(_interrupted(args), file=sys.stderr)
         return INTERRUPTED
+    except Exception as e:
+        if not _caused_by_ctrl_c(e):
+            raise
+        print(_interrupted(args), file=sys.stderr)
+        return INTERRUPTED
+
+
+def _caused_by_ctrl_c(error):
+    """True when `error` was raised while a KeyboardInterrupt was being handled: TensorFlow's
+    tf.function argument tracing turns a Ctrl-C that lands in it into "TypeError: Could not
+    generate a generic TraceType for 256" (a bare `except:` in trace_type_builder.from_value)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__context__
+    return False
 
 
 def _start_tensorflow(show_logging):

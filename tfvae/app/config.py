@@ -37,7 +37,8 @@ DEFAULTS = {
         "kl_warmup_epochs": 0,
         "jit_compile": True,
         "steps_per_execution": 10,   # train steps per call of the compiled step (fewer Python
-                                     # round trips; callbacks see every 10th batch's logs)
+                                     # round trips; callbacks see every 10th batch's logs;
+                                     # 1 under a distribution strategy)
         "seed": 0,
         "dtype_policy": "float32",   # or "mixed_bfloat16": networks in bf16, log-densities in f32
         "distribute": "none",        # or "mirrored": data parallel over the local GPUs, or

@@ -225,6 +225,15 @@ def jit_compile(config, run, verbose=0):
     return wanted
 
 
+def steps_per_execution(config):
+    """`training.steps_per_execution`, except under a distribution strategy (mirrored or
+    multi_worker): there Keras' multi-step loop over the distributed iterator fails to run
+    ("You must feed a value for placeholder tensor 'while/cond/Placeholder'", TensorFlow 2.21,
+    Keras 3.15), so each call runs one step."""
+    distributed = config["training"]["distribute"] != "none"
+    return 1 if distributed else config["training"]["steps_per_execution"]
+
+
 def train(config, out_dir, verbose=1):
     """Trains the model `config` describes; returns (model, results dict).
 
@@ -272,7 +281,7 @@ def train(config, out_dir, verbose=1):
             model.build((None,) + model.input_shape)  # BackupAndRestore needs the weights to exist
             model.compile(optimizer=optimizer(config, steps_per_epoch),
                           jit_compile=jit_compile(config, run, verbose and run.chief),
-                          steps_per_execution=config["training"]["steps_per_execution"])
+                          steps_per_execution=steps_per_execution(config))
             if model.initialization_examples:  # (a resumed run restores its own)
                 model.initialize_from_data(first_examples(train_ds, model.initialization_examples))
             backup = os.path.join(out_dir, "backup", tfvae_callbacks.AtomicBackupAndRestore.STATE)
