@@ -154,6 +154,47 @@ def test_tampered_files_and_configs_are_refused(published, tmp_path):
 
 
 @uses_published
+def test_reexport_rewrites_the_serving_files_and_keeps_the_entry(published, tmp_path, capsys, monkeypatch):
+    """An entry published by an older export gets this version's serving/ (every signature),
+    with checksums that verify; its model, card and figures stay; a model that no longer gives
+    its recorded outputs is refused before anything is written."""
+    root, metadata, _ = published
+    import shutil
+    copy = tmp_path / "zoo"
+    shutil.copytree(root, copy)
+    entry = copy / "tiny_vae"
+    old_serving = entry / "serving" / "1"
+    shutil.rmtree(entry / "serving")  # an older export: another served k, its hashes recorded
+    export.export_saved_model(zoo.load("tiny_vae", root), str(entry / "serving"), version=1,
+                              log_prob_samples=7, name="tiny_vae")
+    old = json.loads((entry / zoo.METADATA).read_text())
+    old["files"].update({path: zoo.sha256(str(entry / path)) for path in old["files"] if path.startswith("serving/")})
+    old["served_nll"] = {"nll": 1.0, "stderr": 0.1, "num_samples": 7, "command": "old"}
+    (entry / zoo.METADATA).write_text(json.dumps(old))
+    kept = {path: old["files"][path] for path in ("model.keras", "README.md", "samples.png")}
+    monkeypatch.setenv("TFVAE_ZOO_DIR", str(copy))
+
+    assert cli.main(["zoo", "reexport", "tiny_vae"]) == 0
+    assert "its outputs match the recorded ones" in capsys.readouterr().out
+    new = json.loads((entry / zoo.METADATA).read_text())
+    zoo.verify("tiny_vae", str(copy))  # every file against the new checksums
+    assert {path: new["files"][path] for path in kept} == kept
+    assert new["files"]["serving/1/saved_model.pb"] != old["files"]["serving/1/saved_model.pb"]
+    assert "served_nll" not in new and "reexported" in new
+    assert {k: new[k] for k in ("test_nll", "test_elbo", "checks")} == {k: metadata[k] for k in ("test_nll", "test_elbo", "checks")}
+    assert {log.predict_log.request.model_spec.signature_name
+            for log in export.read_warmup_requests(str(old_serving))} == set(export.SIGNATURES)
+    assert not [f for f in os.listdir(entry) if f.startswith(".tmp")]
+
+    new["checks"]["values"]["elbo"][0] += 0.5  # the model no longer matches its record
+    (entry / zoo.METADATA).write_text(json.dumps(new))
+    pb = (old_serving / "saved_model.pb").read_bytes()
+    with pytest.raises(zoo.ZooError, match="no longer gives the elbo recorded"):
+        zoo.reexport("tiny_vae", str(copy))
+    assert (old_serving / "saved_model.pb").read_bytes() == pb
+
+
+@uses_published
 def test_cli_zoo_list_and_sample_by_name(published, tmp_path, capsys, monkeypatch):
     root, _, _ = published
     monkeypatch.setenv("TFVAE_ZOO_DIR", root)
@@ -264,10 +305,9 @@ def shipped_served(mnist_arrays, tmp_path_factory):
             inputs[f"{i}/{signature}:3/x"] = x
         inputs[f"{i}/decode:3/z"] = rng.normal(size=(3, models[name].latent_shape[0])).astype(np.float32)
         inputs[f"{i}/sample:2/seed"] = np.array([5, 6], np.int64)
-        if "log_prob_seeded" in served_signatures(name):  # (exports since 2026-12-06)
-            for tag, seed in (("3", [3, 4]), ("3b", [3, 5])):
-                inputs[f"{i}/log_prob_seeded:{tag}/x"] = x
-                inputs[f"{i}/log_prob_seeded:{tag}/seed"] = np.array(seed, np.int64)
+        for tag, seed in (("3", [3, 4]), ("3b", [3, 5])):
+            inputs[f"{i}/log_prob_seeded:{tag}/x"] = x
+            inputs[f"{i}/log_prob_seeded:{tag}/seed"] = np.array(seed, np.int64)
     np.savez(root / "inputs.npz", **inputs)
     client = os.path.join(os.path.dirname(__file__), "serving_client.py")
     result = subprocess.run([sys.executable, client, str(root / "inputs.npz"), str(root / "outputs.npz"), *dirs],
@@ -293,8 +333,8 @@ def test_shipped_saved_model_serves_what_the_keras_model_computes(shipped_served
     assert_float32_close(samples[0], model.sample(1, seed=tf.constant([5, 0], tf.int64))[0], "sample")
     assert np.abs(samples[0] - samples[1]).max() > 1e-4
     logs = export.read_warmup_requests(os.path.join(zoo.zoo_dir(), name, "serving", "1"))
-    # every signature of the contract (entries exported before log_prob_seeded have the others)
-    assert set(served_signatures(name)) in (set(export.SIGNATURES), set(export.SIGNATURES) - {"log_prob_seeded"})
+    # every signature of the contract (`tfvae zoo reexport` brings older exports to it)
+    assert set(served_signatures(name)) == set(export.SIGNATURES)
     assert {log.predict_log.request.model_spec.name for log in logs} == {name}
 
 

@@ -3,8 +3,8 @@
     TFVAE_DATA_DIR=../shared/data python zoo/served_nll.py iwae_mnist [--num-samples 5000]
 
 The parent process writes the split the entry's card measured (`tfvae.app.zoo.evaluation_data`:
-the same binarization and seed) to a .npy file. A child process, which cannot import tfvae,
-Keras or TensorFlow Probability, loads `serving/1/` with `tf.saved_model.load` and calls its
+the same binarization, or the same 8-bit values, and seed) to a .npy file. A child process,
+which cannot import tfvae, Keras or TensorFlow Probability, loads `serving/1/` with `tf.saved_model.load` and calls its
 `log_prob_seeded` signature (the IWAE estimate with the export's k_e = 100 samples at the
 client's seed) m = k / k_e times per batch, with seeds (batch, j), and combines the calls into
 the estimate with k samples (Burda et al. 2016):

@@ -19,6 +19,7 @@ EXAMPLES = {
     "zoo": "examples: tfvae zoo list\n"
            "          tfvae zoo show vae2d_mnist\n"
            "          tfvae zoo publish runs/vae_mnist --name vae_mnist\n"
+           "          tfvae zoo reexport iwae_mnist   # its serving/ by this version's export\n"
            "          tfvae zoo pack vae_mnist --out runs/zoo-release\n"
            "          tfvae zoo pack --out runs/zoo-release   # every entry, for a release",
 }
@@ -108,14 +109,15 @@ def main(argv=None):
         description="list: the zoo models here ($TFVAE_ZOO_DIR, or a checkout's saved_models/), "
                     "cached ($TFVAE_HOME/zoo, default ~/.cache/tfvae/zoo) and fetchable (from "
                     "$TFVAE_ZOO_URL, default the registry's base_url); show: an entry's model card; "
-                    "publish: a finished training run as a zoo entry; pack: an entry's archive and "
+                    "publish: a finished training run as a zoo entry; reexport: an entry's "
+                    "serving/ rewritten from its model.keras by this version; pack: an entry's archive and "
                     "registry line (without NAME: every local entry's), for a release.",
         epilog=EXAMPLES["zoo"],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    zoo.add_argument("action", choices=("list", "show", "publish", "pack"))
+    zoo.add_argument("action", choices=("list", "show", "publish", "reexport", "pack"))
     zoo.add_argument("run", nargs="?", metavar="RUN|NAME",
-                     help="publish: a finished `tfvae train` output folder; show, pack: a zoo "
-                          "name (pack without it: every local entry)")
+                     help="publish: a finished `tfvae train` output folder; show, reexport, "
+                          "pack: a zoo name (pack without it: every local entry)")
     zoo.add_argument("--name", help="publish: the entry's name (default: the run's config name)")
     zoo.add_argument("--out", default=os.path.join("runs", "zoo-release"),
                      help="pack: the folder for NAME.tar.gz (default runs/zoo-release)")
@@ -126,8 +128,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "zoo" and args.action == "publish" and not args.run:
         zoo.error("publish needs RUN, a finished `tfvae train` output folder")
-    if args.command == "zoo" and args.action == "show" and not args.run:
-        zoo.error("show needs NAME, a zoo name (see `tfvae zoo list`)")
+    if args.command == "zoo" and args.action in ("show", "reexport") and not args.run:
+        zoo.error(f"{args.action} needs NAME, a zoo name (see `tfvae zoo list`)")
     if args.command == "export" and not args.model_config and not (args.model and args.dir):
         export.error("give MODEL and DIR, or --model-config MODELS_DIR")
     commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "export": _export,
@@ -305,6 +307,11 @@ def _zoo(args):
             elbo, split = zoo.held_out(metadata, "elbo")
             print(f"published {name}: {split} ELBO {elbo:.2f}, "
                   f"{len(metadata['files'])} files -> {os.path.join(zoo.zoo_dir(), name)}")
+        elif args.action == "reexport":
+            metadata = zoo.reexport(args.run)
+            print(f"re-exported {args.run}: its outputs match the recorded ones; "
+                  f"{os.path.join(zoo.zoo_dir(), args.run, 'serving', '1')} rewritten, "
+                  f"{len(metadata['files'])} files checksummed (then: tfvae zoo pack {args.run})")
         elif args.action == "pack":
             names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
             if not names:

@@ -574,6 +574,47 @@ def publish(run_dir, name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
     return files.read_json(os.path.join(final, METADATA))
 
 
+def reexport(name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
+    """Rewrites entry `name`'s `serving/1/` from its own model.keras with this version's export
+    (e.g. for the `log_prob_seeded` signature that zoo/served_nll.py calls); returns the metadata.
+
+    The model, its figures and its card stay as published: the entry is verified, the model is
+    loaded in safe mode and must reproduce the metadata's recorded outputs (`check_outputs`) to
+    float32 rounding (128 eps of the largest value, as tests/helpers.py's cross-program check)
+    before anything is written, and the metadata's SHA-256s then cover the new
+    files. A `served_nll` measured from the old export is dropped, since its files are gone.
+
+    Raises:
+        ZooError: a failed verification, or a model that no longer gives its recorded outputs.
+    """
+    from tfvae import export
+
+    root = root or zoo_dir()
+    folder = verify(name, root)
+    metadata = files.read_json(os.path.join(folder, METADATA))
+    model = files.load_model(os.path.join(folder, "model.keras"))
+    checks = metadata["checks"]
+    x_check = next(iter(evaluation_data(metadata["config"])[0]))[:checks["num_examples"]]
+    for key, values in check_outputs(model, x_check).items():
+        recorded = np.asarray(checks["values"][key], np.float32)
+        tolerance = 128 * np.finfo(np.float32).eps * np.abs(recorded).max()
+        if not np.allclose(values, recorded, rtol=0, atol=tolerance):
+            raise ZooError(f"Zoo model {name!r} no longer gives the {key} recorded at publication "
+                           f"(max difference {np.abs(np.asarray(values) - recorded).max():.3g}): "
+                           "its figures would not describe a re-export; republish it from its run.")
+    serving = os.path.join(folder, "serving")
+    tmp = os.path.join(folder, f".tmp-serving-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    export.export_saved_model(model, tmp, version=1, log_prob_samples=log_prob_samples, name=name)
+    shutil.rmtree(serving)
+    os.replace(tmp, serving)
+    metadata["files"] = {path: sha256(os.path.join(folder, path)) for path in _files_in(folder)
+                         if path != METADATA}
+    metadata.pop("served_nll", None)
+    metadata["reexported"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    files.write_json(os.path.join(folder, METADATA), metadata)
+    return metadata
+
 
 def median_epoch_seconds(record):
     """The median of a run's epoch times (metrics.json): an epoch that spans a suspended or
@@ -606,6 +647,15 @@ def data_text(m):
             "its bits/dim" if d.get("dequantize") else "as 8-bit integers 0..255, neither scaled "
             "nor binarized")
     return f"trained on the training split and measured on the {split} split {seen} (data seed {d['seed']})."
+
+
+def same_data_text(m):
+    """What NLLs must share with the entry's to be compared with it: its binarization, its 8-bit
+    values, or its dequantization."""
+    d = m["config"]["data"]
+    if d.get("dequantize"):
+        return "dequantization of the same 8-bit values"
+    return "8-bit values (0..255, not binarized)" if d.get("eight_bit") else "binarization"
 
 
 def description(metadata):
@@ -693,7 +743,7 @@ The whole config is `config` in metadata.json.{history}
 ## Intended use
 
 Research and teaching: samples (`tfvae sample {name} --out grid.png`), likelihood comparisons on
-the same data and binarization, latent-space studies, a starting point for fine-tuning
+the same data and {same_data_text(m)}, latent-space studies, a starting point for fine-tuning
 (`--set training.init_from={name}`), and serving (`serving/1/`, TF Serving; see the tfvae README).
 
 ```python
@@ -703,8 +753,8 @@ model = tfvae.zoo.load("{name}")
 ## Limitations
 
 Trained only on {m['dataset']}: its likelihoods, samples and latents say nothing about other
-data, and its NLL is comparable only with numbers on the same binarization of the same {split}
-split. Not validated as a classifier, anomaly detector or for any decision about people. The
+data, and its NLL is comparable only with numbers on the same {same_data_text(m)} of the same
+{split} split. Not validated as a classifier, anomaly detector or for any decision about people. The
 published column is the paper's number, not a result of this code; where the two differ, the
 entry does not reproduce the paper.
 """
