@@ -32,6 +32,7 @@ lower bound on how busy the machine is.
     python benchmarks/speed.py --quick      # a one-minute smoke run with tiny settings
 """
 import argparse
+import inspect
 import json
 import os
 import re
@@ -47,6 +48,7 @@ import tensorflow as tf
 import tfvae
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+DEFAULT_IWAE_JIT = inspect.signature(tfvae.models.BaseVAE.log_prob).parameters["jit_compile"].default
 # Targets (issue 33's; the conv VAE held to the 40% it sets for "the zoo's conv models"): a train step's share of the fp32 matmul peak (by model), IWAE's share of
 # the fp32 limit, its memory, and bf16's speed-up over fp32 where the hardware has bf16.
 TRAIN_TARGET_OF_PEAK = {"vae_784-200-200-50": 0.60, "vae_784-512-512-20": 0.60, "lvae_5_layers": 0.40,
@@ -272,10 +274,10 @@ def pipeline_throughput(batch_size, repeats):
     return count / median_seconds(lambda: [None for _ in train], repeats)
 
 
-def iwae_in_subprocess(model_path, precision, examples, num_samples):
+def iwae_in_subprocess(model_path, precision, examples, num_samples, jit):
     """Runs `iwae_worker` in a fresh Python so max RSS measures this evaluation alone."""
     command = [sys.executable, os.path.abspath(__file__), "--iwae-worker", precision,
-               "--model", model_path, "--iwae-examples", str(examples),
+               "--iwae-jit", jit, "--model", model_path, "--iwae-examples", str(examples),
                "--num-samples", str(num_samples)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -294,17 +296,21 @@ def peak_rss_mb():
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def iwae_worker(model_path, precision, examples, num_samples):
-    """Loads the model with its networks in `precision` and times iwae_nll on the test set."""
+def iwae_worker(model_path, precision, examples, num_samples, jit):
+    """Loads the model with its networks in `precision` and times iwae_nll on the test set,
+    its chunks compiled by XLA ("xla", `log_prob`'s default) or graphs without it ("graph")."""
     keras.config.set_dtype_policy(precision)
     model = tfvae.files.load_model(model_path)
     test = tfvae.data.load("mnist", "test", binarize="fixed", batch_size=500)
     test = test.take(-(-examples // 500))
+    jit_compile = jit == "xla"
     start = time.time()
-    result = tfvae.evaluation.iwae_nll(model, test, num_samples=num_samples, verbose=0)
+    result = tfvae.evaluation.iwae_nll(model, test, num_samples=num_samples, verbose=0,
+                                       jit_compile=jit_compile)
     seconds = time.time() - start
     flops = iwae_flops_per_example(model, num_samples)
     result.update(precision=precision, seconds=seconds, peak_rss_mb=peak_rss_mb(),
+                  jit=jit, default=jit_compile == DEFAULT_IWAE_JIT,
                   gflops=None if flops is None else flops * result["num_examples"] / seconds / 1e9)
     print(json.dumps(result))
 
@@ -397,7 +403,9 @@ def readme_section(results, path):
                  f"(target {percent(IWAE_TARGET_OF_LIMIT)})" if r.get("gflops") else "its FLOPs not counted")
         bf16 = ("" if "speedup_over_fp32" not in r else
                 f"; {r['speedup_over_fp32']:.2f}x fp32's speed, NLL {r['nll_minus_float32']:+.3f} nats from fp32's")
-        lines.append(f"  - `iwae_nll` in {r['precision']}, k = {r['num_samples']}, {r['num_examples']:,} test "
+        path = ("" if "jit" not in r else  # (results before the XLA choice timed one path)
+                f", {'with' if r['jit'] == 'xla' else 'without'} XLA{' (the default)' if r['default'] else ''}")
+        lines.append(f"  - `iwae_nll` in {r['precision']}{path}, k = {r['num_samples']}, {r['num_examples']:,} test "
                      f"images: {r['seconds']:.0f} s (NLL {r['nll']:.2f} +- {r['stderr']:.2f}), {limit}; "
                      f"peak memory {r['peak_rss_mb'] / 1024:.2f} GB (target < "
                      f"{IWAE_TARGET_PEAK_RSS_MB / 1024:.0f} GB){bf16}.")
@@ -435,6 +443,8 @@ def main():
     parser.add_argument("--iwae-examples", type=int, default=10000)
     parser.add_argument("--num-samples", type=int, default=5000)
     parser.add_argument("--iwae-worker", choices=PRECISIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--iwae-jit", choices=("xla", "graph"), default="xla",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--conditions", default="nothing else running, by the operator's word",
                         help="what else ran on the machine, kept in the JSON and README")
@@ -444,7 +454,8 @@ def main():
     if args.readme:
         return write_readme(args.readme)
     if args.iwae_worker:
-        return iwae_worker(args.model, args.iwae_worker, args.iwae_examples, args.num_samples)
+        return iwae_worker(args.model, args.iwae_worker, args.iwae_examples, args.num_samples,
+                           args.iwae_jit)
     if args.quick:
         args.iwae_examples, args.num_samples = 500, 20
     steps, repeats = (STEPS_PER_EXECUTION, 2) if args.quick else (100, 5)
@@ -517,14 +528,17 @@ def main():
         model_path = default_model(args.model)
         results["iwae_model"] = (f"`{args.model}`" if args.model else
                                  "a VAE 784-200-200-50 trained one epoch here (`default_model`)")
-        rows = [iwae_in_subprocess(model_path, p, args.iwae_examples, args.num_samples)
-                for p in PRECISIONS]
+        # each precision with XLA (`log_prob`'s default) and without
+        rows = [iwae_in_subprocess(model_path, p, args.iwae_examples, args.num_samples, jit)
+                for p in PRECISIONS for jit in ("xla", "graph")]
         for row in rows:
             row["seconds_per_10000_examples"] = row["seconds"] * 10000 / row["num_examples"]
-        rows[1]["nll_minus_float32"] = rows[1]["nll"] - rows[0]["nll"]
-        rows[1]["speedup_over_fp32"] = rows[0]["seconds"] / rows[1]["seconds"]
-        if results["machine"]["bf16_hardware"]:
-            rows[1]["speedup_of_target"] = rows[1]["speedup_over_fp32"] / BF16_TARGET_SPEEDUP
+        fp32 = rows[0]  # (float32 on its default path)
+        for row in rows[2:]:
+            row["nll_minus_float32"] = row["nll"] - fp32["nll"]
+            row["speedup_over_fp32"] = fp32["seconds"] / row["seconds"]
+            if results["machine"]["bf16_hardware"]:
+                row["speedup_of_target"] = row["speedup_over_fp32"] / BF16_TARGET_SPEEDUP
         for row in rows:
             if "peak_gflops" in results and row["gflops"] is not None:
                 row["of_fp32_limit"] = row["gflops"] / results["peak_gflops"]["float32"]
@@ -534,7 +548,7 @@ def main():
         print()
         print(f"IWAE (target: of_fp32_limit >= {IWAE_TARGET_OF_LIMIT}, peak_rss_mb < "
               f"{IWAE_TARGET_PEAK_RSS_MB}, bf16 speedup >= {BF16_TARGET_SPEEDUP} where the hardware has bf16)")
-        print_table(rows, ["precision", "num_examples", "num_samples", "nll", "stderr", "seconds",
+        print_table(rows, ["precision", "jit", "default", "num_examples", "num_samples", "nll", "stderr", "seconds",
                            "seconds_per_10000_examples", "gflops", "of_fp32_limit", "of_target",
                            "peak_rss_mb", "memory_of_target", "nll_minus_float32",
                            "speedup_over_fp32", "speedup_of_target"])

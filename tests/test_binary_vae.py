@@ -219,3 +219,33 @@ def test_the_held_baseline_of_a_hierarchy_is_where_its_moving_average_settles():
     settled = float(layers[0].signal_mean)
     assert abs(held - settled) < 0.1 * kl, (held, settled, -distortion)
     assert abs(-distortion - settled) > 0.5 * kl
+
+
+def test_temperature_annealing_retraces_the_train_step_at_each_new_temperature():
+    """tfvae.callbacks.TemperatureAnnealing in a real fit: tau = max(0.5, exp(-rate t)) moves
+    once per epoch here (every = the 4 steps of an epoch). A latent part that notes the
+    temperature each time the train step is traced shows the step traced at every new tau, in
+    order (a step traced once would draw at 1.0 throughout)."""
+    traced = []
+
+    class NotingLatent(tfvae.latents.Latent):
+        def draw(self, params, seed, num_samples=None, training=False):
+            if training:
+                traced.append(self.temperature)  # (Python: runs when the step is traced)
+            return super().draw(params, seed, num_samples, training)
+
+    model = tfvae.VAE(input_shape=(12,), latent=NotingLatent(20, "bernoulli", estimator="relaxed"),
+                      hidden=(16,), seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=2)
+    annealing = tfvae.callbacks.TemperatureAnnealing(rate=0.1, minimum=0.5, every=4)
+    x = np.tile(X, (4, 1))  # 128 examples, 4 batches of 32
+    history = model.fit(x, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=[annealing])
+    taus = [annealing.temperature_at(4 * epoch) for epoch in range(3)]
+    np.testing.assert_allclose(taus, [1.0, np.exp(-0.4), 0.5])
+    np.testing.assert_allclose(history.history["temperature"], taus)
+    assert sorted(set(traced), reverse=True) == taus and traced[0] == 1.0 and traced[-1] == 0.5
+    assert model.posterior_layer.temperature == 0.5
+    with pytest.raises(ValueError, match="has none"):
+        gaussian = tfvae.VAE(input_shape=(12,), latent_dim=3, hidden=(8,))
+        gaussian.compile(optimizer="sgd")
+        gaussian.fit(X, epochs=1, verbose=0, callbacks=[tfvae.callbacks.TemperatureAnnealing()])

@@ -91,8 +91,9 @@ def test_iwae_nll_resumes_an_interrupted_run_with_the_same_result(linear_gaussia
         yield from data[:n]
         raise KeyboardInterrupt
 
-    def estimate(data, num_samples=200):
-        return evaluation.iwae_nll(model, data, num_samples, seed=3, verbose=0, checkpoint=checkpoint)
+    def estimate(data, num_samples=200, chunk_size=None):
+        return evaluation.iwae_nll(model, data, num_samples, chunk_size, seed=3, verbose=0,
+                                   checkpoint=checkpoint)
 
     with pytest.raises(KeyboardInterrupt):
         estimate(interrupt_after(4, batches))
@@ -104,7 +105,8 @@ def test_iwae_nll_resumes_an_interrupted_run_with_the_same_result(linear_gaussia
     for key in ("nll", "stderr", "elbo", "num_examples"):
         assert resumed[key] == uninterrupted[key], key
 
-    # Saved batches count only for the same data, weights and k.
+    # Saved batches count only for the same data, weights, k and chunking (the draws at a
+    # seed depend on the chunk size).
     with pytest.raises(KeyboardInterrupt):
         estimate(interrupt_after(4, batches))
     other_data = batches[:2] + [batches[2][::-1]] + batches[3:]
@@ -112,6 +114,9 @@ def test_iwae_nll_resumes_an_interrupted_run_with_the_same_result(linear_gaussia
     with pytest.raises(KeyboardInterrupt):
         estimate(interrupt_after(4, batches))
     assert estimate(batches, num_samples=100)["resumed_batches"] == 0
+    with pytest.raises(KeyboardInterrupt):
+        estimate(interrupt_after(4, batches))
+    assert estimate(batches, chunk_size=7)["resumed_batches"] == 0
     with pytest.raises(KeyboardInterrupt):
         estimate(interrupt_after(4, batches))
     model.likelihood_layer.projection.set_weights([kernel, bias + 0.1])

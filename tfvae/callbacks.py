@@ -43,6 +43,50 @@ class KLWarmup(keras.callbacks.Callback):
             logs["kl_warmup"] = float(self.model.kl_warmup.numpy())
 
 
+class TemperatureAnnealing(keras.callbacks.Callback):
+    """Anneals the temperature of the relaxed latents: tau = max(minimum, exp(-rate * t)) at
+    training step t, set every `every` steps (Jang, Gu & Poole 2017, section 4: N in
+    {500, 1000} steps, r in {1e-5, 1e-4}, tau down to 0.5).
+
+    t is the optimizer's step count, so a resumed run continues the schedule. A new
+    temperature retraces the train step (a compilation per update; XLA's takes seconds).
+    Logs `temperature` each epoch.
+    """
+
+    def __init__(self, rate=1e-4, minimum=0.5, every=1000):
+        super().__init__()
+        if not rate > 0 or not 0 < minimum <= 1:
+            raise ValueError(f"rate must be > 0 and minimum in (0, 1]. Received: rate={rate!r}, "
+                             f"minimum={minimum!r}")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer. Received: every={every!r}")
+        self.rate, self.minimum, self.every = float(rate), float(minimum), every
+        self.temperature = None
+
+    def temperature_at(self, step):
+        """tau at training step `step`: the value of the last multiple of `every`."""
+        return max(self.minimum, math.exp(-self.rate * (step // self.every) * self.every))
+
+    def on_train_begin(self, logs=None):
+        relaxed = [latent for latent in self.model.latent_layers() if latent.estimator == "relaxed"]
+        if not relaxed:
+            raise ValueError("TemperatureAnnealing anneals relaxed latents; this model has none "
+                             "(estimator='relaxed' draws Bernoulli latents relaxed).")
+        self._relaxed, self.temperature = relaxed, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        temperature = self.temperature_at(int(self.model.optimizer.iterations.numpy()))
+        if temperature != self.temperature:
+            for latent in self._relaxed:
+                latent.set_temperature(temperature)
+            self.model.make_train_function(force=True)
+            self.temperature = temperature
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.temperature is not None:
+            logs["temperature"] = self.temperature
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 

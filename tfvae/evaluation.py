@@ -24,7 +24,7 @@ PROGRESS_LINE_SECONDS = 60  # iwae_nll(verbose=2): at most one progress line per
 
 
 def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=1, checkpoint=None,
-             strategy=None, dequantized=False):
+             strategy=None, dequantized=False, jit_compile=True):
     """Test negative log-likelihood by the IWAE estimate, -log (1/k) sum_i p(x, z_i)/q(z_i|x).
 
     Burda, Grosse & Salakhutdinov 2016 (section 5 uses k = 5000). The estimate of log p(x) is
@@ -40,12 +40,14 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
             (batch i/n, the NLL so far, minutes per batch and left) and one at the end.
         checkpoint: a JSON file that keeps the finished batches' estimates, so that a run stopped
             part-way continues where it stopped, with the same result (every batch has its own
-            seed). A saved batch is used only for the same weights, k, seed and batch contents
-            (SHA-256 of each); the file is removed at the end.
+            seed). A saved batch is used only for the same weights, k, seed, chunk size and
+            batch contents (SHA-256 of each); the file is removed at the end.
         strategy: a `tf.distribute.MultiWorkerMirroredStrategy` (default: the current
             strategy): every worker, given the whole `dataset`, estimates batch i when i mod W
             is its place among W workers, and the workers' estimates are then summed into every
             worker's result, the same as one process's (the same batches and seeds).
+        jit_compile: XLA for `log_prob`'s chunks (the default), or graphs without it; the
+            same draws either way.
         dequantized: the dataset is 8-bit data dequantized for a continuous likelihood
             (`tfvae.data.load(..., dequantize=True)`): bits/dim then counts the D log 256 of the
             discrete bound (`bits_per_dim`).
@@ -65,6 +67,8 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
     workers, worker = cluster.num_workers(strategy), cluster.worker_index(strategy)
     key = {"weights_sha256": weights_sha256(model), "num_samples": int(num_samples), "seed": int(seed),
            "worker": [worker, workers]}
+    if chunk_size is not None:  # (another chunking draws other samples at the same seed)
+        key["chunk_size"] = int(chunk_size)
     saved = files.read_json(checkpoint, default={}) if checkpoint else {}
     done = saved.get("batches", []) if saved.get("key") == key else []  # {x_sha256, log_px, elbo}
     if done and verbose:
@@ -86,7 +90,8 @@ def iwae_nll(model, dataset, num_samples=5000, chunk_size=None, seed=0, verbose=
             batch_seed = (seed * 7919 + i) % (2 ** 31 - 1)
             del done[j:]
             done.append({"x_sha256": x_sha256,
-                         "log_px": np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed)).tolist(),
+                         "log_px": np.asarray(model.log_prob(x, num_samples, chunk_size, seed=batch_seed,
+                                                                 jit_compile=jit_compile)).tolist(),
                          "elbo": np.asarray(model.elbo(x, seed=batch_seed)).tolist()})
             if checkpoint:
                 files.write_json(checkpoint, {"key": key, "batches": done})

@@ -145,6 +145,15 @@ class Latent(distributions.DistributionLayer):
         """The relaxed draw's temperature (the family's)."""
         return getattr(self.family, "temperature", None)
 
+    def set_temperature(self, temperature):
+        """Draws relaxed at `temperature` from now on. A traced train step keeps the value it was
+        traced with: retrace it (`model.make_train_function(force=True)`), as
+        `tfvae.callbacks.TemperatureAnnealing` does."""
+        if "temperature" not in self.family._config_names:
+            raise ValueError(f"{self.family.name} latents have no temperature (the relaxed "
+                             "estimator's, for Bernoulli latents).")
+        self.family = type(self.family).from_config({**self.family.get_config(), "temperature": temperature})
+
     # -- the draw -----------------------------------------------------------------------------
     def is_relaxed(self, training):
         """Whether draws are relaxed: with the relaxed estimator, while training only."""

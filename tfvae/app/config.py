@@ -35,6 +35,9 @@ DEFAULTS = {
     "training": {
         "epochs": 10,
         "kl_warmup_epochs": 0,
+        "anneal_temperature": None,  # (rate, minimum, every): relaxed latents at tau =
+                                     # max(minimum, exp(-rate t)) from step t, updated every
+                                     # `every` steps (tfvae.callbacks.TemperatureAnnealing)
         "jit_compile": True,
         "steps_per_execution": 10,   # train steps per call of the compiled step (fewer Python
                                      # round trips; callbacks see every 10th batch's logs;
@@ -139,6 +142,15 @@ def validate(config):
     if config["training"]["dtype_policy"] not in DTYPE_POLICIES:
         raise ConfigError(f"training.dtype_policy must be one of {DTYPE_POLICIES}. "
                           f"Received: {config['training']['dtype_policy']!r}")
+    anneal = config["training"]["anneal_temperature"]
+    if anneal is not None:
+        from tfvae import callbacks
+
+        try:
+            callbacks.TemperatureAnnealing(*anneal)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"training.anneal_temperature must be None or (rate, minimum, every), "
+                              f"e.g. (1e-4, 0.5, 1000): {e} Received: {anneal!r}") from None
     for key in ("epochs", "steps_per_execution"):
         value = config["training"][key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

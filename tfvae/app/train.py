@@ -343,6 +343,8 @@ def _fit_and_evaluate(model, config, run, fit_data, evaluation_ds, data_epoch, v
     ]
     if config["training"]["kl_warmup_epochs"]:
         fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
+    if config["training"]["anneal_temperature"]:
+        fit_callbacks.append(tfvae_callbacks.TemperatureAnnealing(*config["training"]["anneal_temperature"]))
     # (shuffle=False: data.load already orders each epoch by (seed, epoch); Keras would only warn)
     model.fit(fit_data["train"], epochs=config["training"]["epochs"],
               validation_data=fit_data["validation"], callbacks=fit_callbacks, verbose=verbose,
@@ -419,7 +421,7 @@ IWAE_SAMPLES, IWAE_CHECK_SAMPLES = 5000, 50
 
 
 def evaluate(model, config, out_dir, dataset=None, num_samples=None, surgery_samples=10000, seed=0,
-             run_dir=None, verbose=2):
+             run_dir=None, verbose=2, chunk_size=None):
     """The evaluation of a trained model that `tfvae evaluate` prints and `zoo/build.py` runs:
     the IWAE NLL (bits/dim for discrete data) on the run's evaluation split
     (`tfvae.data.splits`: the test split where the data has one), active units, the exact
@@ -436,6 +438,8 @@ def evaluate(model, config, out_dir, dataset=None, num_samples=None, surgery_sam
             likelihood is computed).
         surgery_samples: Monte Carlo draws of the ELBO surgery (0 skips it).
         seed: of the estimates.
+        chunk_size: IWAE draws per chunk (`BaseVAE.log_prob`; each chunk has its own seed, so
+            the same seed with another chunk size draws other samples).
         run_dir: the run's folder, whose metrics.json gives the training curves.
         verbose: 1 progress bars, 2 one line per pass (logs).
 
@@ -467,7 +471,7 @@ def evaluate(model, config, out_dir, dataset=None, num_samples=None, surgery_sam
     if verbose:
         print(f"IWAE estimate, k={num_samples}, on the {split} split of {name}:", flush=True)
     results = {"dataset": name, "split": split, "binarization": binarize,
-               "iwae": evaluation.iwae_nll(model, held_out, num_samples, seed=seed, verbose=verbose,
+               "iwae": evaluation.iwae_nll(model, held_out, num_samples, chunk_size, seed=seed, verbose=verbose,
                                            checkpoint=os.path.join(out_dir, "iwae.partial.json"),
                                            dequantized=dequantized)}
     results["active_units"] = {k: v for k, v in evaluation.active_units(model, held_out).items()

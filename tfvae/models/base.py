@@ -560,7 +560,7 @@ class BaseVAE(keras.Model):
         self._check_values(x)
         return self.loss_terms(x, num_samples=1, seed=seed)["elbo"]
 
-    def log_prob(self, x, num_samples=5000, chunk_size=None, seed=None):
+    def log_prob(self, x, num_samples=5000, chunk_size=None, seed=None, jit_compile=True):
         """Per-example IWAE estimate of log p(x): log (1/k) sum_i p(x, z_i) / q(z_i|x).
 
         Burda et al. 2016; a lower bound in expectation that tightens as k grows. The k samples
@@ -573,6 +573,9 @@ class BaseVAE(keras.Model):
             num_samples: k.
             chunk_size: samples per chunk.
             seed: int for a reproducible estimate; None draws from the model's generator.
+            jit_compile: compile each chunk with XLA (the default: faster in float32 and in
+                mixed_bfloat16 alike, benchmarks/results/speed-2026-12-07-iwae.json), or run it
+                as a graph without XLA; the same draws either way.
 
         Returns:
             float32 [batch].
@@ -588,19 +591,28 @@ class BaseVAE(keras.Model):
         batch = int(x.shape[0])
         if chunk_size is None:
             chunk_size = max(1, min(num_samples, 2 ** 12 // max(batch, 1)))
+        chunk_function = self.log_weight_logsumexp if jit_compile else self._log_weight_logsumexp_graph
         total = None
         for i, start in enumerate(range(0, num_samples, chunk_size)):
             size = min(chunk_size, num_samples - start)
             chunk_seed = (estimators.seed_pair(self.seed_generator) if seed is None
                           else tf.constant([seed, i], tf.int32))
-            part = self.log_weight_logsumexp(x, size, chunk_seed)
+            part = chunk_function(x, size, chunk_seed)
             total = part if total is None else tf.experimental.numpy.logaddexp(total, part)
         return total - math.log(num_samples)
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def log_weight_logsumexp(self, x, num_samples, seed):
         """log sum_i p(x, z_i) / q(z_i|x) over k = `num_samples` draws at the int32 [2] `seed`,
-        [batch]: `log_prob`'s chunk and the exported `log_prob` signature."""
+        [batch]: `log_prob`'s chunk (compiled by XLA) and the exported `log_prob` signature."""
+        return self._log_weight_sum(x, num_samples, seed)
+
+    @tf.function(reduce_retracing=True)
+    def _log_weight_logsumexp_graph(self, x, num_samples, seed):
+        """`log_weight_logsumexp` as a graph without XLA (`log_prob(jit_compile=False)`)."""
+        return self._log_weight_sum(x, num_samples, seed)
+
+    def _log_weight_sum(self, x, num_samples, seed):
         return tf.reduce_logsumexp(self._forward(x, num_samples, seed)["log_weight"], axis=0)
 
     def sample(self, num_samples, seed=None, mean=True):
