@@ -403,9 +403,9 @@ def readme_section(results, path):
                  f"(target {percent(IWAE_TARGET_OF_LIMIT)})" if r.get("gflops") else "its FLOPs not counted")
         bf16 = ("" if "speedup_over_fp32" not in r else
                 f"; {r['speedup_over_fp32']:.2f}x fp32's speed, NLL {r['nll_minus_float32']:+.3f} nats from fp32's")
-        path = ("" if "jit" not in r else  # (results before the XLA choice timed one path)
-                f", {'with' if r['jit'] == 'xla' else 'without'} XLA{' (the default)' if r['default'] else ''}")
-        lines.append(f"  - `iwae_nll` in {r['precision']}{path}, k = {r['num_samples']}, {r['num_examples']:,} test "
+        jit = ("" if "jit" not in r else  # (results before the XLA choice timed one path)
+               f", {'with' if r['jit'] == 'xla' else 'without'} XLA{' (the default)' if r['default'] else ''}")
+        lines.append(f"  - `iwae_nll` in {r['precision']}{jit}, k = {r['num_samples']}, {r['num_examples']:,} test "
                      f"images: {r['seconds']:.0f} s (NLL {r['nll']:.2f} +- {r['stderr']:.2f}), {limit}; "
                      f"peak memory {r['peak_rss_mb'] / 1024:.2f} GB (target < "
                      f"{IWAE_TARGET_PEAK_RSS_MB / 1024:.0f} GB){bf16}.")

@@ -245,6 +245,11 @@ def test_temperature_annealing_retraces_the_train_step_at_each_new_temperature()
     np.testing.assert_allclose(history.history["temperature"], taus)
     assert sorted(set(traced), reverse=True) == taus and traced[0] == 1.0 and traced[-1] == 0.5
     assert model.posterior_layer.temperature == 0.5
+    # a second fit (as a resumed run) continues from the optimizer's step: 12, tau exp(-1.2) -> 0.5
+    model.posterior_layer.set_temperature(0.9)
+    traced.clear()
+    model.fit(x, batch_size=32, epochs=1, shuffle=False, verbose=0, callbacks=[annealing])
+    assert traced and set(traced) == {0.5}
     with pytest.raises(ValueError, match="has none"):
         gaussian = tfvae.VAE(input_shape=(12,), latent_dim=3, hidden=(8,))
         gaussian.compile(optimizer="sgd")

@@ -61,6 +61,7 @@ def test_overrides_parse_literals():
     ("training.steps_per_execution=2.5", "training.steps_per_execution"),
     ("training.anneal_temperature=(1e-4, 0.5, 0)", "training.anneal_temperature"),
     ("training.anneal_temperature=1e-4", "training.anneal_temperature"),
+    ("training.anneal_temperature=(1e-4, 0.5, 1000)", "training.anneal_temperature"),  # (no relaxed latents)
     ("epochs", "key=value"),
 ])
 def test_bad_overrides_name_the_key(override, key):

@@ -77,6 +77,7 @@ def test_mixed_model_saves_float32_weights_and_loads_in_the_current_policy(tmp_p
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # (the default step is near its 6 minutes; .ci/run's slow step runs this)
 @pytest.mark.parametrize("kind", ["vae", "ladder"])
 def test_iwae_chunks_without_xla_draw_the_same_samples(kind):
     """`log_prob(jit_compile=False)` is the same estimate as XLA's (the same draws at the same
@@ -90,8 +91,8 @@ def test_iwae_chunks_without_xla_draw_the_same_samples(kind):
     xla = model.log_prob(x, 50, seed=3, jit_compile=True).numpy()
     graph = model.log_prob(x, 50, seed=3, jit_compile=False).numpy()
     other_seed = model.log_prob(x, 50, seed=4, jit_compile=False).numpy()
-    np.testing.assert_allclose(graph, xla, rtol=2e-5)
-    assert np.max(np.abs(other_seed - xla)) > 1e-3
+    np.testing.assert_allclose(graph, xla, rtol=0, atol=1e-3)
+    assert np.max(np.abs(other_seed - xla)) > 1e-2  # (10x the tolerance of "the same draws")
     with dtype_policy("mixed_bfloat16"):
         mixed = BUILDERS[kind]()
         mixed.build((None, 784))

@@ -153,6 +153,7 @@ def test_tampered_files_and_configs_are_refused(published, tmp_path):
         zoo.load("nope", str(copy))
 
 
+@pytest.mark.slow  # (an export and a model check: the slow step of .ci/run)
 @uses_published
 def test_reexport_rewrites_the_serving_files_and_keeps_the_entry(published, tmp_path, capsys, monkeypatch):
     """An entry published by an older export gets this version's serving/ (every signature),
@@ -171,7 +172,11 @@ def test_reexport_rewrites_the_serving_files_and_keeps_the_entry(published, tmp_
     old["files"].update({path: zoo.sha256(str(entry / path)) for path in old["files"] if path.startswith("serving/")})
     old["served_nll"] = {"nll": 1.0, "stderr": 0.1, "num_samples": 7, "command": "old"}
     (entry / zoo.METADATA).write_text(json.dumps(old))
-    kept = {path: old["files"][path] for path in ("model.keras", "README.md", "samples.png")}
+    kept = {path: old["files"][path] for path in ("model.keras", "samples.png")}
+    zoo.write_card(str(entry), zoo.card(old))  # (a card that shows the old served NLL)
+    assert "re-measured from `serving/1/`" in (entry / zoo.CARD).read_text()
+    (entry / ".tmp-serving-1").mkdir()  # left by an interrupted re-export
+    (entry / ".tmp-serving-1" / "saved_model.pb").write_bytes(b"partial")
     monkeypatch.setenv("TFVAE_ZOO_DIR", str(copy))
 
     assert cli.main(["zoo", "reexport", "tiny_vae"]) == 0
@@ -181,6 +186,8 @@ def test_reexport_rewrites_the_serving_files_and_keeps_the_entry(published, tmp_
     assert {path: new["files"][path] for path in kept} == kept
     assert new["files"]["serving/1/saved_model.pb"] != old["files"]["serving/1/saved_model.pb"]
     assert "served_nll" not in new and "reexported" in new
+    assert "re-measured from `serving/1/`" not in (entry / zoo.CARD).read_text()  # (no stale figure)
+    assert not [path for path in new["files"] if ".tmp" in path or ".old" in path]
     assert {k: new[k] for k in ("test_nll", "test_elbo", "checks")} == {k: metadata[k] for k in ("test_nll", "test_elbo", "checks")}
     assert {log.predict_log.request.model_spec.signature_name
             for log in export.read_warmup_requests(str(old_serving))} == set(export.SIGNATURES)
@@ -194,6 +201,7 @@ def test_reexport_rewrites_the_serving_files_and_keeps_the_entry(published, tmp_
     assert (old_serving / "saved_model.pb").read_bytes() == pb
 
 
+@pytest.mark.slow  # (an evaluation of the whole test split)
 @uses_published
 def test_reevaluation_reproduces_the_nll_that_training_measured(published, tmp_path, monkeypatch):
     """zoo/reevaluate.py, the shipped entries' check against their cards, measures a card's

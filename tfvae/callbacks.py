@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import warnings
 
 import keras
 
@@ -48,9 +49,12 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     training step t, set every `every` steps (Jang, Gu & Poole 2017, section 4: N in
     {500, 1000} steps, r in {1e-5, 1e-4}, tau down to 0.5).
 
-    t is the optimizer's step count, so a resumed run continues the schedule. A new
-    temperature retraces the train step (a compilation per update; XLA's takes seconds).
-    Logs `temperature` each epoch.
+    t is the optimizer's step count, so a resumed run continues the schedule. The schedule
+    replaces the temperature the model was built with (it starts at 1), and a saved model
+    records the last one (evaluation draws exact binary latents, whatever it is). A new
+    temperature retraces the train step (a compilation per update; XLA's takes seconds). With
+    `steps_per_execution` s, the callback runs every s steps, so `every` should be a multiple
+    of s (it warns otherwise). Logs `temperature` each epoch.
     """
 
     def __init__(self, rate=1e-4, minimum=0.5, every=1000):
@@ -70,8 +74,13 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         relaxed = [latent for latent in self.model.latent_layers() if latent.estimator == "relaxed"]
         if not relaxed:
-            raise ValueError("TemperatureAnnealing anneals relaxed latents; this model has none "
-                             "(estimator='relaxed' draws Bernoulli latents relaxed).")
+            raise ValueError("TemperatureAnnealing anneals relaxed latents; this model has none: "
+                             "build it with latent='bernoulli', estimator='relaxed'.")
+        per_call = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        if self.every % per_call:
+            warnings.warn(f"TemperatureAnnealing(every={self.every}) runs once per call of "
+                          f"{per_call} steps (steps_per_execution), so its updates come up to "
+                          f"{per_call - 1} steps late; make `every` a multiple of {per_call}.")
         self._relaxed, self.temperature = relaxed, None
 
     def on_train_batch_begin(self, batch, logs=None):

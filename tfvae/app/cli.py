@@ -311,7 +311,8 @@ def _zoo(args):
             metadata = zoo.reexport(args.run)
             print(f"re-exported {args.run}: its outputs match the recorded ones; "
                   f"{os.path.join(zoo.zoo_dir(), args.run, 'serving', '1')} rewritten, "
-                  f"{len(metadata['files'])} files checksummed (then: tfvae zoo pack {args.run})")
+                  f"{len(metadata['files'])} files checksummed (then, in a checkout: python "
+                  f"zoo/cards.py {args.run}; tfvae zoo pack {args.run})")
         elif args.action == "pack":
             names = [args.run] if args.run else [m["name"] for m in zoo.list_models()]
             if not names:

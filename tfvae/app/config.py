@@ -150,11 +150,25 @@ def validate(config):
             callbacks.TemperatureAnnealing(*anneal)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"training.anneal_temperature must be None or (rate, minimum, every), "
-                              f"e.g. (1e-4, 0.5, 1000): {e} Received: {anneal!r}") from None
+                              f"e.g. (1e-4, 0.5, 1000): {e}") from None
+        if not _draws_relaxed(config["model"]):
+            raise ConfigError("training.anneal_temperature anneals relaxed binary latents: set "
+                              "model.estimator='relaxed' (with model.latent='bernoulli'), or "
+                              f"training.anneal_temperature=None. Received: model.estimator="
+                              f"{config['model'].get('estimator')!r}")
     for key in ("epochs", "steps_per_execution"):
         value = config["training"][key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"training.{key} must be a positive integer. Received: {value!r}")
+
+
+def _draws_relaxed(model):
+    """Whether a config's model section draws some latents relaxed: estimator="relaxed" (for
+    every layer, or one of a hierarchy's), or a latent part saved with it."""
+    estimator, latent = model.get("estimator"), model.get("latent")
+    estimators = estimator if isinstance(estimator, (list, tuple)) else [estimator]
+    part = latent.get("config", {}).get("estimator") if isinstance(latent, dict) else None
+    return "relaxed" in estimators or part == "relaxed"
 
 
 def build_model(config, data_shape=None):

@@ -338,13 +338,15 @@ def _fit_and_evaluate(model, config, run, fit_data, evaluation_ds, data_epoch, v
         tfvae_callbacks.AtomicBackupAndRestore(os.path.join(writes, "backup"), delete_checkpoint=False,
                                                restore_dir=os.path.join(out_dir, "backup")),
         tfvae_callbacks.DataEpoch(data_epoch),
-        EpochLog(metrics_path),
-        keras.callbacks.TensorBoard(os.path.join(writes, "logs")),  # tensorboard --logdir <out>/logs
     ]
+    # The schedules before the logs, so that the values they log each epoch (kl_warmup,
+    # temperature) reach metrics.json and TensorBoard: Keras calls callbacks in list order.
     if config["training"]["kl_warmup_epochs"]:
         fit_callbacks.append(tfvae_callbacks.KLWarmup(config["training"]["kl_warmup_epochs"]))
     if config["training"]["anneal_temperature"]:
         fit_callbacks.append(tfvae_callbacks.TemperatureAnnealing(*config["training"]["anneal_temperature"]))
+    fit_callbacks += [EpochLog(metrics_path),
+                      keras.callbacks.TensorBoard(os.path.join(writes, "logs"))]  # tensorboard --logdir <out>/logs
     # (shuffle=False: data.load already orders each epoch by (seed, epoch); Keras would only warn)
     model.fit(fit_data["train"], epochs=config["training"]["epochs"],
               validation_data=fit_data["validation"], callbacks=fit_callbacks, verbose=verbose,

@@ -578,11 +578,13 @@ def reexport(name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
     """Rewrites entry `name`'s `serving/1/` from its own model.keras with this version's export
     (e.g. for the `log_prob_seeded` signature that zoo/served_nll.py calls); returns the metadata.
 
-    The model, its figures and its card stay as published: the entry is verified, the model is
-    loaded in safe mode and must reproduce the metadata's recorded outputs (`check_outputs`) to
-    float32 rounding (128 eps of the largest value, as tests/helpers.py's cross-program check)
-    before anything is written, and the metadata's SHA-256s then cover the new
-    files. A `served_nll` measured from the old export is dropped, since its files are gone.
+    The model and its figures stay as published: the entry is verified, the model is loaded in
+    safe mode and must reproduce the metadata's recorded outputs (`check_outputs`) to float32
+    rounding (128 eps of the largest value, as tests/helpers.py's cross-program check) before
+    anything is written, and the metadata's SHA-256s then cover the new files. The old
+    `serving/` is kept aside until the metadata names the new one. A `served_nll` measured from
+    the old export is dropped, since its files are gone, and the card is then rewritten without
+    it (`card`, no published anchor: zoo/cards.py NAME in a checkout adds it back).
 
     Raises:
         ZooError: a failed verification, or a model that no longer gives its recorded outputs.
@@ -603,17 +605,23 @@ def reexport(name, root=None, log_prob_samples=LOG_PROB_SAMPLES):
                            f"(max difference {np.abs(np.asarray(values) - recorded).max():.3g}): "
                            "its figures would not describe a re-export; republish it from its run.")
     serving = os.path.join(folder, "serving")
-    tmp = os.path.join(folder, f".tmp-serving-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in (f for f in os.listdir(folder) if f.startswith((".tmp-serving-", ".old-serving-"))):
+        shutil.rmtree(os.path.join(folder, stale))  # (left by an interrupted re-export)
+    tmp, old = (os.path.join(folder, f".{what}-serving-{os.getpid()}") for what in ("tmp", "old"))
     export.export_saved_model(model, tmp, version=1, log_prob_samples=log_prob_samples, name=name)
-    shutil.rmtree(serving)
+    os.replace(serving, old)
     os.replace(tmp, serving)
-    metadata["files"] = {path: sha256(os.path.join(folder, path)) for path in _files_in(folder)
-                         if path != METADATA}
-    metadata.pop("served_nll", None)
+    metadata["files"] = {path: digest for path, digest in metadata["files"].items()
+                         if not path.startswith("serving/")}
+    metadata["files"].update({f"serving/{path}": sha256(os.path.join(serving, path))
+                              for path in _files_in(serving)})
+    measured_old_files = metadata.pop("served_nll", None) is not None
     metadata["reexported"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     files.write_json(os.path.join(folder, METADATA), metadata)
-    return metadata
+    shutil.rmtree(old)
+    if measured_old_files:
+        write_card(folder, card(metadata))
+    return files.read_json(os.path.join(folder, METADATA))
 
 
 def median_epoch_seconds(record):
