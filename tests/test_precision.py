@@ -98,8 +98,10 @@ def test_iwae_chunks_without_xla_draw_the_same_samples(kind):
         mixed.build((None, 784))
     mixed.set_weights(model.get_weights())
     mixed_xla = mixed.log_prob(x, 50, seed=3, jit_compile=True).numpy()
-    # (XLA and oneDNN round bf16 at different points: 3e-4 apart here)
-    np.testing.assert_allclose(mixed.log_prob(x, 50, seed=3, jit_compile=False).numpy(), mixed_xla, rtol=1e-3)
+    # (XLA and the graph's kernels round bf16 at different points: 3e-4 apart with oneDNN,
+    # 1.3e-3 with TF_ENABLE_ONEDNN_OPTS=0; the bound is two bf16 roundings, 2 * 2^-8)
+    np.testing.assert_allclose(mixed.log_prob(x, 50, seed=3, jit_compile=False).numpy(), mixed_xla,
+                               rtol=2 * 2.0 ** -8)
     np.testing.assert_allclose(mixed_xla, xla, rtol=0.02)  # (bf16 networks: close, not equal)
 
 
